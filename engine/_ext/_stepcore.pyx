@@ -1,0 +1,181 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The compiled call layer: Python -> numba kernel in about a tenth of a microsecond.
+
+Design: a numba dispatcher call costs ~0.4 us plus ~0.11 us per array argument, more than the kernel
+itself at small sizes. ``StepCore`` instead holds, in C fields, the address of the numba ``@cfunc``
+(``engine.kernels.ops.op_cfunc``) and raw pointers to every packed weight, state and scratch buffer,
+all allocated once by the Python side (engine/session.py), which also keeps them alive. ``step`` checks
+its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
+calls the kernel once per layer. Anything off the fast path (a list, float64 into a float32 model, a
+strided view) goes to ``_coerce_input`` in Python, which converts or raises the engine's ShapeError.
+
+The pure-Python twin (engine/_ext/twin.py) has the same class, methods and signatures.
+"""
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+
+cnp.import_array()
+
+ctypedef void (*op_t)(void *x, void *y, void *params, void *state, void *scratch, int64_t *meta,
+                      int64_t n) noexcept nogil
+
+
+cdef class StepCore:
+    """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
+
+    cdef op_t fn
+    cdef int nops
+    cdef int64_t n, in_size, out_size, itemsize
+    cdef int typenum
+    cdef bint single, ready, busy
+    cdef void **params
+    cdef void **states
+    cdef void **bufs
+    cdef int64_t **metas
+    cdef void *scratch
+    cdef object _keep
+
+    def __init__(self, fnaddr, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+        cdef int i
+        cdef cnp.ndarray arr
+        if self.ready:
+            raise RuntimeError("StepCore is already initialized")
+        self.nops = len(params)
+        if not (len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) or self.nops == 0:
+            raise ValueError("StepCore: params, metas and states need one entry per layer, bufs one fewer")
+        self.fn = <op_t><size_t>fnaddr
+        self.n, self.in_size, self.out_size = n, in_size, out_size
+        self.single = single
+        dt = cnp.dtype(dtype)
+        self.typenum = dt.num
+        self.itemsize = dt.itemsize
+        self._keep = (list(params), list(metas), list(states), scratch, list(bufs))
+        self.params = <void **>malloc(self.nops * sizeof(void *))
+        self.states = <void **>malloc(self.nops * sizeof(void *))
+        self.bufs = <void **>malloc(self.nops * sizeof(void *))
+        self.metas = <int64_t **>malloc(self.nops * sizeof(int64_t *))
+        if self.params == NULL or self.states == NULL or self.bufs == NULL or self.metas == NULL:
+            raise MemoryError()
+        for i in range(self.nops):
+            for a, want in ((params[i], dt), (states[i], dt), (metas[i], cnp.dtype("int64"))):
+                if type(a) is not cnp.ndarray or a.dtype != want or not a.flags.c_contiguous:
+                    raise TypeError(f"StepCore: layer {i} buffers must be C-contiguous {want} ndarrays")
+            self.params[i] = cnp.PyArray_DATA(<cnp.ndarray>params[i])
+            self.states[i] = cnp.PyArray_DATA(<cnp.ndarray>states[i])
+            self.metas[i] = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>metas[i])
+            self.bufs[i] = NULL
+            if i < self.nops - 1:
+                arr = bufs[i]
+                self.bufs[i] = cnp.PyArray_DATA(arr)
+        arr = scratch
+        self.scratch = cnp.PyArray_DATA(arr)
+        self.ready = True
+
+    def __dealloc__(self):
+        free(self.params)
+        free(self.states)
+        free(self.bufs)
+        free(self.metas)
+
+    cdef inline void _run(self, void *x, void *y) noexcept nogil:
+        cdef int i
+        cdef void *src = x
+        cdef void *dst
+        for i in range(self.nops):
+            dst = y if i == self.nops - 1 else self.bufs[i]
+            self.fn(src, dst, self.params[i], self.states[i], self.scratch, self.metas[i], self.n)
+            src = dst
+
+    cdef inline bint _fits(self, object a, int ndim, int64_t d0, int64_t d1) noexcept:
+        """a is an exact ndarray of our dtype, C-contiguous, with shape (d0,) or (d0, d1)."""
+        cdef cnp.ndarray arr
+        if type(a) is not cnp.ndarray:
+            return False
+        arr = <cnp.ndarray>a
+        if cnp.PyArray_TYPE(arr) != self.typenum or cnp.PyArray_NDIM(arr) != ndim \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+            return False
+        if cnp.PyArray_DIMS(arr)[0] != d0:
+            return False
+        return ndim == 1 or cnp.PyArray_DIMS(arr)[1] == d1
+
+    cdef inline void _enter(self) except *:
+        if not self.ready:
+            raise RuntimeError("this stream was not built by Model.stream()/Model.streams()")
+        if self.busy:
+            raise RuntimeError("this stream is being stepped by another thread; give each thread its own "
+                               "stream (model.stream() is cheap)")
+        self.busy = True
+
+    def step(self, x, out=None):
+        """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.
+
+        Returns the output, (output_size,) or (n, output_size): a new array, or ``out`` when given
+        (then nothing is allocated).
+        """
+        cdef int ndim = 1 if self.single else 2
+        cdef int64_t d0 = self.in_size if self.single else self.n
+        cdef cnp.npy_intp dims[2]
+        cdef void *xp
+        cdef void *yp
+        if not self._fits(x, ndim, d0, self.in_size):
+            x = self._coerce_input(x)
+        if out is None:
+            if self.single:
+                dims[0] = self.out_size
+            else:
+                dims[0] = self.n
+                dims[1] = self.out_size
+            out = cnp.PyArray_EMPTY(ndim, dims, self.typenum, 0)
+        elif not self._fits(out, ndim, self.out_size if self.single else self.n, self.out_size) \
+                or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+            self._bad_out(out)
+        xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+        yp = cnp.PyArray_DATA(<cnp.ndarray>out)
+        self._enter()
+        try:
+            with nogil:
+                self._run(xp, yp)
+        finally:
+            self.busy = False
+        return out
+
+    def step_n(self, X, out=None):
+        """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream)."""
+        cdef cnp.ndarray xa, ya
+        cdef int64_t t, T
+        cdef char *xp
+        cdef char *yp
+        cdef int64_t xstride, ystride
+        cdef cnp.npy_intp dims[2]
+        if not self.single:
+            raise TypeError("step_n steps one stream; for many streams call step once per timestep")
+        if type(X) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2:
+            T = cnp.PyArray_DIMS(<cnp.ndarray>X)[0]
+        else:
+            X = self._coerce_sequence(X)
+            T = X.shape[0]
+        if not self._fits(X, 2, T, self.in_size):
+            X = self._coerce_sequence(X)
+        if out is None:
+            dims[0] = T
+            dims[1] = self.out_size
+            out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        elif not self._fits(out, 2, T, self.out_size) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+            self._bad_out(out, T)
+        xa = X
+        ya = out
+        xp = <char *>cnp.PyArray_DATA(xa)
+        yp = <char *>cnp.PyArray_DATA(ya)
+        xstride = self.in_size * self.itemsize
+        ystride = self.out_size * self.itemsize
+        self._enter()
+        try:
+            with nogil:
+                for t in range(T):
+                    self._run(xp + t * xstride, yp + t * ystride)
+        finally:
+            self.busy = False
+        return out

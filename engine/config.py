@@ -1,0 +1,41 @@
+"""All JIT settings in one place, and the one wrapper that applies them.
+
+Design: the kernels only vectorize with ``fastmath=True`` and ``error_model="numpy"`` (otherwise every float
+division carries a ZeroDivision branch and LLVM keeps strict FP ordering), ``nogil=True`` lets the Cython
+layer and threads run them without the GIL, and ``cache=True`` writes the compiled machine code next to the
+module so a second process loads it instead of recompiling (numba keys the cache by source file, function
+and signature, and checks the source's timestamp).
+
+Environment variables (read once, at import):
+
+``RNNJIT_PUREPYTHON=1``
+    use the pure-Python twin of the compiled call layer even when the Cython extension is built
+    (it calls the very same numba kernels, only the Python -> kernel crossing differs).
+``RNNJIT_NO_CACHE=1``
+    do not read or write numba's on-disk cache (for measuring cold compile times).
+"""
+
+import os
+
+import numba
+
+PURE_PYTHON = os.environ.get("RNNJIT_PUREPYTHON", "").strip() not in ("", "0")
+CACHE = os.environ.get("RNNJIT_NO_CACHE", "").strip() in ("", "0")
+
+# Flags for every kernel: see the module docstring for why each one is here.
+JIT_OPTIONS = dict(nogil=True, fastmath=True, error_model="numpy", cache=CACHE)
+# C-callable kernels (numba @cfunc) take the same flags but nogil, which only applies to dispatchers.
+CFUNC_OPTIONS = dict(fastmath=True, error_model="numpy", cache=CACHE)
+
+
+def jit(fn=None, **overrides):
+    """``numba.njit`` with the project's flags; ``overrides`` change single flags for one function."""
+    options = dict(JIT_OPTIONS, **overrides)
+    if fn is None:
+        return lambda f: numba.njit(**options)(f)
+    return numba.njit(**options)(fn)
+
+
+def cfunc(signature, fn):
+    """``numba.cfunc`` with the project's flags (compiles now, or loads from the cache)."""
+    return numba.cfunc(signature, **CFUNC_OPTIONS)(fn)

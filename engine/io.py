@@ -1,0 +1,134 @@
+"""The native model format, and ``load`` which picks a reader by file content.
+
+Native format: a numpy ``.npz`` (a zip of ``.npy`` arrays) holding
+
+* ``__rnnjit__``: a uint8 array of UTF-8 JSON: ``{"magic": "rnnjit-model", "format_version": 1,
+  "spec": {...}, "arrays": [...]}``, where ``spec`` has the ModelSpec's fields and one config per layer;
+* one array per weight, named ``layers.<i>.<name>`` (e.g. ``layers.0.dir1.weight_hh``).
+
+It is read with ``allow_pickle=False``: an object array in the file is an error, never code. A file whose
+``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
+"""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .errors import FormatError, SpecError
+from .spec import ModelSpec, layer_from_config
+
+MAGIC = "rnnjit-model"
+FORMAT_VERSION = 1
+HEADER_KEY = "__rnnjit__"
+MAX_HEADER_BYTES = 16 << 20
+
+
+def save_spec(spec, path):
+    """Write ``spec`` to ``path`` in the native format (the ``.npz`` suffix is added if missing)."""
+    arrays, layers = {}, []
+    for i, layer in enumerate(spec.layers):
+        config, layer_arrays = layer.to_config()
+        layers.append(config)
+        for key, arr in layer_arrays.items():
+            arrays[f"layers.{i}.{key}"] = np.ascontiguousarray(arr)
+    header = {
+        "magic": MAGIC, "format_version": FORMAT_VERSION,
+        "spec": {"input_size": spec.input_size, "dtype": spec.dtype, "name": spec.name,
+                 "metadata": spec.metadata, "layers": layers},
+        "arrays": sorted(arrays),
+    }
+    blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:  # write then rename: a crash never leaves half a model under the real name
+        np.savez(fh, **{HEADER_KEY: blob}, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_spec(path):
+    """Read a native ``.npz`` model and return its ModelSpec."""
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise FormatError(f"{path}: not a readable .npz model ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise FormatError(f"{path}: expected an .npz archive holding an rnnjit model, got a single .npy array")
+    with archive:
+        if HEADER_KEY not in archive.files:
+            raise FormatError(f"{path}: no {HEADER_KEY!r} header; this .npz was not written by rnnjit "
+                              f"(arrays found: {', '.join(archive.files[:8]) or 'none'})")
+        try:
+            blob = archive[HEADER_KEY]
+            if blob.dtype != np.uint8 or blob.ndim != 1 or blob.size > MAX_HEADER_BYTES:
+                raise ValueError(f"header must be a 1-D uint8 array under {MAX_HEADER_BYTES} bytes, "
+                                 f"got {blob.dtype} {blob.shape}")
+            header = json.loads(blob.tobytes().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise FormatError(f"{path}: unreadable rnnjit header ({exc})") from None
+        if not isinstance(header, dict) or header.get("magic") != MAGIC:
+            raise FormatError(f"{path}: header magic is {header.get('magic') if isinstance(header, dict) else None!r}, "
+                              f"expected {MAGIC!r}")
+        version = header.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise FormatError(f"{path}: format_version must be a positive integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise FormatError(f"{path}: written in rnnjit model format version {version}; this rnnjit reads "
+                              f"versions up to {FORMAT_VERSION}. Upgrade rnnjit to load it.")
+        try:
+            spec_cfg = header["spec"]
+            arrays = {}
+            for key in header["arrays"]:
+                if key not in archive.files:
+                    raise FormatError(f"{path}: header lists array {key!r} but the archive lacks it")
+                arrays[key] = archive[key]
+            layers = []
+            for i, layer_cfg in enumerate(spec_cfg["layers"]):
+                prefix = f"layers.{i}."
+                layer_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                layers.append(layer_from_config(layer_cfg, layer_arrays))
+            return ModelSpec(layers, input_size=spec_cfg["input_size"], dtype=spec_cfg["dtype"],
+                             name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"))
+        except FormatError:
+            raise
+        except SpecError as exc:
+            raise FormatError(f"{path}: the model inside is inconsistent: {exc}") from None
+        except (KeyError, TypeError, AttributeError, ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise FormatError(f"{path}: malformed rnnjit model ({type(exc).__name__}: {exc})") from None
+
+
+def load(path, **options):
+    """Load a model file into an ``engine.Model``.
+
+    The native ``.npz`` format loads with numpy alone. Other formats are read by the converters package
+    (imported only when such a file is given); ``options`` go to that converter.
+    """
+    from .model import Model
+
+    return Model(load_spec_any(path, **options))
+
+
+def load_spec_any(path, **options):
+    """A ModelSpec from any supported file: native ``.npz`` here, everything else through ``converters``."""
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise FileNotFoundError(f"no such model file: {path_str}")
+    with open(path_str, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK") and path_str.endswith(".npz"):
+        with zipfile.ZipFile(path_str) as zf:
+            if f"{HEADER_KEY}.npy" in zf.namelist():
+                if options:
+                    raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
+                return load_spec(path_str)
+    try:
+        import converters
+    except ImportError:
+        raise FormatError(f"{path_str}: not a native rnnjit model, and the converters package is not "
+                          f"installed to read other formats") from None
+    return converters.load_spec(path_str, **options)

@@ -1,0 +1,122 @@
+"""Activation functions for the kernels, exact and fast.
+
+Design:
+* ``tanh_`` and ``sigmoid_`` are numba overloads chosen by dtype at compile time: float32 gets a rational
+  tanh (Eigen's coefficients, max abs error 2.8e-7 against float64 tanh) and sigmoid(x) = 0.5 tanh(x/2) + 0.5;
+  float64 gets exact ``np.tanh`` / ``1 / (1 + exp(-x))``. This numba build has no vector math library,
+  so ``np.tanh`` in a loop is a scalar libm call; the rational form is plain arithmetic and vectorizes.
+* ``inline="always"``: without it numba emits a real call (with an error check) per element and LLVM
+  will not vectorize the loop around it.
+* Branch-free clamp: numba's ``min``/``max`` and ternaries become branches, which block vectorization;
+  clamp(x, -c, c) = 0.5 * (|x + c| - |x - c|) compiles to two fabs and arithmetic.
+* Constants are typed (``np.float32(...)``): a bare Python float is float64 in numba and would promote
+  the float32 arithmetic around it.
+* ``apply`` is the general ONNX activation (any code, alpha, beta) with exact math, used off the fast path.
+"""
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+# ---- codes shared with the packer (engine/layers/pack.py) -------------------------------------------
+IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
+    SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX = range(15)
+CODES = {
+    "identity": IDENTITY, "relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "affine": AFFINE,
+    "leaky_relu": LEAKY_RELU, "thresholded_relu": THRESHOLDED_RELU, "scaled_tanh": SCALED_TANH,
+    "hard_sigmoid": HARD_SIGMOID, "elu": ELU, "softsign": SOFTSIGN, "softplus": SOFTPLUS, "selu": SELU,
+    "softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX,
+}
+
+# ---- Eigen's rational tanh for float32 (generic_fast_tanh_float) ------------------------------------
+_A1, _A3, _A5, _A7, _A9, _A11, _A13 = (np.float32(v) for v in (
+    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+    -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16))
+_B0, _B2, _B4, _B6 = (np.float32(v) for v in (
+    4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06))
+_CLAMP = np.float32(7.90531110763549805)  # tanh(x) rounds to +-1 in float32 beyond this
+_HALF32 = np.float32(0.5)
+
+
+def tanh_(x):
+    """tanh: rational approximation for float32, exact for float64 (numba only)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+def sigmoid_(x):
+    """logistic sigmoid: via the fast tanh for float32, exact for float64 (numba only)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+def _is_f32(x):
+    return isinstance(x, types.Float) and x.bitwidth == 32
+
+
+@overload(tanh_, jit_options=dict(fastmath=True, error_model="numpy"), inline="always")
+def _tanh_overload(x):
+    if _is_f32(x):
+        def impl(x):
+            x = _HALF32 * (abs(x + _CLAMP) - abs(x - _CLAMP))  # branch-free clamp to [-c, c]
+            x2 = x * x
+            p = x2 * _A13 + _A11
+            p = x2 * p + _A9
+            p = x2 * p + _A7
+            p = x2 * p + _A5
+            p = x2 * p + _A3
+            p = x2 * p + _A1
+            p = x * p
+            q = x2 * _B6 + _B4
+            q = x2 * q + _B2
+            q = x2 * q + _B0
+            return p / q
+        return impl
+    return lambda x: np.tanh(x)
+
+
+@overload(sigmoid_, jit_options=dict(fastmath=True, error_model="numpy"), inline="always")
+def _sigmoid_overload(x):
+    if _is_f32(x):
+        return lambda x: _HALF32 * tanh_(_HALF32 * x) + _HALF32
+    return lambda x: 1.0 / (1.0 + np.exp(-x))
+
+
+def apply(code, alpha, beta, x):
+    """The ONNX activation ``code`` with its alpha/beta at scalar x, exact math (numba only)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(apply, jit_options=dict(fastmath=True, error_model="numpy"))
+def _apply_overload(code, alpha, beta, x):
+    def impl(code, alpha, beta, x):
+        zero = x - x
+        one = zero + 1
+        if code == IDENTITY:
+            return x
+        if code == RELU:
+            return x if x > zero else zero
+        if code == TANH:
+            return np.tanh(x)
+        if code == SIGMOID:
+            return one / (one + np.exp(-x))
+        if code == AFFINE:
+            return alpha * x + beta
+        if code == LEAKY_RELU:
+            return x if x >= zero else alpha * x
+        if code == THRESHOLDED_RELU:
+            return x if x > alpha else zero
+        if code == SCALED_TANH:
+            return alpha * np.tanh(beta * x)
+        if code == HARD_SIGMOID:
+            v = alpha * x + beta
+            return zero if v < zero else (one if v > one else v)
+        if code == ELU:
+            return x if x >= zero else alpha * (np.exp(x) - one)
+        if code == SOFTSIGN:
+            return x / (one + abs(x))
+        if code == SOFTPLUS:
+            # log(1 + e^x) without overflow for large x
+            return x + np.log1p(np.exp(-x)) if x > zero else np.log1p(np.exp(x))
+        if code == SELU:
+            return beta * (x if x > zero else alpha * (np.exp(x) - one))
+        return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
+    return impl

@@ -1,0 +1,50 @@
+"""The packed layout every kernel reads: one flat parameter array and one int64 ``meta`` array per layer.
+
+Design: the compiled call layer crosses into a kernel with a fixed C signature
+``op(x, y, params, state, scratch, meta, n)`` (six pointers and the row count), so every layer kind packs
+its weights into one contiguous ``params`` buffer and describes it in ``meta`` with the offsets below.
+The packer (engine/layers/pack.py) writes these; the kernels (cells.py, ops.py) read them. Both import
+the names from here, so a layout change is one edit.
+
+meta header (all layer kinds)::
+
+    [M_LEN] length of meta    [M_KIND] OP_*      [M_IN] input width   [M_OUT] output width
+    [M_PLEN] len(params)      [M_STATE] state floats per row          [M_SCRATCH] scratch floats per row
+    [M_H] hidden size H       [M_HO] state size H_out (proj or H)     [M_D] directions
+    [M_FLAGS] F_* bits        [M_CODE] activation code (activation layers)
+
+recurrent layers, per direction d at base ``M_DIR + d * DIR_STRIDE`` (offsets into params)::
+
+    D_M     (I + H_out, G' * H)  [W^T; R^T] stacked: x rows then h rows; G' = 4 LSTM (i,f,g,o), 2 GRU (r,z), 1 RNN
+    D_B     (G' * H,)            bias_ih + bias_hh, pre-added (GRU: r, z only)
+    D_PEEP  (3, H)               LSTM peepholes i, f, o (zeros when absent)
+    D_PROJ  (H, H_out)           LSTM weight_hr^T
+    D_WXN   (I, H)               GRU W_n^T   (the candidate's input weights, apart: r multiplies only the h part)
+    D_RHN   (H, H)               GRU R_n^T
+    D_BXN   (H,)                 GRU bias_ih of n
+    D_BHN   (H,)                 GRU bias_hh of n (kept apart for linear_before_reset)
+    D_FLT   (7,)                 clip, alpha_f, beta_f, alpha_g, beta_g, alpha_h, beta_h
+    D_ACT0..2                    activation codes f, g, h
+
+dense: D_W (in, out) = weight^T, D_BIAS (out,) or -1.   normalize: D_MEAN, D_SCALE.   activation: params
+[alpha, beta] at 0.
+"""
+
+OP_LSTM, OP_GRU, OP_RNN, OP_DENSE, OP_ACT, OP_NORM = 1, 2, 3, 4, 5, 6
+
+M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE = range(12)
+M_DIR = 16
+DIR_STRIDE = 16
+D_M, D_B, D_PEEP, D_PROJ, D_WXN, D_RHN, D_BXN, D_BHN, D_FLT, D_ACT0, D_ACT1, D_ACT2 = range(12)
+META_LEN = M_DIR + 2 * DIR_STRIDE
+
+# dense / normalize reuse the first direction slots
+D_W, D_BIAS = D_M, D_B
+D_MEAN, D_SCALE = D_M, D_B
+
+F_FAST = 1          # default activations, no clip/peepholes/input_forget: the vectorized path
+F_INPUT_FORGET = 2
+F_LBR = 4           # GRU linear_before_reset
+F_PROJ = 8
+F_PEEP = 16
+F_CLIP = 32

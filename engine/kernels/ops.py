@@ -1,0 +1,112 @@
+"""Non-recurrent layer kernels, the one dispatch every stepped layer goes through, and its C entry point.
+
+Design: every layer of a stepped model is one call ``run_op(X, Y, P, S, SC, m)`` that switches on
+``m[M_KIND]``. The pure-Python twin of the call layer calls ``run_op`` (a numba dispatcher) with arrays;
+the Cython layer calls ``op_cfunc(dtype)``, the same code compiled as a C function taking raw pointers:
+
+    void op(T *x, T *y, T *params, T *state, T *scratch, int64 *meta, int64 n)
+
+so one function pointer per dtype serves every layer kind, and crossing into it costs a C call.
+"""
+
+import functools
+
+import numpy as np
+from numba import carray, types
+
+from ..config import cfunc, jit
+from .activations import LOG_SOFTMAX, SOFTMAX, apply
+from .cells import gemv_acc, gru_step, lstm_step, rnn_step
+from .layout import (D_BIAS, D_MEAN, D_SCALE, D_W, M_CODE, M_DIR, M_IN, M_KIND, M_LEN, M_OUT, M_PLEN,
+                     M_SCRATCH, M_STATE, OP_ACT, OP_DENSE, OP_GRU, OP_LSTM, OP_NORM, OP_RNN)
+
+
+@jit
+def dense_step(X, Y, P, m):
+    """Y (n, out) = X (n, in) @ W^T + b, with W^T packed as (in, out)."""
+    nin, nout = m[M_IN], m[M_OUT]
+    ow = m[M_DIR + D_W]
+    ob = m[M_DIR + D_BIAS]
+    Wt = P[ow:ow + nin * nout].reshape((nin, nout))
+    for r in range(X.shape[0]):
+        y = Y[r]
+        if ob >= 0:
+            for j in range(nout):
+                y[j] = P[ob + j]
+        else:
+            for j in range(nout):
+                y[j] = 0
+        gemv_acc(y, X[r], Wt)
+
+
+@jit
+def activation_step(X, Y, P, m):
+    """Y = act(X) elementwise, or softmax / log-softmax over each row."""
+    code = m[M_CODE]
+    alpha, beta = P[0], P[1]
+    n, F = X.shape
+    for r in range(n):
+        x = X[r]
+        y = Y[r]
+        if code == SOFTMAX or code == LOG_SOFTMAX:
+            mx = x[0]
+            for j in range(1, F):
+                mx = x[j] if x[j] > mx else mx
+            total = x[0] - x[0]
+            for j in range(F):
+                total += np.exp(x[j] - mx)
+            if code == SOFTMAX:
+                for j in range(F):
+                    y[j] = np.exp(x[j] - mx) / total
+            else:
+                lt = np.log(total)
+                for j in range(F):
+                    y[j] = x[j] - mx - lt
+        else:
+            for j in range(F):
+                y[j] = apply(code, alpha, beta, x[j])
+
+
+@jit
+def normalize_step(X, Y, P, m):
+    """Y = (X - mean) * scale per feature."""
+    F = m[M_IN]
+    om, osc = m[M_DIR + D_MEAN], m[M_DIR + D_SCALE]
+    for r in range(X.shape[0]):
+        for j in range(F):
+            Y[r, j] = (X[r, j] - P[om + j]) * P[osc + j]
+
+
+@jit
+def run_op(X, Y, P, S, SC, m):
+    """Run one packed layer for one timestep on n rows: X (n, in) -> Y (n, out); S (n, state) in place."""
+    kind = m[M_KIND]
+    if kind == OP_LSTM:
+        lstm_step(X, Y, P, S, SC, m)
+    elif kind == OP_GRU:
+        gru_step(X, Y, P, S, SC, m)
+    elif kind == OP_RNN:
+        rnn_step(X, Y, P, S, SC, m)
+    elif kind == OP_DENSE:
+        dense_step(X, Y, P, m)
+    elif kind == OP_ACT:
+        activation_step(X, Y, P, m)
+    elif kind == OP_NORM:
+        normalize_step(X, Y, P, m)
+
+
+def _op_c(x, y, p, s, sc, meta, n):
+    m = carray(meta, (meta[M_LEN],))
+    run_op(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+           carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+_NUMBA_TYPES = {"float32": types.float32, "float64": types.float64}
+
+
+@functools.lru_cache(maxsize=None)
+def op_cfunc(dtype):
+    """The C-callable ``run_op`` for ``dtype`` ('float32' or 'float64'); compiled (or loaded) on first use."""
+    ptr = types.CPointer(_NUMBA_TYPES[np.dtype(dtype).name])
+    signature = types.void(ptr, ptr, ptr, ptr, ptr, types.CPointer(types.int64), types.int64)
+    return cfunc(signature, _op_c)

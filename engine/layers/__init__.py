@@ -1,0 +1,1 @@
+"""Packing ModelSpec layers into the kernels' flat layout (see pack.py)."""

@@ -1,0 +1,282 @@
+"""Streams: the per-user state of a model stepped one timestep at a time.
+
+A ``Stream`` owns only its state (h, c per recurrent layer), one scratch buffer and the intermediate
+outputs between layers; the weights stay in the Model, shared by every stream and thread. ``step`` and
+``step_n`` are the compiled call layer's (engine/_ext); this module adds what does not need to be fast:
+input coercion and its errors, reset, state get/set and snapshots.
+
+State is a dict of plain numpy arrays named ``layers.<i>.h`` and ``layers.<i>.c`` (LSTM only), one entry
+per recurrent layer; for ``Streams`` each array has a leading axis of n.
+
+Snapshot format (``to_bytes``), little-endian::
+
+    b"RNNJITST" | u32 header length | JSON header | raw arrays in header order | sha256 of all before (32 B)
+
+The header holds the snapshot version, the model identity (a hash of its packed weights), dtype, n and
+the arrays' names and shapes. ``from_bytes`` checks all of it and refuses a snapshot of another model.
+"""
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+
+from ._ext import COMPILED, StepCore
+from .errors import ShapeError, StateError, StreamingError
+from .kernels.layout import OP_GRU, OP_LSTM, OP_RNN
+
+SNAPSHOT_MAGIC = b"RNNJITST"
+SNAPSHOT_VERSION = 1
+_RECURRENT = (OP_LSTM, OP_GRU, OP_RNN)
+
+
+class _StreamBase(StepCore):
+    def __init__(self, model, n, single):
+        if not model.streamable:
+            bad = [f"layer {i} ({type(l).__name__}, direction={l.direction})" for i, l in
+                   enumerate(model.spec.layers) if getattr(l, "direction", "forward") != "forward"]
+            raise StreamingError(f"this model cannot be stepped one timestep at a time: {', '.join(bad)} "
+                                 f"needs the whole sequence (it reads the future). Use model.run(X) instead.")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ShapeError(f"the number of streams must be an integer >= 1, got {n!r}")
+        n = int(n)
+        dt = model.dtype
+        packed = model._packed
+        self._model = model
+        self._n = n
+        self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
+        scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
+        bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
+        fnaddr = _kernel_address(dt) if COMPILED else 0
+        super().__init__(fnaddr, n, model.input_size, model.output_size, dt.name,
+                         [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
+                         single)
+        # name -> (layer index, view (n, size) into the state buffer, initial row)
+        self._slots = {}
+        for i, p in enumerate(packed):
+            if p.kind not in _RECURRENT:
+                continue
+            layer = p.layer
+            rows = self._state_bufs[i].reshape(n, p.state_size)
+            Ho, H = layer.output_hidden, layer.hidden_size
+            h0 = layer.initial_h[0] if layer.initial_h is not None else np.zeros(Ho)
+            self._slots[f"layers.{i}.h"] = (rows[:, :Ho], h0.astype(dt))
+            if p.kind == OP_LSTM:
+                c0 = layer.initial_c[0] if layer.initial_c is not None else np.zeros(H)
+                self._slots[f"layers.{i}.c"] = (rows[:, Ho:Ho + H], c0.astype(dt))
+        self._single = single
+        self.reset()
+
+    # ---- properties ----
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def input_size(self):
+        return self._model.input_size
+
+    @property
+    def output_size(self):
+        return self._model.output_size
+
+    @property
+    def dtype(self):
+        return self._model.dtype
+
+    # ---- the slow paths of step / step_n (called by the call layer) ----
+    def _expected_input(self):
+        return (self.input_size,) if self._single else (self._n, self.input_size)
+
+    def _as_float_array(self, x, expected):
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - describe what we were given
+            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got {type(x).__name__} "
+                             f"that numpy cannot read ({exc})") from None
+        if arr.dtype.kind not in "fiu":
+            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got dtype {arr.dtype} "
+                             f"(shape {arr.shape})")
+        return arr
+
+    def _coerce_input(self, x):
+        expected = self._expected_input()
+        arr = self._as_float_array(x, expected)
+        if arr.shape != expected:
+            raise ShapeError(f"expected {self.dtype.name} input of shape {expected}, got {arr.dtype} {arr.shape}")
+        # float64 (or integer) input to a float32 model is converted, not refused.
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _coerce_sequence(self, X):
+        arr = self._as_float_array(X, ("T", self.input_size))
+        if arr.ndim != 2 or arr.shape[1] != self.input_size:
+            raise ShapeError(f"expected a {self.dtype.name} sequence of shape (T, {self.input_size}), "
+                             f"got {arr.dtype} {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _bad_out(self, out, T=None):
+        if T is not None:
+            shape = (T, self.output_size)
+        else:
+            shape = (self.output_size,) if self._single else (self._n, self.output_size)
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        extra = ""
+        if isinstance(out, np.ndarray) and not out.flags.writeable:
+            extra = " (it is read-only)"
+        elif isinstance(out, np.ndarray) and not out.flags.c_contiguous:
+            extra = " (it is not C-contiguous)"
+        raise ShapeError(f"out must be a writable C-contiguous {self.dtype.name} array of shape {shape}, "
+                         f"got {got}{extra}")
+
+    # ---- state ----
+    def _rows(self, i):
+        if i is None:
+            return slice(None)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -self._n <= i < self._n:
+            raise IndexError(f"stream index must be an integer in [0, {self._n}), got {i!r}")
+        return int(i) % self._n
+
+    def _reset_rows(self, rows):
+        for view, initial in self._slots.values():
+            view[rows] = initial
+
+    def get_state(self):
+        """A copy of the state: {'layers.<i>.h': array, 'layers.<i>.c': array (LSTM)}."""
+        if self._single:
+            return {name: view[0].copy() for name, (view, _) in self._slots.items()}
+        return {name: view.copy() for name, (view, _) in self._slots.items()}
+
+    def set_state(self, state):
+        """Replace the state with ``state`` (a dict as returned by get_state); checked before anything changes."""
+        if not isinstance(state, dict):
+            raise StateError(f"state must be a dict like get_state() returns, got {type(state).__name__}")
+        missing, unknown = set(self._slots) - set(state), set(state) - set(self._slots)
+        if missing or unknown:
+            raise StateError(f"state keys do not fit this model: expected {sorted(self._slots)}"
+                             + (f"; missing {sorted(missing)}" if missing else "")
+                             + (f"; unknown {sorted(unknown)}" if unknown else ""))
+        checked = {}
+        for name, (view, _) in self._slots.items():
+            expected = view.shape[1:] if self._single else view.shape
+            arr = np.asarray(state[name])
+            if arr.shape != expected or arr.dtype.kind not in "fiu":
+                raise StateError(f"state {name!r} must be a float array of shape {expected}, "
+                                 f"got {arr.dtype} {arr.shape}")
+            checked[name] = arr
+        for name, (view, _) in self._slots.items():
+            view[...] = checked[name]
+
+    # ---- snapshots ----
+    def to_bytes(self):
+        """The state as a versioned, checksummed snapshot tied to this model (see the module docstring)."""
+        state = self.get_state()
+        names = sorted(state)
+        header = {"version": SNAPSHOT_VERSION, "model": self._model.identity, "dtype": self.dtype.name,
+                  "n": self._n, "single": self._single,
+                  "arrays": [[name, list(state[name].shape)] for name in names]}
+        hjson = json.dumps(header).encode("utf-8")
+        body = b"".join(np.ascontiguousarray(state[name], dtype=self.dtype.newbyteorder("<")).tobytes()
+                        for name in names)
+        blob = SNAPSHOT_MAGIC + struct.pack("<I", len(hjson)) + hjson + body
+        return blob + hashlib.sha256(blob).digest()
+
+    @classmethod
+    def _parse_snapshot(cls, data, model):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise StateError(f"a snapshot is bytes from to_bytes(), got {type(data).__name__}")
+        data = bytes(data)
+        if len(data) < len(SNAPSHOT_MAGIC) + 4 + 32 or not data.startswith(SNAPSHOT_MAGIC):
+            raise StateError("not an rnnjit stream snapshot (bad magic or too short)")
+        blob, digest = data[:-32], data[-32:]
+        if hashlib.sha256(blob).digest() != digest:
+            raise StateError("snapshot checksum mismatch: the bytes were truncated or altered")
+        (hlen,) = struct.unpack_from("<I", blob, len(SNAPSHOT_MAGIC))
+        start = len(SNAPSHOT_MAGIC) + 4
+        try:
+            header = json.loads(blob[start:start + hlen].decode("utf-8"))
+            version = header["version"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise StateError(f"unreadable snapshot header ({exc})") from None
+        if not isinstance(version, int) or version > SNAPSHOT_VERSION:
+            raise StateError(f"snapshot version {version!r} is newer than this rnnjit reads ({SNAPSHOT_VERSION})")
+        if header.get("model") != model.identity:
+            raise StateError("this snapshot belongs to a different model (its weights hash differs); "
+                             "restore it into the model it was taken from")
+        if header.get("dtype") != model.dtype.name:
+            raise StateError(f"snapshot dtype {header.get('dtype')} does not match the model's {model.dtype.name}")
+        dt = model.dtype.newbyteorder("<")
+        offset, state = start + hlen, {}
+        for name, shape in header["arrays"]:
+            count = int(np.prod(shape)) if shape else 1
+            nbytes = count * dt.itemsize
+            if offset + nbytes > len(blob):
+                raise StateError("snapshot is shorter than its header says")
+            state[name] = np.frombuffer(blob, dtype=dt, count=count, offset=offset).reshape(shape)
+            offset += nbytes
+        return header, state
+
+
+class Stream(_StreamBase):
+    """One stream: ``step(x)`` with x (input_size,) -> (output_size,). Build with ``model.stream()``."""
+
+    def __init__(self, model):
+        super().__init__(model, 1, True)
+
+    def reset(self):
+        """Back to the initial state (the model's initial_h/initial_c, or zeros)."""
+        self._reset_rows(slice(None))
+
+    @classmethod
+    def from_bytes(cls, data, model):
+        """A new stream of ``model`` resumed from a ``to_bytes()`` snapshot."""
+        header, state = cls._parse_snapshot(data, model)
+        if not header.get("single"):
+            raise StateError("this snapshot is of a Streams group; restore it with Streams.from_bytes")
+        stream = cls(model)
+        stream.set_state(state)
+        return stream
+
+    def __repr__(self):
+        return f"<Stream of {self._model.describe_short()}>"
+
+
+class Streams(_StreamBase):
+    """n independent streams stepped together: ``step(X)`` with X (n, input_size) -> (n, output_size).
+
+    One call steps them all, reading the weights once per layer; each stream's numbers are what a lone
+    stream would give. Build with ``model.streams(n)``.
+    """
+
+    def __init__(self, model, n):
+        super().__init__(model, n, False)
+
+    @property
+    def n(self):
+        return self._n
+
+    def __len__(self):
+        return self._n
+
+    def reset(self, i=None):
+        """Reset stream ``i`` (or all streams when i is None) to the initial state."""
+        self._reset_rows(self._rows(i))
+
+    @classmethod
+    def from_bytes(cls, data, model):
+        """A new group of streams of ``model`` resumed from a ``to_bytes()`` snapshot."""
+        header, state = cls._parse_snapshot(data, model)
+        if header.get("single"):
+            raise StateError("this snapshot is of a single Stream; restore it with Stream.from_bytes")
+        streams = cls(model, header["n"])
+        streams.set_state(state)
+        return streams
+
+    def __repr__(self):
+        return f"<Streams n={self._n} of {self._model.describe_short()}>"
+
+
+def _kernel_address(dtype):
+    from .kernels.ops import op_cfunc
+
+    return op_cfunc(dtype.name).address
