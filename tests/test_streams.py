@@ -1,0 +1,259 @@
+"""Streams: step equals run, many streams equal lone ones, state and snapshots resume exactly, bad input is
+refused clearly, step(out=) allocates nothing, and the kernels release the GIL."""
+
+import itertools
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import engine
+from tests.helpers import random_weights
+from tests.tolerances import STEP_VS_RUN_F32, STEP_VS_RUN_F64
+
+
+def _model(rng, dtype="float32", I=6, H=16):
+    """LSTM(+proj) -> GRU -> RNN(relu) -> Dense -> softmax, with a Normalize in front: every steppable kind."""
+    layers = [
+        engine.Normalize(rng.uniform(-1, 1, I), rng.uniform(0.5, 2, I)),
+        engine.LSTM(I, H, random_weights(rng, "lstm", I, H, Ho=H - 4), proj_size=H - 4,
+                    initial_h=rng.uniform(-1, 1, (1, H - 4)), initial_c=rng.uniform(-1, 1, (1, H))),
+        engine.GRU(H - 4, H, random_weights(rng, "gru", H - 4, H)),
+        engine.RNN(H, 9, random_weights(rng, "rnn", H, 9), activations=["relu"]),
+        engine.Dense(rng.uniform(-1, 1, (4, 9)), rng.uniform(-1, 1, 4)),
+        engine.Activation("softmax"),
+    ]
+    return engine.Model(engine.ModelSpec(layers), dtype=dtype)
+
+
+@pytest.fixture
+def model(rng):
+    return _model(rng)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", STEP_VS_RUN_F32), ("float64", STEP_VS_RUN_F64)])
+def test_step_over_a_sequence_equals_run(rng, dtype, tol):
+    model = _model(rng, dtype)
+    X = rng.uniform(-2, 2, (300, model.input_size))
+    s = model.stream()
+    ys = np.stack([s.step(x) for x in X])
+    np.testing.assert_allclose(ys, model.run(X), atol=tol, rtol=0)
+    assert ys.dtype == np.dtype(dtype)
+
+
+def test_step_n_equals_step_exactly(model, rng):
+    X = rng.uniform(-2, 2, (50, model.input_size)).astype(np.float32)
+    a, b = model.stream(), model.stream()
+    np.testing.assert_array_equal(np.stack([a.step(x) for x in X]), b.step_n(X))
+    # and chunks carry state across calls
+    c = model.stream()
+    np.testing.assert_array_equal(np.concatenate([c.step_n(X[:20]), c.step_n(X[20:])]), model.stream().step_n(X))
+
+
+def test_many_streams_equal_lone_streams_exactly(model, rng):
+    n, T = 5, 40
+    X = rng.uniform(-2, 2, (T, n, model.input_size)).astype(np.float32)
+    group = model.streams(n)
+    lone = [model.stream() for _ in range(n)]
+    for t in range(T):
+        together = group.step(X[t])
+        apart = np.stack([lone[i].step(X[t, i]) for i in range(n)])
+        np.testing.assert_array_equal(together, apart)
+    # resetting one stream touches only that stream
+    group.reset(2)
+    lone[2].reset()
+    np.testing.assert_array_equal(group.step(X[0]), np.stack([lone[i].step(X[0, i]) for i in range(n)]))
+    assert len(group) == n and group.n == n
+
+
+def test_reset_returns_to_the_initial_state(model, rng):
+    X = rng.uniform(-2, 2, (10, model.input_size))
+    s = model.stream()
+    first = s.step_n(X)
+    s.reset()
+    np.testing.assert_array_equal(s.step_n(X), first)
+
+
+def test_get_state_set_state_resumes_identically(model, rng):
+    X = rng.uniform(-2, 2, (30, model.input_size))
+    s = model.stream()
+    s.step_n(X[:10])
+    saved = s.get_state()
+    assert set(saved) == {"layers.1.h", "layers.1.c", "layers.2.h", "layers.3.h"}
+    assert saved["layers.1.h"].shape == (12,) and saved["layers.1.c"].shape == (16,)
+    expected = s.step_n(X[10:])
+    other = model.stream()
+    other.set_state(saved)
+    np.testing.assert_array_equal(other.step_n(X[10:]), expected)
+
+
+def test_snapshot_bytes_resume_identically_for_stream_and_streams(model, rng):
+    X = rng.uniform(-2, 2, (30, model.input_size))
+    s = model.stream()
+    s.step_n(X[:10])
+    blob = s.to_bytes()
+    expected = s.step_n(X[10:])
+    np.testing.assert_array_equal(engine.Stream.from_bytes(blob, model).step_n(X[10:]), expected)
+
+    group = model.streams(3)
+    group.step(np.stack([X[0]] * 3))
+    blob = group.to_bytes()
+    want = group.step(np.stack([X[1]] * 3))
+    np.testing.assert_array_equal(engine.Streams.from_bytes(blob, model).step(np.stack([X[1]] * 3)), want)
+
+
+def test_snapshot_of_another_model_or_altered_bytes_is_refused(model, rng):
+    blob = model.stream().to_bytes()
+    other = _model(np.random.default_rng(1))
+    with pytest.raises(engine.StateError, match="different model"):
+        engine.Stream.from_bytes(blob, other)
+    with pytest.raises(engine.StateError, match="checksum"):
+        altered = bytearray(blob)
+        altered[-40] ^= 0xFF  # one byte of the state payload
+        engine.Stream.from_bytes(bytes(altered), model)
+    with pytest.raises(engine.StateError, match="magic"):
+        engine.Stream.from_bytes(b"not a snapshot at all, clearly" * 3, model)
+    with pytest.raises(engine.StateError, match="single Stream; restore it with Stream.from_bytes"):
+        engine.Streams.from_bytes(blob, model)
+
+
+def test_set_state_with_wrong_keys_or_shapes_is_refused_and_changes_nothing(model, rng):
+    s = model.stream()
+    before = s.get_state()
+    bad = dict(before, **{"layers.1.c": np.zeros(3)})
+    with pytest.raises(engine.StateError, match=r"layers.1.c.*\(16,\)"):
+        s.set_state(bad)
+    with pytest.raises(engine.StateError, match="missing"):
+        s.set_state({"layers.1.h": before["layers.1.h"]})
+    after = s.get_state()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k])
+
+
+def test_float64_input_to_a_float32_model_is_converted(model, rng):
+    x = rng.uniform(-1, 1, model.input_size)
+    y64 = model.stream().step(x)
+    y32 = model.stream().step(x.astype(np.float32))
+    assert y64.dtype == np.float32
+    np.testing.assert_array_equal(y64, y32)
+    np.testing.assert_array_equal(model.stream().step(list(x.astype(np.float32))), y32)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros(5, np.float32), r"shape \(6,\), got float32 \(5,\)"),
+    (np.zeros((1, 6), np.float32), r"shape \(6,\), got float32 \(1, 6\)"),
+    (np.array(["a"] * 6), r"got dtype <U1"),
+    (np.zeros(6, complex), "complex"),
+])
+def test_bad_step_input_gets_an_error_naming_the_expected_shape(model, bad, match):
+    with pytest.raises(engine.ShapeError, match=match):
+        model.stream().step(bad)
+
+
+def test_bad_out_buffer_is_refused(model):
+    s = model.stream()
+    x = np.zeros(6, np.float32)
+    ro = np.zeros(4, np.float32)
+    ro.setflags(write=False)
+    for out, match in [(np.zeros(3, np.float32), r"shape \(4,\)"), (np.zeros(4), "float32"), (ro, "read-only"),
+                       (np.zeros(8, np.float32)[::2], "not C-contiguous")]:
+        with pytest.raises(engine.ShapeError, match=match):
+            s.step(x, out=out)
+
+
+def test_non_contiguous_and_read_only_inputs_work(model, rng):
+    X = rng.uniform(-1, 1, (2, 6, 2)).astype(np.float32)
+    strided = X[0, :, 0]
+    ro = np.ascontiguousarray(strided)
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(model.stream().step(strided), model.stream().step(ro))
+
+
+def test_streams_input_shape_is_checked(model):
+    with pytest.raises(engine.ShapeError, match=r"\(3, 6\)"):
+        model.streams(3).step(np.zeros((2, 6), np.float32))
+    with pytest.raises(engine.ShapeError, match=">= 1"):
+        model.streams(0)
+    with pytest.raises(IndexError):
+        model.streams(3).reset(3)
+
+
+def test_stepping_a_bidirectional_model_raises_and_says_why(rng):
+    layer = engine.GRU(3, 4, [random_weights(rng, "gru", 3, 4)] * 2, direction="bidirectional")
+    model = engine.Model(engine.ModelSpec([layer]))
+    with pytest.raises(engine.StreamingError, match="bidirectional.*run"):
+        model.stream()
+    assert model.run(np.zeros((5, 3))).shape == (5, 8)
+
+
+def test_step_with_out_allocates_nothing_after_warm_up(model):
+    s = model.stream()
+    x = np.ones(model.input_size, np.float32)
+    out = np.empty(model.output_size, np.float32)
+    for _ in range(100):
+        s.step(x, out=out)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in itertools.repeat(None, 2000):  # (range() would itself allocate ints past 256)
+            s.step(x, out=out)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]  # the snapshots' own bookkeeping
+    before, after = before.filter_traces(ignore), after.filter_traces(ignore)
+    grown = [d for d in after.compare_to(before, "lineno") if d.size_diff > 0 or d.count_diff > 0]
+    assert not grown, f"step(out=) allocated: {grown[:5]}"
+
+
+def test_kernels_release_the_gil(rng):
+    """While one thread is inside a long step_n, another thread keeps running Python code."""
+    H = 256
+    layer = engine.LSTM(64, H, random_weights(rng, "lstm", 64, H, scale=0.05))
+    model = engine.Model(engine.ModelSpec([layer]))
+    s = model.stream()
+    X = np.zeros((1, 64), np.float32)
+    s.step_n(X)  # compile / warm up
+    X = np.zeros((20000, 64), np.float32)
+    started = threading.Event()
+
+    def worker():
+        started.set()
+        s.step_n(X)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    started.wait()
+    ticks = 0
+    while t.is_alive():
+        ticks += 1
+    t.join()
+    # With the GIL held for the whole call, this loop could only run before the call starts and after it
+    # returns (a handful of iterations); released, it runs the whole time (millions).
+    assert ticks > 10000, ticks
+
+
+def test_one_stream_used_by_two_threads_at_once_is_refused_not_corrupted(rng):
+    layer = engine.LSTM(64, 256, random_weights(rng, "lstm", 64, 256, scale=0.05))
+    s = engine.Model(engine.ModelSpec([layer])).stream()
+    X = np.zeros((20000, 64), np.float32)
+    s.step_n(X[:1])
+    errors = []
+    started = threading.Event()
+
+    def worker():
+        started.set()
+        s.step_n(X)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    started.wait()
+    while t.is_alive():
+        try:
+            s.step(X[0])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+            break
+    t.join()
+    assert errors and "another thread" in errors[0]
