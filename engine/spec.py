@@ -80,6 +80,14 @@ def _f(value, what, owner="layer"):
     return out
 
 
+def _is_activation_like(value):
+    """A name, an Activation, or a (name, alpha[, beta]) tuple: one function, not a list of them."""
+    if isinstance(value, (str, Activation)):
+        return True
+    return (isinstance(value, (tuple, list)) and 1 <= len(value) <= 3 and isinstance(value[0], str)
+            and all(v is None or isinstance(v, (int, float, np.number)) for v in value[1:]))
+
+
 class Activation:
     """An elementwise function with its parameters; a layer of its own, or a recurrent gate function.
 
@@ -259,9 +267,8 @@ class Recurrent:
             activations = [self.default_activations] * D
         else:
             activations = list(activations)
-            # A flat list of names/Activations applies to every direction; otherwise one list per direction
-            # (write (name, alpha, beta) tuples inside per-direction lists).
-            if all(isinstance(a, (str, Activation)) for a in activations):
+            # A flat list of activations applies to every direction; otherwise one list per direction.
+            if all(_is_activation_like(a) for a in activations):
                 activations = [activations] * D
             if len(activations) != D:
                 raise SpecError(f"{where}: activations must give one list per direction ({D}), got {len(activations)}")
@@ -347,9 +354,10 @@ class Recurrent:
         weights = [{k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"dir{d}.")} for d in range(D)]
         kwargs = dict(direction=config["direction"], clip=config["clip"], name=config.get("name"),
                       activations=[[tuple(a) for a in acts] for acts in config["activations"]],
-                      initial_h=arrays.get("initial_h"), initial_c=arrays.get("initial_c"))
+                      initial_h=arrays.get("initial_h"))
         if cls is LSTM:
-            kwargs.update(proj_size=config["proj_size"], input_forget=config["input_forget"])
+            kwargs.update(proj_size=config["proj_size"], input_forget=config["input_forget"],
+                          initial_c=arrays.get("initial_c"))
         if cls is GRU:
             kwargs.update(linear_before_reset=config["linear_before_reset"])
         return cls(config["input_size"], config["hidden_size"], weights, **kwargs)
@@ -549,6 +557,6 @@ class ModelSpec:
         return f"ModelSpec(input_size={self.input_size}, output_size={self.output_size}, dtype={self.dtype}){body}"
 
     def save(self, path):
-        """Write the native format (.npz with a JSON header); see engine.io."""
+        """Write the native format (.npz with a JSON header; see engine.io); returns the path written."""
         from .io import save_spec
-        save_spec(self, path)
+        return save_spec(self, path)
