@@ -2,6 +2,7 @@
 refused clearly, step(out=) allocates nothing, and the kernels release the GIL."""
 
 import itertools
+import sys
 import threading
 import tracemalloc
 
@@ -215,22 +216,32 @@ def test_kernels_release_the_gil(rng):
     s = model.stream()
     X = np.zeros((1, 64), np.float32)
     s.step_n(X)  # compile / warm up
-    X = np.zeros((20000, 64), np.float32)
+    # 2000 steps of H=256 are ~50 ms in one compiled call. (Under the pure-Python twin step_n is a Python
+    # loop that retakes the GIL between steps, and this spinning thread makes each retake wait for the
+    # 5 ms switch interval, so more steps would only make the twin run slow, not the test stronger.)
+    X = np.zeros((2000 if engine.COMPILED else 400, 64), np.float32)
     started = threading.Event()
 
     def worker():
         started.set()
         s.step_n(X)
 
-    t = threading.Thread(target=worker)
-    t.start()
-    started.wait()
-    ticks = 0
-    while t.is_alive():
-        ticks += 1
-    t.join()
-    # With the GIL held for the whole call, this loop could only run before the call starts and after it
-    # returns (a handful of iterations); released, it runs the whole time (millions).
+    # A short switch interval hands the GIL back promptly when the worker asks for it after the call;
+    # with the default 5 ms this thread would spin for a whole interval then, whatever the kernel did.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        started.wait()
+        ticks = 0
+        while t.is_alive():
+            ticks += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    # With the GIL held for the whole call, this loop runs only around the call (a few hundred
+    # iterations); released, it runs the whole time (hundreds of thousands).
     assert ticks > 10000, ticks
 
 
