@@ -31,7 +31,9 @@ SNAPSHOT_VERSION = 1
 _RECURRENT = (OP_LSTM, OP_GRU, OP_RNN)
 
 
-class _StreamBase(StepCore):
+class _StreamBase:
+    """Stream behaviour over a call-layer core (engine._ext.StepCore, compiled or twin), mixed in before it."""
+
     def __init__(self, model, n, single):
         if not model.streamable:
             bad = [f"layer {i} ({type(l).__name__}, direction={l.direction})" for i, l in
@@ -48,7 +50,7 @@ class _StreamBase(StepCore):
         self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
         scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
         bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
-        fnaddr = _kernel_address(dt) if COMPILED else 0
+        fnaddr = _kernel_address(dt) if COMPILED else 0  # the twin calls the numba dispatcher instead
         super().__init__(fnaddr, n, model.input_size, model.output_size, dt.name,
                          [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
                          single)
@@ -217,9 +219,7 @@ class _StreamBase(StepCore):
         return header, state
 
 
-class Stream(_StreamBase):
-    """One stream: ``step(x)`` with x (input_size,) -> (output_size,). Build with ``model.stream()``."""
-
+class _SingleStream(_StreamBase):
     def __init__(self, model):
         super().__init__(model, 1, True)
 
@@ -241,13 +241,7 @@ class Stream(_StreamBase):
         return f"<Stream of {self._model.describe_short()}>"
 
 
-class Streams(_StreamBase):
-    """n independent streams stepped together: ``step(X)`` with X (n, input_size) -> (n, output_size).
-
-    One call steps them all, reading the weights once per layer; each stream's numbers are what a lone
-    stream would give. Build with ``model.streams(n)``.
-    """
-
+class _StreamGroup(_StreamBase):
     def __init__(self, model, n):
         super().__init__(model, n, False)
 
@@ -274,6 +268,18 @@ class Streams(_StreamBase):
 
     def __repr__(self):
         return f"<Streams n={self._n} of {self._model.describe_short()}>"
+
+
+class Stream(_SingleStream, StepCore):
+    """One stream: ``step(x)`` with x (input_size,) -> (output_size,). Build with ``model.stream()``."""
+
+
+class Streams(_StreamGroup, StepCore):
+    """n independent streams stepped together: ``step(X)`` with X (n, input_size) -> (n, output_size).
+
+    One call steps them all; each stream's numbers are what a lone stream would give. Build with
+    ``model.streams(n)``.
+    """
 
 
 def _kernel_address(dtype):
