@@ -97,3 +97,26 @@ def test_the_console_script_and_module_entry_point_run(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith(f"rnnjit {engine.__version__}"), r.stderr
     r = subprocess.run(["rnnjit", "info", str(tmp_path / "missing.npz")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no such model file" in r.stderr
+
+
+def test_a_second_process_loads_the_kernels_from_the_cache_instead_of_compiling(tmp_path):
+    code = """
+        import numpy as np, engine
+        spec = engine.ModelSpec([engine.LSTM(3, 4, {"weight_ih": np.ones((16, 3)), "weight_hh": np.ones((16, 4))})])
+        model = engine.Model(spec)
+        model.stream().step(np.zeros(3))
+        model.run(np.zeros((5, 3)))
+    """
+    env = dict(NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), NUMBA_DEBUG_CACHE="1")
+    first = _python(code, **env)
+    second = _python(code, **env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+
+    def events(run, kernel):
+        return [line.split(" from ")[0].split(" to ")[0] for line in run.stdout.splitlines()
+                if line.startswith("[cache]") and kernel in line]
+
+    for kernel in ("ops._op_c", "cells.lstm_sequence"):  # the stepping entry point and a sequence kernel
+        assert "[cache] data saved" in events(first, kernel), first.stdout[-2000:]
+        assert "[cache] data loaded" in events(second, kernel), second.stdout[-2000:]
+        assert "[cache] data saved" not in events(second, kernel), second.stdout[-2000:]

@@ -268,3 +268,29 @@ def test_one_stream_used_by_two_threads_at_once_is_refused_not_corrupted(rng):
             break
     t.join()
     assert errors and "another thread" in errors[0]
+
+
+def test_run_input_errors_name_the_expected_shape(model):
+    with pytest.raises(engine.ShapeError, match="expected input width 6"):
+        model.run(np.zeros((4, 5)))
+    with pytest.raises(engine.ShapeError, match=r"\(T, 6\) or \(B, T, 6\)"):
+        model.run(np.zeros(6))
+    with pytest.raises(engine.ShapeError, match="lengths must be 2 integers"):
+        model.run(np.zeros((2, 4, 6)), lengths=[1, 2, 3])
+    with pytest.raises(engine.ShapeError, match=r"lengths must lie in \[0, T=4\]"):
+        model.run(np.zeros((2, 4, 6)), lengths=[1, 5])
+    with pytest.raises(engine.ShapeError, match="got dtype <U1"):
+        model.run(np.array([["a"] * 6]))
+
+
+def test_empty_sequences_give_empty_outputs(model):
+    assert model.run(np.zeros((0, 6))).shape == (0, 4)
+    assert model.run(np.zeros((3, 0, 6))).shape == (3, 0, 4)
+    assert model.stream().step_n(np.zeros((0, 6), np.float32)).shape == (0, 4)
+
+
+def test_time_major_input_is_an_explicit_argument(model, rng):
+    X = rng.uniform(-1, 1, (3, 7, 6))   # (B, T, I)
+    bf = model.run(X)
+    tm = model.run(X.transpose(1, 0, 2), batch_first=False)
+    np.testing.assert_array_equal(bf, tm.transpose(1, 0, 2))
