@@ -50,6 +50,13 @@ def gemv_acc(g, x, W):
 
 
 @jit
+def _copy(dst, src):
+    """dst[:n] = src for n = len(src), as a loop (no temporary, no allocation)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@jit
 def _clamp(v, clip):
     return -clip if v < -clip else (clip if v > clip else v)
 
@@ -116,8 +123,7 @@ def _lstm_project(hfull, h, P, m, base):
             h[j] = 0
         gemv_acc(h, hfull, _mat(P, m[base + D_PROJ], H, Ho))
     else:
-        for j in range(Ho):
-            h[j] = hfull[j]
+        _copy(h, hfull)
 
 
 @jit
@@ -136,17 +142,13 @@ def lstm_step(X, Y, P, S, SC, m):
         g = row[K:K + 4 * H]
         hfull = row[K + 4 * H:K + 5 * H]
         s = S[r]
-        for k in range(I):
-            xh[k] = X[r, k]
-        for k in range(Ho):
-            xh[I + k] = s[k]
-        for j in range(4 * H):
-            g[j] = bias[j]
+        _copy(xh, X[r])
+        _copy(xh[I:], s[:Ho])
+        _copy(g, bias)
         gemv_acc(g, xh, M)                       # g = b + x W^T + h R^T
         _lstm_row(g, s[Ho:Ho + H], hfull, P, m, base)
         _lstm_project(hfull, s[:Ho], P, m, base)
-        for k in range(Ho):
-            Y[r, k] = s[k]
+        _copy(Y[r], s[:Ho])
 
 
 @jit
@@ -168,21 +170,16 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
         hfull = w[4 * H:5 * H]
         h = HT[b]
         c = CT[b]
-        for k in range(Ho):
-            h[k] = H0[b, k]
-        for k in range(H):
-            c[k] = C0[b, k]
+        _copy(h, H0[b])
+        _copy(c, C0[b])
         L = lengths[b]
         for s in range(L):
             t = L - 1 - s if reverse else s
-            xw = XW[t, b]
-            for j in range(4 * H):
-                g[j] = xw[j]
+            _copy(g, XW[t, b])
             gemv_acc(g, h, R)
             _lstm_row(g, c, hfull, P, m, base)
             _lstm_project(hfull, h, P, m, base)
-            for k in range(Ho):
-                Y[t, b, k] = h[k]
+            _copy(Y[t, b], h)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -215,8 +212,7 @@ def _gru_row(grz, gxn, h, hnew, ghn, rh, P, m, base):
         for j in range(2 * H):
             v = _clamp(grz[j], clip) if has_clip else grz[j]
             grz[j] = apply(fc, flt[1], flt[2], v)
-    for j in range(H):
-        ghn[j] = bhn[j]
+    _copy(ghn, bhn)
     if flags & F_LBR:
         gemv_acc(ghn, h, Rn)
         for j in range(H):
@@ -258,20 +254,15 @@ def gru_step(X, Y, P, S, SC, m):
         ghn = row[K + 3 * H:K + 4 * H]
         rh = row[K + 4 * H:K + 5 * H]
         s = S[r]
-        for k in range(I):
-            xh[k] = X[r, k]
-        for k in range(H):
-            xh[I + k] = s[k]
-        for j in range(2 * H):
-            grz[j] = bias[j]
+        _copy(xh, X[r])
+        _copy(xh[I:], s)
+        _copy(grz, bias)
         gemv_acc(grz, xh, M)                      # [r z] = b + x W^T + h R^T
-        for j in range(H):
-            gxn[j] = bxn[j]
+        _copy(gxn, bxn)
         gemv_acc(gxn, xh[:I], Wn)                 # x W_n^T + Wb_n
         y = Y[r]
         _gru_row(grz, gxn, s, y, ghn, rh, P, m, base)
-        for k in range(H):
-            s[k] = y[k]
+        _copy(s, y)
 
 
 @jit
@@ -290,22 +281,16 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
         hnew = w[4 * H:5 * H]
         gxn = w[5 * H:6 * H]
         h = HT[b]
-        for k in range(H):
-            h[k] = H0[b, k]
+        _copy(h, H0[b])
         L = lengths[b]
         for s in range(L):
             t = L - 1 - s if reverse else s
-            xw = XW[t, b]
-            for j in range(2 * H):
-                grz[j] = xw[j]
+            _copy(grz, XW[t, b])
             gemv_acc(grz, h, R)
-            xn = XN[t, b]
-            for j in range(H):
-                gxn[j] = xn[j]
+            _copy(gxn, XN[t, b])
             _gru_row(grz, gxn, h, hnew, ghn, rh, P, m, base)
-            for k in range(H):
-                h[k] = hnew[k]
-                Y[t, b, k] = hnew[k]
+            _copy(h, hnew)
+            _copy(Y[t, b], hnew)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -349,16 +334,12 @@ def rnn_step(X, Y, P, S, SC, m):
         xh = row[:K]
         g = row[K:K + H]
         s = S[r]
-        for k in range(I):
-            xh[k] = X[r, k]
-        for k in range(H):
-            xh[I + k] = s[k]
-        for j in range(H):
-            g[j] = bias[j]
+        _copy(xh, X[r])
+        _copy(xh[I:], s)
+        _copy(g, bias)
         gemv_acc(g, xh, M)
         _rnn_row(g, s, P, m, base)
-        for k in range(H):
-            Y[r, k] = s[k]
+        _copy(Y[r], s)
 
 
 @jit
@@ -371,15 +352,11 @@ def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
     for b in range(B):
         g = work[b]
         h = HT[b]
-        for k in range(H):
-            h[k] = H0[b, k]
+        _copy(h, H0[b])
         L = lengths[b]
         for s in range(L):
             t = L - 1 - s if reverse else s
-            xw = XW[t, b]
-            for j in range(H):
-                g[j] = xw[j]
+            _copy(g, XW[t, b])
             gemv_acc(g, h, R)
             _rnn_row(g, h, P, m, base)
-            for k in range(H):
-                Y[t, b, k] = h[k]
+            _copy(Y[t, b], h)
