@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import engine
 from tests.helpers import spec_from_torch, torch_state_to_engine
-from tests.tolerances import PARITY_F32, PARITY_F64
+from tests.tolerances import PARITY_F32, PARITY_F64, assert_parity
 
 torch.set_num_threads(1)
 
@@ -97,12 +97,12 @@ def test_run_matches_torch(cfg):
     tol = TOL[cfg["dtype"]]
     assert y.dtype == np.dtype(cfg["dtype"])
     assert y.shape == y_ref.shape
-    np.testing.assert_allclose(y, y_ref, atol=tol, rtol=0)
+    dt = cfg["dtype"]
+    assert_parity(y, y_ref, tol, dt, "Y")
     for layer in range(cfg["layers"]):
-        np.testing.assert_allclose(state[f"layers.{layer}.h"], h_ref[layer * D:(layer + 1) * D], atol=tol, rtol=0)
+        assert_parity(state[f"layers.{layer}.h"], h_ref[layer * D:(layer + 1) * D], tol, dt, f"layer {layer} h")
         if c_ref is not None:
-            np.testing.assert_allclose(state[f"layers.{layer}.c"], c_ref[layer * D:(layer + 1) * D], atol=tol,
-                                       rtol=0)
+            assert_parity(state[f"layers.{layer}.c"], c_ref[layer * D:(layer + 1) * D], tol, dt, f"layer {layer} c")
 
 
 @settings(max_examples=30)
@@ -126,12 +126,12 @@ def test_step_and_step_n_match_torch(cfg):
                 state[f"layers.{layer}.c"] = c0[layer, 0]
         s.set_state(state)
     ys = np.stack([s.step(x) for x in X[:, 0, :]])
-    np.testing.assert_allclose(ys, y_ref, atol=tol, rtol=0)
+    assert_parity(ys, y_ref, tol, cfg["dtype"], "step")
 
     s2 = model.stream()
     if state is not None:
         s2.set_state(state)
-    np.testing.assert_allclose(s2.step_n(X[:, 0, :]), y_ref, atol=tol, rtol=0)
+    assert_parity(s2.step_n(X[:, 0, :]), y_ref, tol, cfg["dtype"], "step_n")
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
@@ -142,8 +142,8 @@ def test_long_sequence_of_2000_steps_matches_torch(kind, dtype):
     X = np.random.default_rng(seed).uniform(-1, 1, (2000, 1, 8))
     y_ref = _torch_run(m, X, None, None)[0][:, 0, :]
     model = engine.Model(spec_from_torch(m), dtype=dtype)
-    np.testing.assert_allclose(model.run(X[:, 0, :]), y_ref, atol=TOL[dtype], rtol=0)
-    np.testing.assert_allclose(model.stream().step_n(X[:, 0, :]), y_ref, atol=TOL[dtype], rtol=0)
+    assert_parity(model.run(X[:, 0, :]), y_ref, TOL[dtype], dtype, "run")
+    assert_parity(model.stream().step_n(X[:, 0, :]), y_ref, TOL[dtype], dtype, "step_n")
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -14,3 +14,26 @@ STEP_VS_RUN_F64 = 1e-12
 # and inputs dominates.
 REFERENCE_F32 = 1e-5
 REFERENCE_F64 = 1e-9
+
+# Where an output is large (an unbounded ReLU RNN reaches |y| ~ 100+), one float32 ulp exceeds 1e-5
+# (ulp(169) = 1.5e-5), so no float32 computation can be within 1e-5 absolute. There the bar becomes a
+# few ulps of the engine's dtype at that value; wherever 1e-5 is representable it stays 1e-5.
+ULPS = 4
+
+
+def assert_parity(actual, desired, atol, dtype, what="output"):
+    """|actual - desired| <= max(atol, ULPS ulps of dtype at |desired|), elementwise, with a clear report."""
+    import numpy as np
+
+    actual = np.asarray(actual, np.float64)
+    desired = np.asarray(desired, np.float64)
+    assert actual.shape == desired.shape, f"{what}: shape {actual.shape} != expected {desired.shape}"
+    resolution = ULPS * np.spacing(np.abs(desired).astype(dtype)).astype(np.float64)
+    tol = np.maximum(atol, resolution)
+    err = np.abs(actual - desired)
+    bad = ~(err <= tol)  # NaN counts as bad
+    if bad.any():
+        i = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape)
+        raise AssertionError(f"{what}: {int(bad.sum())} of {err.size} values off; worst at {i}: got {actual[i]!r}, "
+                             f"expected {desired[i]!r}, error {err[i]:.3g} > tolerance {tol[i]:.3g} "
+                             f"(atol {atol}, {ULPS} ulps of {np.dtype(dtype).name})")
