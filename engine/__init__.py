@@ -11,7 +11,8 @@ files into a ModelSpec, and the engine runs ModelSpecs.
 """
 
 from ._ext import COMPILED
-from .errors import FormatError, RnnjitError, ShapeError, SpecError, StateError, StreamingError
+from .errors import (FormatError, RnnjitError, ShapeError, SpecError, StateError, StreamingError,
+                     UnsafeFileError)
 from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Activation", "COMPILED", "Dense", "FORMAT_VERSION", "FormatError", "GRU", "LSTM", "Model", "ModelSpec",
     "Normalize", "RNN", "RnnjitError", "ShapeError", "SpecError", "StateError", "Stream", "Streams",
-    "StreamingError", "load", "load_spec", "__version__",
+    "StreamingError", "UnsafeFileError", "load", "load_spec", "__version__",
 ]

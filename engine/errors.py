@@ -28,3 +28,8 @@ class StreamingError(RnnjitError, ValueError):
 
 class StateError(RnnjitError, ValueError):
     """A state or snapshot does not fit the model or stream it is restored into."""
+
+
+class UnsafeFileError(FormatError):
+    """A model file asks to run code or to reach outside itself (a pickled callable, a path escaping its
+    archive). Nothing from it was executed."""

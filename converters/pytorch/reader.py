@@ -1,0 +1,347 @@
+"""Read ``torch.save`` checkpoints (zip and legacy formats) without importing torch and without running code.
+
+Design: a pickle can call any importable callable (``REDUCE`` on a ``GLOBAL``), so a checkpoint from
+someone else is a program. ``_SafeUnpickler.find_class`` maps the handful of globals a tensor state_dict
+needs onto our OWN stand-ins (a tensor rebuild that returns a numpy array, storage types that name a
+dtype, OrderedDict) and refuses every other name, so no callable from the file's choosing ever runs.
+Storages become numpy arrays only after their sizes are checked: a tensor's extent against its storage's
+element count, and that count against the bytes actually in the file, before anything is allocated.
+
+Formats (torch/serialization.py):
+
+* zip (torch >= 1.6): ``<root>/data.pkl`` pickles the object; a tensor is
+  ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])``
+  whose storage is a persistent id ``("storage", torch.<T>Storage, key, location, numel)``; its bytes are
+  the entry ``<root>/data/<key>``, little-endian unless ``<root>/byteorder`` says "big".
+* legacy: five pickles in a row (magic number, protocol version, sys info, the object, the sorted
+  storage keys), then each storage as int64 element count + raw bytes, in key order.
+"""
+
+import collections
+import io
+import pickle
+import re
+import struct
+import zipfile
+
+import numpy as np
+
+from engine.errors import FormatError, UnsafeFileError
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+MAX_ELEMENTS = 1 << 34  # 16 Gi elements: anything larger is refused before allocation
+
+# torch storage type name -> numpy dtype of its bytes ("bfloat16" is read as uint16 and widened)
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+TORCH_DTYPES = {"float32": np.float32, "float": np.float32, "float64": np.float64, "double": np.float64,
+                "float16": np.float16, "half": np.float16, "bfloat16": "bfloat16", "int64": np.int64,
+                "long": np.int64, "int32": np.int32, "int": np.int32, "int16": np.int16, "int8": np.int8,
+                "uint8": np.uint8, "bool": np.bool_}
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class _StorageType:
+    def __init__(self, name):
+        self.name = name
+        self.dtype = STORAGE_DTYPES[name]
+
+    @property
+    def itemsize(self):
+        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+
+class _StorageRef:
+    """A storage named by the pickle; its bytes are fetched (and checked) after unpickling."""
+
+    def __init__(self, stype, key, numel):
+        self.stype, self.key, self.numel = stype, key, numel
+
+
+class _LazyTensor:
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+
+def _int_tuple(value, what):
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                       for v in value):
+        raise FormatError(f"tensor {what} must be a tuple of integers, got {value!r:.80}")
+    return tuple(value)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    """Our stand-in for torch._utils._rebuild_tensor_v2: records the view; checked and built later."""
+    if not isinstance(storage, _StorageRef):
+        raise FormatError(f"a tensor's storage must be a persistent storage reference, got {type(storage).__name__}")
+    if not isinstance(storage_offset, int) or storage_offset < 0:
+        raise FormatError(f"tensor storage offset must be a non-negative integer, got {storage_offset!r:.80}")
+    size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
+    if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride):
+        raise FormatError(f"tensor size {size} and stride {stride} do not describe a tensor")
+    return _LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _rebuild_tensor_v2(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
+    if not isinstance(data, _LazyTensor):
+        raise FormatError(f"a Parameter must wrap a tensor, got {type(data).__name__}")
+    return data
+
+
+def _ordered_dict(*args):
+    if args not in ((), ([],)):
+        raise FormatError("OrderedDict arguments in a checkpoint must be empty")
+    return collections.OrderedDict()
+
+
+# (module, name) -> our stand-in. Everything not listed is refused by name.
+_ALLOWED = {
+    ("collections", "OrderedDict"): _ordered_dict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+}
+_ALLOWED.update({("torch", name): _StorageType(name) for name in STORAGE_DTYPES})
+_ALLOWED.update({("torch", name): ("dtype", name) for name in TORCH_DTYPES})
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def __init__(self, data, source, allow_storages=True):
+        super().__init__(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
+        self.source = source
+        self.allow_storages = allow_storages
+
+    def find_class(self, module, name):
+        target = _ALLOWED.get((module, name))
+        if target is None or (not self.allow_storages and isinstance(target, _StorageType)):
+            raise UnsafeFileError(f"{self.source}: this file pickles `{module}.{name}`; rnnjit loads plain "
+                                  f"state_dicts only (tensors in dicts, lists and tuples) and runs no code "
+                                  f"from a file")
+        return target
+
+    def persistent_load(self, pid):
+        if not self.allow_storages:
+            raise UnsafeFileError(f"{self.source}: unexpected persistent reference in a header pickle")
+        if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
+            raise FormatError(f"{self.source}: unsupported persistent reference {pid!r:.80} (expected a "
+                              f"('storage', type, key, location, numel) tuple)")
+        stype, key, _location, numel = pid[1:5]
+        if len(pid) > 5 and pid[5] is not None:
+            raise FormatError(f"{self.source}: storage views (legacy view_metadata) are not supported")
+        if not isinstance(stype, _StorageType):
+            raise FormatError(f"{self.source}: storage type must be a torch storage class, got {stype!r:.80}")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise UnsafeFileError(f"{self.source}: storage key {key!r:.80} is not a plain name")
+        if not isinstance(numel, int) or not 0 <= numel <= MAX_ELEMENTS:
+            raise FormatError(f"{self.source}: storage {key} declares {numel!r:.40} elements")
+        return _StorageRef(stype, key, numel)
+
+
+def _unpickle(data, source):
+    try:
+        return _SafeUnpickler(data, source).load()
+    except (FormatError, UnsafeFileError):
+        raise
+    except RecursionError:
+        raise FormatError(f"{source}: pickle nests too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure means a malformed pickle
+        raise FormatError(f"{source}: malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
+
+
+def _collect(obj, found, depth=0):
+    if depth > 100:
+        raise FormatError("checkpoint object nests more than 100 levels deep")
+    if isinstance(obj, _LazyTensor):
+        found.append(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _collect(v, found, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _collect(v, found, depth + 1)
+
+
+def _materialize(obj, arrays):
+    if isinstance(obj, _LazyTensor):
+        return arrays[id(obj)]
+    if isinstance(obj, dict):
+        out = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
+        for k, v in obj.items():
+            out[k] = _materialize(v, arrays)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v, arrays) for v in obj)
+    return obj
+
+
+def _storage_array(ref, raw, byteorder, source):
+    """numpy view of a storage's bytes, after checking the byte count."""
+    need = ref.numel * ref.stype.itemsize
+    if len(raw) < need:
+        raise FormatError(f"{source}: storage {ref.key} holds {len(raw)} bytes but declares {ref.numel} "
+                          f"elements of {ref.stype.itemsize} bytes ({need})")
+    order = "<" if byteorder == "little" else ">"
+    if ref.stype.dtype == "bfloat16":
+        return np.frombuffer(raw, dtype=order + "u2", count=ref.numel)
+    return np.frombuffer(raw, dtype=np.dtype(ref.stype.dtype).newbyteorder(order), count=ref.numel)
+
+
+def _tensor_array(t, storage, source):
+    """The tensor view (offset, size, stride) of its storage as a new native-endian array, bounds checked."""
+    numel = 1
+    for s in t.size:
+        numel *= s
+    if numel:
+        last = t.offset + sum((s - 1) * st for s, st in zip(t.size, t.stride))
+        if last >= t.storage.numel:
+            raise FormatError(f"{source}: a tensor of size {t.size} (stride {t.stride}, offset {t.offset}) "
+                              f"reaches element {last} of storage {t.storage.key}, which has {t.storage.numel}")
+    if numel > MAX_ELEMENTS:
+        raise FormatError(f"{source}: a tensor of size {t.size} is too large")
+    item = storage.itemsize
+    if numel:
+        view = np.lib.stride_tricks.as_strided(storage[t.offset:], shape=t.size,
+                                               strides=tuple(st * item for st in t.stride), writeable=False)
+    else:
+        view = np.zeros(t.size, storage.dtype)
+    arr = np.array(view, dtype=storage.dtype.newbyteorder("="))
+    if t.storage.stype.dtype == "bfloat16":  # bfloat16 = the high half of a float32
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+def _build(obj, fetch, source):
+    tensors = []
+    _collect(obj, tensors)
+    storages, arrays = {}, {}
+    for t in tensors:
+        key = t.storage.key
+        if key not in storages:
+            storages[key] = fetch(t.storage)
+        elif storages[key].size != t.storage.numel:
+            raise FormatError(f"{source}: storage {key} is declared with two different sizes")
+        arrays[id(t)] = _tensor_array(t, storages[key], source)
+    return _materialize(obj, arrays)
+
+
+def _safe_member(name, source):
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or (parts and re.match(r"^[A-Za-z]:$", parts[0])):
+        raise UnsafeFileError(f"{source}: archive entry {name!r} points outside the archive")
+
+
+def load_zip(path_or_bytes, source):
+    try:
+        zf = zipfile.ZipFile(path_or_bytes if not isinstance(path_or_bytes, (bytes, bytearray))
+                             else io.BytesIO(path_or_bytes))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"{source}: not a readable zip checkpoint ({exc})") from None
+    with zf:
+        infos = {info.filename: info for info in zf.infolist()}
+        for name in infos:
+            _safe_member(name, source)
+        pkls = [n for n in infos if n.endswith("data.pkl") and n.count("/") == 1]
+        if len(pkls) != 1:
+            raise FormatError(f"{source}: expected one <root>/data.pkl in a torch zip checkpoint, "
+                              f"found {pkls or 'none'}")
+        root = pkls[0][: -len("data.pkl")]
+        byteorder = "little"
+        if root + "byteorder" in infos:
+            byteorder = zf.read(root + "byteorder").decode("ascii", "replace").strip()
+            if byteorder not in ("little", "big"):
+                raise FormatError(f"{source}: byteorder must be 'little' or 'big', got {byteorder!r:.20}")
+        obj = _unpickle(zf.read(pkls[0]), source)
+
+        def fetch(ref):
+            name = f"{root}data/{ref.key}"
+            info = infos.get(name)
+            if info is None:
+                raise FormatError(f"{source}: storage {ref.key} is missing from the archive ({name})")
+            need = ref.numel * ref.stype.itemsize
+            if info.file_size < need:  # checked from the directory, before reading or allocating
+                raise FormatError(f"{source}: storage {ref.key} holds {info.file_size} bytes but declares "
+                                  f"{ref.numel} elements of {ref.stype.itemsize} bytes ({need})")
+            try:
+                raw = zf.read(name)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise FormatError(f"{source}: cannot read storage {ref.key} ({exc})") from None
+            return _storage_array(ref, raw, byteorder, source)
+
+        return _build(obj, fetch, source)
+
+
+def load_legacy(data, source):
+    f = io.BytesIO(data)
+
+    def header():
+        try:
+            return _SafeUnpickler(f, source, allow_storages=False).load()
+        except (FormatError, UnsafeFileError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise FormatError(f"{source}: not a torch checkpoint ({type(exc).__name__}: {exc})") from None
+
+    if header() != LEGACY_MAGIC:
+        raise FormatError(f"{source}: not a torch checkpoint (bad legacy magic number)")
+    version = header()
+    if version != LEGACY_PROTOCOL:
+        raise FormatError(f"{source}: legacy torch protocol version {version!r:.20} is not supported")
+    sys_info = header()
+    little = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
+    obj = _unpickle(f, source)
+    keys = header()
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise FormatError(f"{source}: malformed storage key list")
+    tensors = []
+    _collect(obj, tensors)
+    itemsize = {t.storage.key: t.storage.stype.itemsize for t in tensors}
+    blobs = {}
+    for key in keys:  # each: int64 element count, then count * itemsize bytes
+        if key not in itemsize:
+            raise FormatError(f"{source}: storage {key!r:.40} is listed but no tensor uses it")
+        head = f.read(8)
+        if len(head) != 8:
+            raise FormatError(f"{source}: file ends before storage {key}")
+        (count,) = struct.unpack("<q" if little else ">q", head)
+        start = f.tell()
+        if count < 0 or count * itemsize[key] > len(data) - start:
+            raise FormatError(f"{source}: storage {key} declares {count} elements of {itemsize[key]} bytes but "
+                              f"{len(data) - start} bytes remain")
+        blobs[key] = (count, start)
+        f.seek(start + count * itemsize[key])
+
+    def fetch(ref):
+        if ref.key not in blobs:
+            raise FormatError(f"{source}: storage {ref.key} is missing from the file")
+        count, start = blobs[ref.key]
+        if count != ref.numel:
+            raise FormatError(f"{source}: storage {ref.key} holds {count} elements but the pickle says {ref.numel}")
+        return _storage_array(ref, data[start:start + count * ref.stype.itemsize],
+                              "little" if little else "big", source)
+
+    return _build(obj, fetch, source)
+
+
+def load_checkpoint(path_or_bytes):
+    """The object a ``torch.save`` file holds, with tensors as numpy arrays (float16/bfloat16 widened)."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        data, source = bytes(path_or_bytes), "<bytes>"
+    else:
+        source = str(path_or_bytes)
+        with open(path_or_bytes, "rb") as fh:
+            data = fh.read()
+    if data[:4] == b"PK\x03\x04":
+        return load_zip(data, source)
+    if data[:1] == b"\x80":
+        return load_legacy(data, source)
+    raise FormatError(f"{source}: not a torch checkpoint (neither a zip archive nor a pickle)")
