@@ -4,23 +4,39 @@ Converters may import onnx, h5py or safetensors (and torch when present and aske
 does. Each converter writes down, where the translation happens, every gate permutation and transpose
 from its source layout into the engine's canonical one (engine/spec.py).
 
-This release reads the native format only (engine.load); the ONNX, PyTorch, safetensors and Keras
-readers are being added. ``load_spec`` says so clearly instead of guessing.
+    converters.from_torch(path | state_dict | nn.Module, **options)   .pt .pth .bin .safetensors .npz
+    converters.from_keras(path)                                        .keras .h5
+
+``load_spec(path, **options)`` picks one by file extension; ``engine.load`` calls it for non-native files.
 """
 
 import os
 
 from engine.errors import FormatError
 
-_PLANNED = {".onnx": "ONNX", ".pt": "PyTorch", ".pth": "PyTorch", ".bin": "PyTorch",
-            ".safetensors": "safetensors", ".keras": "Keras", ".h5": "Keras"}
+from .pytorch import from_torch
+
+_TORCH = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".npz")
+_PLANNED = {".onnx": "ONNX"}
+
+
+def from_keras(path, **options):
+    from .keras import from_keras as _from_keras
+
+    return _from_keras(path, **options)
 
 
 def load_spec(path, **options):
-    """A ModelSpec from a non-native model file."""
+    """A ModelSpec from a non-native model file, by extension."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext in _TORCH:
+        return from_torch(path, **options)
+    if ext in (".keras", ".h5", ".hdf5"):
+        return from_keras(path, **options)
     if ext in _PLANNED:
-        raise FormatError(f"{path}: reading {_PLANNED[ext]} files is not supported by this rnnjit version yet; "
-                          f"supported now: the native .npz format (ModelSpec.save)")
-    raise FormatError(f"{path}: unrecognized model format {ext or '(no extension)'!r}; expected a native .npz "
-                      f"written by rnnjit")
+        raise FormatError(f"{path}: reading {_PLANNED[ext]} files is not supported by this rnnjit version yet")
+    raise FormatError(f"{path}: unrecognized model format {ext or '(no extension)'!r}; expected .npz (native or "
+                      f"PyTorch names), .pt/.pth/.bin, .safetensors, .keras or .h5")
+
+
+__all__ = ["from_keras", "from_torch", "load_spec"]
