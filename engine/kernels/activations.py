@@ -18,6 +18,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from ..config import FASTMATH
+
 # ---- codes shared with the packer (engine/layers/pack.py) -------------------------------------------
 IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
     SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX = range(15)
@@ -52,7 +54,7 @@ def _is_f32(x):
     return isinstance(x, types.Float) and x.bitwidth == 32
 
 
-@overload(tanh_, jit_options=dict(fastmath=True, error_model="numpy"), inline="always")
+@overload(tanh_, jit_options=dict(fastmath=FASTMATH, error_model="numpy"), inline="always")
 def _tanh_overload(x):
     if _is_f32(x):
         def impl(x):
@@ -73,7 +75,7 @@ def _tanh_overload(x):
     return lambda x: np.tanh(x)
 
 
-@overload(sigmoid_, jit_options=dict(fastmath=True, error_model="numpy"), inline="always")
+@overload(sigmoid_, jit_options=dict(fastmath=FASTMATH, error_model="numpy"), inline="always")
 def _sigmoid_overload(x):
     if _is_f32(x):
         return lambda x: _HALF32 * tanh_(_HALF32 * x) + _HALF32
@@ -85,7 +87,7 @@ def apply(code, alpha, beta, x):
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(apply, jit_options=dict(fastmath=True, error_model="numpy"))
+@overload(apply, jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
 def _apply_overload(code, alpha, beta, x):
     def impl(code, alpha, beta, x):
         zero = x - x

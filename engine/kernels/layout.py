@@ -26,7 +26,7 @@ recurrent layers, per direction d at base ``M_DIR + d * DIR_STRIDE`` (offsets in
     D_FLT   (7,)                 clip, alpha_f, beta_f, alpha_g, beta_g, alpha_h, beta_h
     D_ACT0..2                    activation codes f, g, h
 
-dense: D_W (in, out) = weight^T, D_BIAS (out,) or -1.   normalize: D_MEAN, D_SCALE.   activation: params
+dense: D_W (out, in) = weight as given, D_BIAS (out,) or -1.   normalize: D_MEAN, D_SCALE.   activation: params
 [alpha, beta] at 0.
 """
 

@@ -72,8 +72,9 @@ def pack_recurrent(layer, dtype):
     for d, (w, acts) in enumerate(zip(layer.weights, layer.activations)):
         base = L.M_DIR + d * L.DIR_STRIDE
         W, R = w["weight_ih"], w["weight_hh"]                       # (G*H, I), (G*H, Ho)
-        b_ih = w.get("bias_ih", np.zeros(G * H))
-        b_hh = w.get("bias_hh", np.zeros(G * H))
+        # widened before the biases are pre-added: float32 weights summed in float32 would round the sum
+        b_ih = np.asarray(w.get("bias_ih", np.zeros(G * H)), np.float64)
+        b_hh = np.asarray(w.get("bias_hh", np.zeros(G * H)), np.float64)
         if layer.cell == "gru":
             # canonical r,z,n rows -> stacked [W_rz^T; R_rz^T] (I+H, 2H); n kept apart: W_n^T (I,H), R_n^T (H,H)
             meta[base + L.D_M] = buf.add(np.concatenate([W[:2 * H].T, R[:2 * H].T], axis=0))
@@ -105,16 +106,16 @@ def pack_recurrent(layer, dtype):
     meta[L.M_H], meta[L.M_HO], meta[L.M_D], meta[L.M_FLAGS] = H, Ho, D, flags
     kind = {"lstm": L.OP_LSTM, "gru": L.OP_GRU, "rnn": L.OP_RNN}[layer.cell]
     K = I + Ho
-    # per-row stepping buffers (see the *_step kernels): state [h | c]; scratch [xh | gates | extra]
+    # per-row stepping buffers (see the *_step kernels): state [h | c]; scratch [xh | gates | extra | partial sums]
     state = Ho + H if layer.cell == "lstm" else H
-    scratch = {"lstm": K + 5 * H, "gru": K + 5 * H, "rnn": K + H}[layer.cell]
+    scratch = {"lstm": K + 9 * H, "gru": K + 7 * H, "rnn": K + 2 * H}[layer.cell]
     return Packed(layer, kind, buf.finish(dtype), meta, I, D * Ho, state, scratch)
 
 
 def pack_dense(layer, dtype):
     buf = _Buffer()
     meta = np.zeros(L.META_LEN, dtype=np.int64)
-    meta[L.M_DIR + L.D_W] = buf.add(layer.weight.T)        # (out, in) -> (in, out): outputs contiguous
+    meta[L.M_DIR + L.D_W] = buf.add(layer.weight)          # (out, in) as given: a dot product per output
     meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
     return Packed(layer, L.OP_DENSE, buf.finish(dtype), meta, layer.in_features, layer.out_features)
 
