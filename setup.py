@@ -69,9 +69,10 @@ setup(
     package_data={"engine._ext": ["*.pyx"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
-    install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16"],
+    install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16", "safetensors>=0.4", "h5py>=3.8"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH],
+        "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH,
+                 "g2p-en>=2.1"],  # ships a trained GRU encoder/decoder used as a real-model test
         "bench": ["onnxruntime>=1.17", TORCH],
     },
     entry_points={"console_scripts": ["rnnjit = engine.cli:main"]},

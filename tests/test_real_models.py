@@ -1,0 +1,110 @@
+"""Models nobody here trained, shipped inside PyPI packages.
+
+g2p-en: an English grapheme-to-phoneme GRU encoder/decoder (checkpoint20.npz, PyTorch gate layout r,z,n)
+that the package runs with its own NumPy code. The engine runs the same weights, encoder with
+``Model.run`` and decoder one step at a time with a ``Stream``. It must give the same phonemes; in float64
+the same logits as the package's algorithm in float64 (PARITY_F64); in float32, logits within
+REAL_MODEL_F32_RELATIVE of the output scale of the exact result (see tests/tolerances.py for why).
+"""
+
+import numpy as np
+import pytest
+
+import engine
+from tests.tolerances import PARITY_F64, REAL_MODEL_F32_RELATIVE, assert_parity
+
+WORDS = ["rnnjit", "heartbeat", "quixotic", "zyzzyva", "onnxruntime", "telemetry", "xylophone", "a"]
+
+
+@pytest.fixture(scope="module")
+def g2p():
+    """The package's G2p object, built without its network-dependent set-up.
+
+    Importing g2p_en asks nltk for two data packages and downloads them when missing; G2p() also loads
+    the CMU dictionary. The network is closed here, and neither is needed for the neural model, so the
+    lookup is answered for the import and the dictionary is empty (every word goes to the network).
+    """
+    import nltk.data
+
+    real_find = nltk.data.find
+    nltk.data.find = lambda *args, **kwargs: "offline"
+    try:
+        import g2p_en.g2p as g2p_module
+    finally:
+        nltk.data.find = real_find
+
+    class EmptyCmuDict:
+        @staticmethod
+        def dict():
+            return {}
+
+    g2p_module.cmudict = EmptyCmuDict
+    return g2p_module.G2p()
+
+
+def _gru(prefix, v):
+    # g2p-en stores PyTorch's layout: w_ih (3H, E) with gates r, z, n; the engine's canonical layout
+    return engine.GRU(v[f"{prefix}_w_ih"].shape[1], v[f"{prefix}_w_hh"].shape[1],
+                      {"weight_ih": v[f"{prefix}_w_ih"], "weight_hh": v[f"{prefix}_w_hh"],
+                       "bias_ih": v[f"{prefix}_b_ih"], "bias_hh": v[f"{prefix}_b_hh"]})
+
+
+def _engine_predict(encoder, decoder, g2p, word):
+    """g2p-en's predict() with the engine doing the recurrent work; returns phonemes and every step's logits."""
+    v = g2p.variables
+    chars = [g2p.g2idx.get(c, g2p.g2idx["<unk>"]) for c in word] + [g2p.g2idx["</s>"]]
+    enc_out = encoder.run(v["enc_emb"][chars])                  # (T, 256): the encoder over the word
+    stream = decoder.stream()
+    stream.set_state({"layers.0.h": enc_out[-1]})               # decoder starts from the encoder's last state
+    token, preds, logits = 2, [], []                            # 2: <s>
+    for _ in range(20):
+        out = stream.step(v["dec_emb"][token])                  # GRU step + Dense head -> (74,) logits
+        logits.append(out.copy())
+        token = int(out.argmax())
+        if token == 3:                                          # 3: </s>
+            break
+        preds.append(token)
+    return [g2p.idx2p.get(i, "<unk>") for i in preds], logits
+
+
+def _package_logits(g2p, word, dtype=np.float32):
+    """The package's own computation (its encode and grucell), step by step, in ``dtype``.
+
+    (Its predict() keeps only the argmax; its gru() helper stores outputs in a float32 buffer, so the
+    encoder loop is written out here with the package's grucell.)
+    """
+    p = {k: getattr(g2p, k).astype(dtype) for k in ("enc_w_ih", "enc_w_hh", "enc_b_ih", "enc_b_hh", "dec_emb",
+                                                    "dec_w_ih", "dec_w_hh", "dec_b_ih", "dec_b_hh", "fc_w", "fc_b")}
+    x = g2p.encode(word).astype(dtype)                          # (1, T, E)
+    h = np.zeros((1, p["enc_w_hh"].shape[1]), dtype)
+    for t in range(x.shape[1]):
+        h = g2p.grucell(x[:, t, :], h, p["enc_w_ih"], p["enc_w_hh"], p["enc_b_ih"], p["enc_b_hh"])
+    dec, logits = np.take(p["dec_emb"], [2], axis=0), []
+    for _ in range(20):
+        h = g2p.grucell(dec, h, p["dec_w_ih"], p["dec_w_hh"], p["dec_b_ih"], p["dec_b_hh"])
+        out = np.matmul(h, p["fc_w"].T) + p["fc_b"]
+        logits.append(out[0])
+        pred = out.argmax()
+        if pred == 3:
+            break
+        dec = np.take(p["dec_emb"], [pred], axis=0)
+    return logits
+
+
+@pytest.mark.parametrize("word", WORDS)
+def test_g2p_en_gru_encoder_decoder_matches_the_package(g2p, word):
+    v = g2p.variables
+    spec_enc = engine.ModelSpec([_gru("enc", v)])
+    spec_dec = engine.ModelSpec([_gru("dec", v), engine.Dense(v["fc_w"], v["fc_b"])])
+    phonemes, logits32 = _engine_predict(engine.Model(spec_enc), engine.Model(spec_dec), g2p, word)
+    assert phonemes == g2p.predict(word)
+
+    _, logits64 = _engine_predict(engine.Model(spec_enc, dtype="float64"), engine.Model(spec_dec, dtype="float64"),
+                                  g2p, word)
+    exact = _package_logits(g2p, word, np.float64)
+    assert len(logits64) == len(exact) == len(logits32)
+    for step, (ours, theirs) in enumerate(zip(logits64, exact)):
+        assert_parity(ours, theirs, PARITY_F64, "float64", f"{word!r} float64 decoder step {step} logits")
+    for step, (ours, theirs) in enumerate(zip(logits32, exact)):
+        bar = REAL_MODEL_F32_RELATIVE * float(np.abs(theirs).max())
+        assert_parity(ours, theirs, bar, "float32", f"{word!r} float32 decoder step {step} logits")
