@@ -1,0 +1,398 @@
+"""Keras 3 ``.keras`` and legacy ``.h5`` files -> ModelSpec, read with h5py and the JSON config (no TensorFlow,
+no Keras needed).
+
+Supported: Sequential models and functional chains (each layer fed by the one before) of InputLayer,
+LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional (merge_mode "concat"), Dense,
+TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
+Anything else is refused, all such layers named at once.
+
+Layouts (Keras -> engine canonical, PyTorch's; written once, here):
+* LSTM   kernel (I, 4H), recurrent_kernel (H, 4H), gates i,f,c,o = our i,f,g,o: transpose only; the one
+         bias (4H,) becomes bias_ih, bias_hh = 0.
+* GRU    gates z,r,h -> our r,z,n: block permutation [1, 0, 2] on the 3H axis, then transpose.
+         reset_after=True: bias (2, 3H) = [input bias; recurrent bias] -> bias_ih, bias_hh, and
+         linear_before_reset=1. reset_after=False: bias (3H,) -> bias_ih, linear_before_reset=0.
+* SimpleRNN, Dense  kernel (in, out) -> weight (out, in): transpose.
+* activation / recurrent_activation: LSTM (f, g, h) = (recurrent_activation, activation, activation),
+  GRU (f, g) = (recurrent_activation, activation), SimpleRNN (f,) = (activation,). Keras 3's
+  hard_sigmoid is relu6(x + 3) / 6, i.e. ONNX HardSigmoid with alpha 1/6, beta 1/2 (Keras 2's was
+  alpha 0.2): the file's keras_version decides.
+
+What a Keras model outputs that a ModelSpec run does not express as such is recorded in
+``spec.metadata["keras.output"]``: "sequence" (every step: Model.run's output), "last" (return_sequences
+=False: Keras returns Model.run's last step), "first" (a go_backwards layer without return_sequences:
+its final state is at the first step of Model.run's output). Masking is accepted as a declaration: pass
+``lengths=`` to Model.run for padded batches (metadata "keras.mask_value").
+
+Where weights live: in ``.keras`` (a zip of config.json, metadata.json, model.weights.h5) under
+``layers/<snake_case class name>[_<n>]/...`` counted per class in layer order (Keras's saving_lib
+naming, not the layer names); in ``.h5`` under ``model_weights/<layer name>`` in the order its
+``weight_names`` attribute lists.
+"""
+
+import io
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+from engine import GRU, LSTM, RNN, Activation, Dense, ModelSpec
+from engine.errors import FormatError, SpecError
+
+NO_OPS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"}
+RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
+MAX_CONFIG = 64 << 20
+
+
+def _snake(name):
+    """keras.src.utils.naming.to_snake_case."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _activation(value, keras_major, where, *, in_cell):
+    """A Keras activation (a name or a serialized function) -> engine Activation, or None for linear."""
+    if isinstance(value, dict):  # {"module": "keras.activations", "class_name": "function", "config": "tanh"}
+        value = value.get("config", value.get("class_name"))
+        if isinstance(value, dict):
+            value = value.get("name")
+    if value in (None, "linear"):
+        return Activation("affine", 1.0, 0.0) if in_cell else None
+    if not isinstance(value, str):
+        raise FormatError(f"{where}: activation {value!r:.60} is not a known Keras activation")
+    if value == "hard_sigmoid":
+        return Activation("hard_sigmoid", 1.0 / 6.0 if keras_major >= 3 else 0.2, 0.5)
+    if value == "leaky_relu":
+        return Activation("leaky_relu", 0.2)  # Keras 3's default negative_slope
+    simple = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "elu": "elu", "selu": "selu",
+              "softplus": "softplus", "softsign": "softsign", "softmax": "softmax", "log_softmax": "log_softmax"}
+    if value not in simple or (in_cell and value in ("softmax", "log_softmax", "selu")):
+        raise FormatError(f"{where}: activation {value!r} is not supported"
+                          f"{' inside a recurrent cell' if in_cell else ''} (supported: "
+                          f"{', '.join(sorted(simple) + ['hard_sigmoid', 'leaky_relu', 'linear'])})")
+    return Activation(simple[value])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading the file
+# ---------------------------------------------------------------------------------------------------
+
+class _Weights:
+    """Weight lookup for one file: ``get(layer_config, path_in_keras_file, index)``."""
+
+    def __init__(self, h5, legacy, source):
+        self.h5, self.legacy, self.source = h5, legacy, source
+        self.counters = {}
+        self.paths = {}
+
+    def assign_paths(self, layers):
+        """Keras's saving_lib names each layer in the weights file by class, counted in layer order."""
+        for layer in layers:
+            base = _snake(layer["class_name"])
+            n = self.counters.get(base)
+            self.counters[base] = 0 if n is None else n + 1
+            self.paths[layer["config"]["name"]] = base if n is None else f"{base}_{n + 1}"
+
+    def arrays(self, layer, sub, count):
+        """``count`` arrays of a layer (kernel, recurrent_kernel, bias order); ``sub`` is the inner path."""
+        name = layer["config"]["name"]
+        try:
+            if self.legacy:
+                group = self.h5["model_weights"][name]
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
+                start = {"": 0, "forward_layer": 0, "backward_layer": count}.get(sub, 0)
+                names = names[start:start + count]
+                return [self._read(group[n], f"{name}/{n}") for n in names]
+            group = self.h5["layers"][self.paths[name]]
+            for part in (sub.split("/") if sub else []):
+                group = group[part]
+            return [self._read(group["vars"][str(i)], f"{name}/{sub}/vars/{i}") for i in range(count)
+                    if str(i) in group["vars"]]
+        except KeyError as exc:
+            raise FormatError(f"{self.source}: weights of layer {name!r} not found ({exc})") from None
+
+    def _read(self, dataset, what):
+        if not hasattr(dataset, "shape") or dataset.dtype.kind not in "fiu":
+            raise FormatError(f"{self.source}: {what} is not a numeric array")
+        if int(np.prod(dataset.shape)) > (1 << 31):
+            raise FormatError(f"{self.source}: {what} has shape {dataset.shape}, too large")
+        return np.asarray(dataset[()], dtype=np.float64 if dataset.dtype == np.float64 else np.float32)
+
+
+def _open(path):
+    """(config dict, keras major version, h5py File, legacy?, things to close)."""
+    import h5py
+
+    path = os.fspath(path)
+    if zipfile.is_zipfile(path):
+        try:
+            zf = zipfile.ZipFile(path)
+            names = set(zf.namelist())
+            if "config.json" not in names or "model.weights.h5" not in names:
+                raise FormatError(f"{path}: a .keras archive needs config.json and model.weights.h5, found "
+                                  f"{sorted(names)[:10]}")
+            for entry in ("config.json", "metadata.json", "model.weights.h5"):
+                if entry in names and zf.getinfo(entry).file_size > (4 << 30):
+                    raise FormatError(f"{path}: {entry} is implausibly large")
+            config = json.loads(zf.read("config.json"))
+            meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
+            h5 = h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
+        except (zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+            raise FormatError(f"{path}: unreadable .keras archive ({exc})") from None
+        version = str(meta.get("keras_version", "3"))
+        return config, int(version.split(".")[0] or 3), h5, False
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise FormatError(f"{path}: neither a .keras archive nor an HDF5 file ({exc})") from None
+    raw = h5.attrs.get("model_config")
+    if raw is None:
+        h5.close()
+        raise FormatError(f"{path}: this HDF5 file has no model_config (weights-only files need the model's "
+                          f"architecture too: save the whole model)")
+    if "model_weights" not in h5:
+        h5.close()
+        raise FormatError(f"{path}: this HDF5 file has no model_weights group")
+    raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if len(raw) > MAX_CONFIG:
+        raise FormatError(f"{path}: model_config is implausibly large")
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise FormatError(f"{path}: unreadable model_config ({exc})") from None
+    version = h5.attrs.get("keras_version", b"2")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return config, int(version.split(".")[0] or 2), h5, True
+
+
+def _chain(config, source):
+    """The model's layers in data-flow order; a functional model must be a simple chain."""
+    cls = config.get("class_name")
+    cfg = config.get("config", {})
+    if cls not in ("Sequential", "Functional", "Model"):
+        raise FormatError(f"{source}: the top level is a {cls!r}; expected a Sequential or functional Model")
+    layers = cfg.get("layers") if isinstance(cfg, dict) else None
+    if not isinstance(layers, list) or not layers:
+        raise FormatError(f"{source}: the model config lists no layers")
+    if cls == "Sequential":
+        return layers
+    prev = None
+    for layer in layers:
+        inbound = _inbound_names(layer.get("inbound_nodes", []))
+        if layer.get("class_name") == "InputLayer":
+            if prev is not None:
+                raise FormatError(f"{source}: more than one input; only single-input chains are supported")
+        elif inbound != [prev]:
+            raise FormatError(f"{source}: layer {layer['config']['name']!r} takes {inbound or 'no inputs'}, not "
+                              f"just the layer before it ({prev!r}); only simple chains are supported")
+        prev = layer["config"]["name"]
+    return layers
+
+
+def _inbound_names(nodes):
+    names = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if "keras_history" in obj.get("config", {}):
+                names.append(obj["config"]["keras_history"][0])
+                return
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):  # Keras 2: [name, i, j, {}]
+                names.append(obj[0])
+                return
+            for v in obj:
+                walk(v)
+
+    walk(nodes)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------
+# Layer translation
+# ---------------------------------------------------------------------------------------------------
+
+def _gru_zrh_to_rzn(a, H, axis):
+    """Keras GRU gate blocks z, r, h -> canonical r, z, n along ``axis``."""
+    z, r, h = np.split(a, [H, 2 * H], axis=axis)
+    return np.concatenate([r, z, h], axis=axis)
+
+
+def _recurrent_weights(cls_name, cfg, arrays, where):
+    """Keras (kernel, recurrent_kernel, bias) of one direction -> canonical weights dict."""
+    H = int(cfg["units"])
+    if len(arrays) < 2:
+        raise FormatError(f"{where}: expected kernel and recurrent_kernel, found {len(arrays)} arrays")
+    kernel, recurrent = arrays[0], arrays[1]
+    bias = arrays[2] if len(arrays) > 2 and cfg.get("use_bias", True) else None
+    G = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cls_name]
+    if kernel.ndim != 2 or kernel.shape[1] != G * H or recurrent.shape != (H, G * H):
+        raise FormatError(f"{where}: kernel {kernel.shape} / recurrent_kernel {recurrent.shape} do not fit "
+                          f"{cls_name}(units={H}): expected (I, {G * H}) and ({H}, {G * H})")
+    if cls_name == "GRU":
+        # z,r,h -> r,z,n on the gate axis (last), then (I, 3H) -> (3H, I)
+        w = {"weight_ih": _gru_zrh_to_rzn(kernel, H, 1).T, "weight_hh": _gru_zrh_to_rzn(recurrent, H, 1).T}
+        if bias is not None:
+            if cfg.get("reset_after", True):
+                if bias.shape != (2, 3 * H):
+                    raise FormatError(f"{where}: reset_after GRU bias must be (2, {3 * H}), got {bias.shape}")
+                w["bias_ih"] = _gru_zrh_to_rzn(bias[0], H, 0)     # input bias
+                w["bias_hh"] = _gru_zrh_to_rzn(bias[1], H, 0)     # recurrent bias (kept apart: lbr=1)
+            else:
+                w["bias_ih"] = _gru_zrh_to_rzn(bias.reshape(-1), H, 0)
+        return w
+    # LSTM (i,f,c,o = ours) and SimpleRNN: (I, G*H) -> (G*H, I)
+    w = {"weight_ih": kernel.T, "weight_hh": recurrent.T}
+    if bias is not None:
+        w["bias_ih"] = bias.reshape(-1)
+    return w
+
+
+def _convert(config, keras_major, weights, source):
+    layers = _chain(config, source)
+    weights.assign_paths(layers)
+    spec_layers, refused, meta = [], [], {"keras.output": "sequence"}
+    size = None
+    for i, layer in enumerate(layers):
+        cls_name, cfg = layer.get("class_name"), layer.get("config", {})
+        name = cfg.get("name", f"#{i}")
+        where = f"{source}: {cls_name} {name!r}"
+        if cls_name == "InputLayer":
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            if shape:
+                size = shape[-1]
+            continue
+        if size is None:
+            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+            size = shape[-1] if shape else None
+        if meta["keras.output"] != "sequence" and cls_name in RECURRENT | {"Bidirectional"}:
+            refused.append(f"{name} ({cls_name} after a layer with return_sequences=False)")
+            continue
+        try:
+            if cls_name in RECURRENT or cls_name == "Bidirectional":
+                spec_layers += _convert_recurrent(layer, weights, keras_major, size, meta, where)
+            elif cls_name == "Dense" or (cls_name == "TimeDistributed" and cfg["layer"]["class_name"] == "Dense"):
+                spec_layers += _convert_dense(layer, weights, keras_major, where)
+            elif cls_name == "Activation":
+                act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
+                if act is not None:
+                    spec_layers.append(act)
+            elif cls_name in NO_OPS:
+                pass
+            elif cls_name == "Masking":
+                meta["keras.mask_value"] = str(cfg.get("mask_value", 0.0))
+            else:
+                refused.append(f"{name} ({cls_name})")
+                continue
+        except FormatError as exc:
+            refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
+            continue
+        if spec_layers:
+            size = spec_layers[-1].output_size(size)
+    if refused:
+        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
+    if not spec_layers:
+        raise FormatError(f"{source}: no layers rnnjit can run")
+    meta["source"] = source
+    try:
+        return ModelSpec(spec_layers, input_size=None, metadata=meta)
+    except SpecError as exc:
+        raise FormatError(f"{source}: the layers do not chain into one model ({exc})") from None
+
+
+def _cell_activations(cls_name, cfg, keras_major, where):
+    act = _activation(cfg.get("activation", "tanh"), keras_major, where, in_cell=True)
+    if cls_name == "SimpleRNN":
+        return [act]
+    rec = _activation(cfg.get("recurrent_activation", "sigmoid"), keras_major, where, in_cell=True)
+    return [rec, act, act] if cls_name == "LSTM" else [rec, act]
+
+
+def _make(cls_name, cfg, in_size, weights_list, direction, activations):
+    H = int(cfg["units"])
+    I = weights_list[0]["weight_ih"].shape[1]
+    if cls_name == "LSTM":
+        return LSTM(I, H, weights_list, direction=direction, activations=activations)
+    if cls_name == "GRU":
+        return GRU(I, H, weights_list, direction=direction, activations=activations,
+                   linear_before_reset=bool(cfg.get("reset_after", True)))
+    return RNN(I, H, weights_list, direction=direction, activations=activations)
+
+
+def _convert_recurrent(layer, weights, keras_major, size, meta, where):
+    cls_name, cfg = layer["class_name"], layer["config"]
+    if cls_name == "Bidirectional":
+        if cfg.get("merge_mode", "concat") != "concat":
+            raise FormatError(f"{where}: merge_mode {cfg.get('merge_mode')!r} is not supported (only 'concat')")
+        inner = cfg["layer"]
+        backward = cfg.get("backward_layer") or inner
+        if inner["class_name"] not in RECURRENT or backward["class_name"] != inner["class_name"]:
+            raise FormatError(f"{where}: wraps {inner['class_name']}, expected one of {sorted(RECURRENT)}")
+        if not inner["config"].get("return_sequences", False):
+            raise FormatError(f"{where}: a Bidirectional layer without return_sequences outputs two different "
+                              f"timesteps (forward's last, backward's first); only return_sequences=True is supported")
+        if inner["config"].get("go_backwards", False):
+            raise FormatError(f"{where}: go_backwards inside Bidirectional is not supported")
+        acts = [_cell_activations(inner["class_name"], inner["config"], keras_major, where),
+                _cell_activations(backward["class_name"], backward["config"], keras_major, where)]
+        n = 3 if inner["config"].get("use_bias", True) else 2
+        if weights.legacy:
+            fw, bw = weights.arrays(layer, "forward_layer", n), weights.arrays(layer, "backward_layer", n)
+        else:
+            fw, bw = weights.arrays(layer, "forward_layer/cell", n), weights.arrays(layer, "backward_layer/cell", n)
+        ws = [_recurrent_weights(inner["class_name"], inner["config"], fw, where),
+              _recurrent_weights(backward["class_name"], backward["config"], bw, where)]
+        return [_make(inner["class_name"], inner["config"], size, ws, "bidirectional", acts)]
+    n = 3 if cfg.get("use_bias", True) else 2
+    arrays = weights.arrays(layer, "" if weights.legacy else "cell", n)
+    w = _recurrent_weights(cls_name, cfg, arrays, where)
+    backwards = bool(cfg.get("go_backwards", False))
+    if not cfg.get("return_sequences", False):
+        meta["keras.output"] = "first" if backwards else "last"
+    elif backwards:
+        raise FormatError(f"{where}: go_backwards with return_sequences=True returns the outputs in reversed "
+                          f"time order, which a ModelSpec does not express")
+    if cfg.get("stateful"):
+        meta["keras.stateful"] = "true"
+    return [_make(cls_name, cfg, size, [w], "reverse" if backwards else "forward",
+                  [_cell_activations(cls_name, cfg, keras_major, where)])]
+
+
+def _convert_dense(layer, weights, keras_major, where):
+    cfg = layer["config"]
+    inner = layer
+    sub = ""
+    if layer["class_name"] == "TimeDistributed":
+        inner = cfg["layer"]
+        sub = "layer"
+    icfg = inner["config"]
+    n = 2 if icfg.get("use_bias", True) else 1
+    arrays = weights.arrays(layer, sub, n)
+    if not arrays or arrays[0].ndim != 2 or arrays[0].shape[1] != int(icfg["units"]):
+        raise FormatError(f"{where}: kernel shape {arrays[0].shape if arrays else None} does not fit "
+                          f"units={icfg['units']}")
+    out = [Dense(arrays[0].T, arrays[1] if n == 2 else None, name=icfg.get("name"))]   # (in, out) -> (out, in)
+    act = _activation(icfg.get("activation"), keras_major, where, in_cell=False)
+    if act is not None:
+        out.append(act)
+    return out
+
+
+def from_keras(path, *, dtype="float32"):
+    """A ModelSpec from a Keras ``.keras`` or legacy ``.h5`` model file (see the module docstring)."""
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"no such model file: {source}")
+    config, keras_major, h5, legacy = _open(source)
+    try:
+        spec = _convert(config, keras_major, _Weights(h5, legacy, source), source)
+    finally:
+        h5.close()
+    if dtype != spec.dtype:
+        spec = ModelSpec(spec.layers, dtype=dtype, metadata=spec.metadata)
+    return spec
