@@ -1,0 +1,160 @@
+"""Keras 3 models (torch backend) saved as .keras and legacy .h5, loaded without Keras, against Keras's own
+predictions: randomized stacks of LSTM / GRU (reset_after True and False) / SimpleRNN / Bidirectional /
+Dense / TimeDistributed / Activation / Dropout; return_sequences and go_backwards semantics; the gate
+permutation checked against Keras's own gate slices; unsupported layers refused by name."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402  (the [test] extra installs it; missing, this module fails rather than skips)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import converters  # noqa: E402
+import engine  # noqa: E402
+from tests.tolerances import PARITY_F32, assert_parity  # noqa: E402
+
+L = keras.layers
+CELLS = ["LSTM", "GRU", "GRU_reset_before", "SimpleRNN"]
+CELL_ACTS = ["tanh", "sigmoid", "hard_sigmoid", "relu", "softsign", "linear"]
+
+
+def _cell(kind, units, rng, **kw):
+    acts = {"activation": str(rng.choice(["tanh", "relu", "softsign"]))}
+    if kind != "SimpleRNN":
+        acts["recurrent_activation"] = str(rng.choice(["sigmoid", "hard_sigmoid"]))
+    if kind == "LSTM":
+        return L.LSTM(units, **acts, **kw)
+    if kind.startswith("GRU"):
+        return L.GRU(units, reset_after=kind == "GRU", **acts, **kw)
+    return L.SimpleRNN(units, activation=acts["activation"], **kw)
+
+
+def random_model(rng):
+    """A random stack and how its Keras output relates to Model.run's."""
+    I = int(rng.integers(1, 6))
+    layers = [keras.Input((None, I))]
+    n = int(rng.integers(1, 4))
+    for k in range(n):
+        kind = str(rng.choice(CELLS))
+        units = int(rng.choice([1, 3, 8]))
+        last = k == n - 1
+        seqs = not (last and rng.random() < 0.3)
+        if rng.random() < 0.3 and seqs:
+            layers.append(L.Bidirectional(_cell(kind, units, rng, return_sequences=True)))
+        else:
+            back = bool(not seqs and rng.random() < 0.5)
+            layers.append(_cell(kind, units, rng, return_sequences=seqs, go_backwards=back,
+                                use_bias=bool(rng.random() < 0.8)))
+        if rng.random() < 0.3:
+            layers.append(L.Dropout(0.5))
+    head = L.Dense(int(rng.integers(1, 4)), activation=str(rng.choice(["linear", "sigmoid", "softmax", "relu"])))
+    layers.append(L.TimeDistributed(head) if rng.random() < 0.3 and seqs else head)
+    if rng.random() < 0.3:
+        layers.append(L.Activation(str(rng.choice(["tanh", "elu", "selu", "softplus"]))))
+    model = keras.Sequential(layers)
+    for w in model.weights:  # non-trivial weights, biases included, in a stable range
+        w.assign(rng.uniform(-0.6, 0.6, w.shape).astype("float32"))
+    return model
+
+
+def _keras_view(spec, Y):
+    """Model.run's output (B, T, O) as Keras returns it."""
+    out = spec.metadata["keras.output"]
+    return {"sequence": Y, "last": Y[:, -1], "first": Y[:, 0]}[out]
+
+
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+@pytest.mark.parametrize("seed", range(8))
+def test_random_keras_models_match_keras_predictions(tmp_path, ext, seed):
+    rng = np.random.default_rng(seed + (100 if ext == ".h5" else 0))
+    model = random_model(rng)
+    X = rng.uniform(-1, 1, (3, 9, model.inputs[0].shape[-1])).astype(np.float32)
+    expected = np.asarray(model.predict(X, verbose=0))
+    path = str(tmp_path / f"m{ext}")
+    model.save(path)
+    spec = converters.from_keras(path)
+    m = engine.load(path)
+    Y = m.run(X)
+    assert_parity(_keras_view(spec, Y), expected, PARITY_F32, "float32", f"seed {seed} {ext} run")
+    if spec.streamable:  # stepping gives every step; Keras's output is at the steps _keras_view picks
+        s = m.stream()
+        steps = np.stack([s.step(x) for x in X[0]])[None]
+        assert_parity(_keras_view(spec, steps), expected[:1], PARITY_F32, "float32", f"seed {seed} {ext} step")
+
+
+def test_a_functional_chain_loads_and_weights_are_found_by_keras_naming(tmp_path):
+    rng = np.random.default_rng(7)
+    inp = keras.Input((None, 3))
+    x = L.LSTM(4, return_sequences=True, name="encoder")(inp)   # stored as layers/lstm, not by its name
+    x = L.GRU(4, return_sequences=True)(x)
+    out = L.Dense(2, name="head")(x)
+    model = keras.Model(inp, out)
+    for w in model.weights:
+        w.assign(rng.uniform(-0.6, 0.6, w.shape).astype("float32"))
+    X = rng.uniform(-1, 1, (2, 5, 3)).astype(np.float32)
+    for ext in (".keras", ".h5"):
+        model.save(str(tmp_path / f"f{ext}"))
+        assert_parity(engine.load(tmp_path / f"f{ext}").run(X), model.predict(X, verbose=0), PARITY_F32, "float32")
+
+
+def test_gru_gate_permutation_matches_kerass_own_gate_slices(tmp_path):
+    # Keras GRU kernel columns are [z | r | h]; ours rows are [r | z | n]
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((None, 2)), L.GRU(3, return_sequences=True)])
+    for w in model.weights:
+        w.assign(rng.uniform(-1, 1, w.shape).astype("float32"))
+    model.save(str(tmp_path / "g.keras"))
+    kernel, recurrent, bias = (np.asarray(w) for w in model.layers[0].cell.weights)
+    w = converters.from_keras(tmp_path / "g.keras").layers[0].weights[0]
+    H = 3
+    for ours, keras_block in ((slice(0, H), slice(H, 2 * H)), (slice(H, 2 * H), slice(0, H)),
+                              (slice(2 * H, 3 * H), slice(2 * H, 3 * H))):          # r<-r, z<-z, n<-h
+        np.testing.assert_array_equal(w["weight_ih"][ours], kernel[:, keras_block].T)
+        np.testing.assert_array_equal(w["weight_hh"][ours], recurrent[:, keras_block].T)
+        np.testing.assert_array_equal(w["bias_ih"][ours], bias[0, keras_block])
+        np.testing.assert_array_equal(w["bias_hh"][ours], bias[1, keras_block])
+
+
+def test_keras3_hard_sigmoid_is_not_onnx_hard_sigmoid(tmp_path):
+    model = keras.Sequential([keras.Input((None, 1)), L.LSTM(2, recurrent_activation="hard_sigmoid")])
+    model.save(str(tmp_path / "h.keras"))
+    f = converters.from_keras(tmp_path / "h.keras").layers[0].activations[0][0]
+    assert (f.name, f.alpha, f.beta) == ("hard_sigmoid", 1 / 6, 0.5)   # relu6(x + 3) / 6
+
+
+def test_unsupported_layers_are_all_named_at_once(tmp_path):
+    model = keras.Sequential([keras.Input((None, 4)), L.Conv1D(3, 2), L.LSTM(2, return_sequences=True),
+                              L.LayerNormalization(), L.Dense(1)])
+    model.save(str(tmp_path / "u.keras"))
+    with pytest.raises(engine.FormatError, match=r"cannot run: conv1d \(Conv1D\); layer_normalization "
+                                                 r"\(LayerNormalization\)"):
+        converters.from_keras(tmp_path / "u.keras")
+
+
+def test_a_branching_functional_model_is_refused(tmp_path):
+    inp = keras.Input((None, 3))
+    a = L.LSTM(2, return_sequences=True)(inp)
+    b = L.GRU(2, return_sequences=True)(inp)
+    model = keras.Model(inp, L.Concatenate()([a, b]))
+    model.save(str(tmp_path / "b.keras"))
+    with pytest.raises(engine.FormatError, match="only simple chains"):
+        converters.from_keras(tmp_path / "b.keras")
+
+
+def test_reversed_sequence_output_is_refused_with_the_reason(tmp_path):
+    model = keras.Sequential([keras.Input((None, 3)), L.GRU(2, go_backwards=True, return_sequences=True)])
+    model.save(str(tmp_path / "r.keras"))
+    with pytest.raises(engine.FormatError, match="reversed time order"):
+        converters.from_keras(tmp_path / "r.keras")
+
+
+def test_files_that_are_not_keras_models_are_refused(tmp_path):
+    (tmp_path / "x.keras").write_bytes(b"not a zip")
+    with pytest.raises(engine.FormatError):
+        converters.from_keras(tmp_path / "x.keras")
+    model = keras.Sequential([keras.Input((None, 3)), L.GRU(2)])
+    model.save_weights(str(tmp_path / "w.weights.h5"))
+    with pytest.raises(engine.FormatError, match="no model_config"):
+        converters.from_keras(tmp_path / "w.weights.h5")
