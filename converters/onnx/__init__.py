@@ -1,0 +1,133 @@
+"""ONNX -> ModelSpec (``from_onnx``), and a ``Program`` that runs an ONNX graph's inputs and outputs on it.
+
+The support matrix, op by op, is docs/ops.md. Anything the engine cannot express is refused with
+``UnsupportedOperatorError`` naming every such node, its op type and the reason: never a partial model.
+"""
+
+import os
+
+import numpy as np
+
+import engine
+
+from . import registry
+from .graph import Converter, Dyn, State, UnsupportedOperatorError, make_spec
+
+__all__ = ["Program", "UnsupportedOperatorError", "convert", "from_onnx"]
+
+
+def _load(model):
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model, "<ModelProto>"
+    if isinstance(model, (bytes, bytearray)):
+        source = "<bytes>"
+        data = bytes(model)
+    else:
+        source = os.fspath(model)
+        with open(source, "rb") as fh:
+            data = fh.read()
+    try:
+        proto = onnx.load_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf's decode errors
+        raise engine.FormatError(f"{source}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    if not proto.graph.node:
+        raise engine.FormatError(f"{source}: the ONNX graph has no nodes")
+    return proto, source
+
+
+class Program:
+    """A converted graph: the ModelSpec, and how the graph's inputs and outputs map onto ``Model.run``."""
+
+    def __init__(self, conv, spec):
+        self.spec = spec
+        self.source = conv.source
+        self.data_input = next(n for n, plan in conv.inputs.items() if plan == ("data",))
+        self.time_major = conv.resolve("x0") != "B"
+        self.lengths_input = conv.lengths_input
+        self.state_inputs = dict(conv.state_inputs)
+        self.outputs = {}
+        self._model = None
+        for out in conv.model.graph.output:
+            v = conv.values.get(out.name)
+            if isinstance(v, Dyn):
+                if v.stage != len(conv.layers):
+                    conv.failures.append((out.name, "graph output", "an output taken from inside the model "
+                                          "(before its last layer) is not supported"))
+                if v.reversed_time:
+                    conv.failures.append((out.name, "graph output", "the output is in reversed time order"))
+                self.outputs[out.name] = ("data", tuple(conv.resolve(r) for r in v.roles), v.sizes.get("D", 1))
+            elif isinstance(v, State):
+                self.outputs[out.name] = ("state", v.layer, v.kind, tuple(v.roles), v.directions)
+            else:
+                conv.failures.append((out.name, "graph output", f"the output is a {type(v).__name__}, not data or "
+                                      f"a recurrent state"))
+
+    def model(self, dtype="float32"):
+        if self._model is None or self._model.dtype != np.dtype(dtype):
+            self._model = engine.Model(self.spec, dtype=dtype)
+        return self._model
+
+    def run(self, feeds, dtype="float32"):
+        """Outputs (a dict by output name) of the graph for ``feeds`` (a dict by input name)."""
+        X = np.asarray(feeds[self.data_input])
+        Xt = X if self.time_major else X.transpose(1, 0, 2)              # -> (T, B, F)
+        T, B = Xt.shape[0], Xt.shape[1]
+        lengths = None
+        if self.lengths_input and feeds.get(self.lengths_input) is not None:
+            lengths = np.asarray(feeds[self.lengths_input]).astype(np.int64)
+        initial = {}
+        for name, (layer, kind, roles) in self.state_inputs.items():
+            if feeds.get(name) is None:
+                continue
+            arr = np.asarray(feeds[name])
+            initial[f"layers.{layer}.{kind}"] = arr.transpose(1, 0, 2) if roles == ("B", "D", "F") else arr
+        Y, states = self.model(dtype).run(Xt, lengths, batch_first=False, initial_state=initial or None,
+                                          return_state=True)
+        out = {}
+        for name, plan in self.outputs.items():
+            if plan[0] == "data":
+                out[name] = _arrange(Y.reshape(T, B, -1), ("T", "B", "F"), plan[1], plan[2])
+            else:
+                _, layer, kind, roles, D = plan
+                out[name] = _arrange(states[f"layers.{layer}.{kind}"], ("D", "B", "F"), roles, D)
+        return out
+
+
+def _arrange(arr, have, want, D):
+    """Reorder ``arr`` from roles ``have`` to ``want`` (splitting F into (D, F) when D appears, adding units)."""
+    have = list(have)
+    if "D" in want and "D" not in have:            # features of both directions side by side -> (D, H)
+        i = have.index("F")
+        arr = arr.reshape(arr.shape[:i] + (D, arr.shape[i] // D) + arr.shape[i + 1:])
+        have[i:i + 1] = ["D", "F"]
+    if "D" not in want and "D" in have:            # a squeezed single direction
+        i = have.index("D")
+        arr = arr.reshape(arr.shape[:i] + arr.shape[i + 1:]) if arr.shape[i] == 1 else \
+            np.moveaxis(arr, i, -2).reshape(arr.shape[:i] + arr.shape[i + 1:-1] + (-1,))
+        have.pop(i)
+    core = [r for r in want if r != "1"]
+    arr = arr.transpose([have.index(r) for r in core])
+    for i, r in enumerate(want):
+        if r == "1":
+            arr = np.expand_dims(arr, i)
+    return arr
+
+
+def convert(model, dtype="float32"):
+    """A ``Program`` for an ONNX model (path, bytes or ModelProto)."""
+    proto, source = _load(model)
+    conv = Converter(proto, source, registry)
+    conv.run()
+    spec = make_spec(conv, dtype) if not conv.failures else None
+    program = Program(conv, spec) if spec is not None else None
+    if conv.failures:
+        raise UnsupportedOperatorError(source, conv.failures)
+    return program
+
+
+def from_onnx(model, *, dtype="float32"):
+    """A ModelSpec from an ONNX model: a path, bytes or an ``onnx.ModelProto``."""
+    return convert(model, dtype).spec
+

@@ -1,0 +1,250 @@
+"""ONNX graph -> ModelSpec: constant folding, symbolic shapes, and the one data path mapped onto layers.
+
+Design: an ONNX graph from an exporter is mostly bookkeeping around a few real layers: Shape/Gather/
+Concat/ConstantOfShape chains that build zero initial states sized by the dynamic batch, Transpose/Reshape
+that merge directions, Slices that split states per layer. The converter walks the nodes in order with a
+value for every tensor:
+
+* ``np.ndarray``   a constant (initializers, Constant nodes, and any node whose inputs are all constant,
+                   folded by onnx's reference evaluator);
+* ``SymVec``       a shape vector whose entries are ints or symbolic dims ("T", "B", or an input axis not
+                   yet known to be either), from Shape() of the data;
+* ``Zeros``        a zero tensor whose shape is a SymVec (ConstantOfShape of a symbolic shape): an
+                   all-zero initial state, i.e. none;
+* ``Dyn``          the data: its axes carry roles (T time, B batch, F features, D directions, "1" a unit
+                   axis); every op on it either appends a ModelSpec layer or changes roles;
+* ``State``        a recurrent layer's final state (Y_h / Y_c), which may only flow to graph outputs.
+
+Each op is converted by the function registered for it (registry.py); anything that cannot be expressed
+raises ``Unsupported`` with the reason, the walk goes on, and all failures are reported at once.
+"""
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from engine import ModelSpec, Normalize
+from engine.errors import FormatError, SpecError
+
+
+class Unsupported(Exception):
+    """This node cannot be expressed; the message says why."""
+
+
+class UnsupportedOperatorError(FormatError):
+    """The graph holds nodes rnnjit cannot express; ``nodes`` lists (name, op_type, reason)."""
+
+    def __init__(self, source, nodes):
+        self.nodes = nodes
+        lines = "\n".join(f"  - node {name!r} ({op}): {reason}" for name, op, reason in nodes)
+        super().__init__(f"{source}: {len(nodes)} node(s) cannot be converted:\n{lines}")
+
+
+class SymVec:
+    """A 1-D shape vector of ints and symbolic dims (strings)."""
+
+    def __init__(self, items, scalar=False):
+        self.items, self.scalar = list(items), scalar
+
+    def __repr__(self):
+        return f"SymVec({self.items})"
+
+
+class Zeros:
+    """A zero-filled tensor of (partly symbolic) shape."""
+
+    def __init__(self, shape):
+        self.shape = list(shape)
+
+
+class Dyn:
+    """The data tensor: roles per axis, sizes of the static roles, and how many layers produced it."""
+
+    def __init__(self, roles, sizes, stage, reversed_time=False):
+        self.roles, self.sizes, self.stage, self.reversed_time = tuple(roles), dict(sizes), stage, reversed_time
+
+    def with_roles(self, roles, sizes=None):
+        return Dyn(roles, self.sizes if sizes is None else sizes, self.stage, self.reversed_time)
+
+    @property
+    def feat(self):
+        return self.sizes["F"]
+
+
+class State:
+    """Final state (kind "h" or "c") of recurrent layer ``layer`` with axis roles."""
+
+    def __init__(self, layer, kind, roles, directions):
+        self.layer, self.kind, self.roles, self.directions = layer, kind, tuple(roles), directions
+
+
+class Unknown:
+    """The output of a node that failed to convert (so its consumers are not reported again)."""
+
+
+class Converter:
+    def __init__(self, model, source, registry):
+        self.model, self.source, self.registry = model, source, registry
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if self.opset is None:
+            raise FormatError(f"{source}: the model imports no default-domain opset")
+        self.values, self.layers, self.failures = {}, [], []
+        self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
+        self.inputs = {}                # graph input name -> plan entry
+        self.state_inputs = {}          # graph input name -> (layer index, kind, roles)
+        self.lengths_input = None
+        self.layer_states = {}          # layer index -> {"h": value, "c": value} given as initial states
+        graph = model.graph
+        for init in graph.initializer:
+            self.values[init.name] = numpy_helper.to_array(init)
+        data_inputs = [i for i in graph.input if i.name not in self.values]
+        self._bind_inputs(data_inputs)
+
+    # ---- values ----
+    def _bind_inputs(self, inputs):
+        data = None
+        for inp in inputs:
+            tt = inp.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            if data is None and tt.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
+                                                 onnx.TensorProto.FLOAT16) and len(dims) == 3:
+                data = inp.name
+                sizes = {"F": dims[2]} if dims[2] else {}
+                self.values[inp.name] = Dyn(("x0", "x1", "F"), sizes, 0)
+                self.inputs[inp.name] = ("data",)
+                self.data_input_dims = dims
+            else:
+                self.values[inp.name] = RuntimeInput(inp.name, dims, tt.elem_type)
+        if data is None:
+            raise FormatError(f"{self.source}: no graph input of rank 3 (time, batch, features) in float; "
+                              f"inputs: {[(i.name, len(i.type.tensor_type.shape.dim)) for i in inputs]}")
+
+    def value(self, name):
+        if name == "":
+            return None
+        if name not in self.values:
+            raise Unsupported(f"input {name!r} is produced by no node")
+        return self.values[name]
+
+    def const(self, node, index, what=None, default=None):
+        """Input ``index`` of ``node`` as a constant array (or ``default`` when absent)."""
+        if index >= len(node.input) or node.input[index] == "":
+            return default
+        v = self.value(node.input[index])
+        if isinstance(v, Zeros) and all(isinstance(d, int) for d in v.shape):
+            return np.zeros(v.shape, np.float32)
+        if not isinstance(v, np.ndarray):
+            raise Unsupported(f"{what or f'input {index}'} ({node.input[index]!r}) must be a constant, "
+                              f"got a {type(v).__name__}")
+        return v
+
+    def resolve(self, role):
+        return self.bindings.get(role, role)
+
+    def roles(self, dyn):
+        return tuple(self.resolve(r) for r in dyn.roles)
+
+    def bind(self, symbol, role):
+        symbol = self.resolve(symbol)
+        if symbol in ("T", "B"):
+            if symbol != role:
+                raise Unsupported(f"this axis was used as {symbol} before and is now used as {role}")
+            return
+        self.bindings[symbol] = role
+
+    def emit(self, dyn, layer):
+        """Append a ModelSpec layer after the data ``dyn``; the data path must not branch."""
+        if dyn.stage != len(self.layers):
+            raise Unsupported("the data path branches here (a layer reads a value from before the last layer); "
+                              "only chains are supported")
+        self.layers.append(layer)
+        return Dyn(dyn.roles, dyn.sizes, len(self.layers), dyn.reversed_time)
+
+    def emit_normalize(self, dyn, mean, scale):
+        """(x - mean) * scale on the features, merged into an immediately preceding Normalize."""
+        F = dyn.feat
+        mean = np.broadcast_to(np.asarray(mean, np.float64).reshape(-1), (F,))
+        scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (F,))
+        if self.layers and dyn.stage == len(self.layers) and isinstance(self.layers[-1], Normalize):
+            prev = self.layers.pop()
+            mean = prev.mean + mean / prev.scale
+            scale = prev.scale * scale
+            dyn = Dyn(dyn.roles, dyn.sizes, len(self.layers), dyn.reversed_time)
+        try:
+            return self.emit(dyn, Normalize(mean, scale))
+        except SpecError as exc:
+            raise Unsupported(str(exc)) from None
+
+    # ---- the walk ----
+    def run(self):
+        for node in self.model.graph.node:
+            name = node.name or f"{node.op_type}#{len(self.failures)}:{','.join(node.output)}"
+            inputs = [self.values.get(i) for i in node.input if i]
+            if any(isinstance(v, Unknown) for v in inputs):
+                self._set_unknown(node)
+                continue
+            try:
+                if node.op_type == "Constant" or (node.domain in ("", "ai.onnx") and inputs
+                                                  and all(isinstance(v, np.ndarray) for v in inputs)
+                                                  and node.op_type not in ("LSTM", "GRU", "RNN")):
+                    self._fold(node)
+                    continue
+                convert = self.registry.lookup(node.domain, node.op_type, self.opset)
+                if convert is None:
+                    raise Unsupported(f"no converter for {node.domain + '.' if node.domain else ''}{node.op_type} "
+                                      f"at opset {self.opset}")
+                convert(self, node)
+            except Unsupported as exc:
+                self.failures.append((name, node.op_type, str(exc)))
+                self._set_unknown(node)
+
+    def _set_unknown(self, node):
+        for out in node.output:
+            if out:
+                self.values[out] = Unknown()
+
+    def _fold(self, node):
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {i: self.values[i] for i in node.input if i}
+        try:
+            if node.op_type == "Constant":
+                attr = node.attribute[0]
+                value = onnx.helper.get_attribute_value(attr)
+                if attr.name == "value":
+                    out = [numpy_helper.to_array(value)]
+                elif attr.name in ("value_float", "value_int"):
+                    out = [np.array(value, np.float32 if attr.name == "value_float" else np.int64)]
+                elif attr.name in ("value_floats", "value_ints"):
+                    out = [np.array(value, np.float32 if attr.name == "value_floats" else np.int64)]
+                else:
+                    raise Unsupported(f"Constant with {attr.name} is not supported")
+            else:
+                graph = onnx.helper.make_graph(
+                    [node], "fold", [onnx.helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED, None)
+                                     for i in feeds],
+                    [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o])
+                model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", self.opset)])
+                out = ReferenceEvaluator(model).run(None, feeds)
+        except Unsupported:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the reference evaluator's own errors
+            raise Unsupported(f"constant folding failed ({type(exc).__name__}: {exc})") from None
+        for name, value in zip([o for o in node.output if o], out):
+            self.values[name] = np.asarray(value)
+
+
+class RuntimeInput:
+    """A graph input other than the data: sequence lengths or initial states given at run time."""
+
+    def __init__(self, name, dims, elem_type):
+        self.name, self.dims, self.elem_type = name, dims, elem_type
+
+
+def make_spec(conv, dtype):
+    if not conv.layers:
+        raise FormatError(f"{conv.source}: no layers rnnjit can run were found")
+    try:
+        return ModelSpec(conv.layers, dtype=dtype, metadata={"source": conv.source})
+    except SpecError as exc:
+        raise FormatError(f"{conv.source}: the converted layers do not chain ({exc})") from None

@@ -1,0 +1,7 @@
+"""ONNX Div (7, 13, 14): the data and a per-feature constant; see _arith.py."""
+
+from ._arith import arith
+
+
+def convert_div_7(ctx, node):
+    arith(ctx, node, "Div")

@@ -1,0 +1,7 @@
+"""ONNX LeakyRelu (6, 16): alpha default 0.01; see _activation.py."""
+
+from ._activation import activation, over_features  # noqa: F401
+
+
+def convert_leakyrelu_6(ctx, node):
+    activation(ctx, node, "leaky_relu", "alpha", alpha_default=0.01)

@@ -1,0 +1,7 @@
+"""ONNX Sigmoid (6, 13); see _activation.py."""
+
+from ._activation import activation, over_features  # noqa: F401
+
+
+def convert_sigmoid_6(ctx, node):
+    activation(ctx, node, "sigmoid")

@@ -1,0 +1,53 @@
+"""ONNX Slice (1: attributes; 10: inputs, steps): splits zero states, slices shape vectors, and reverses time.
+
+A step of -1 over the whole time axis of the data (some exporters run a backward direction as
+reverse -> forward RNN -> reverse) marks the data time-reversed; a recurrent layer then runs in the other
+direction and a second reversal restores the order.
+"""
+
+import numpy as np
+
+from ..graph import Dyn, SymVec, Unsupported, Zeros
+from ._common import attrs, norm_axes, set_out
+
+BIG = 2 ** 62
+
+
+def _slice(ctx, node, starts, ends, axes, steps):
+    v = ctx.value(node.input[0])
+    if axes is None:
+        axes = list(range(len(starts)))
+    steps = steps or [1] * len(starts)
+    if isinstance(v, SymVec):
+        if axes not in ([0], [-1]):
+            raise Unsupported("shape vectors are 1-D")
+        set_out(ctx, node, SymVec(v.items[slice(starts[0], ends[0] if abs(ends[0]) < BIG else None, steps[0])]))
+        return
+    if isinstance(v, Zeros):
+        shape = list(v.shape)
+        for a, s, e, st in zip(norm_axes(axes, len(shape)), starts, ends, steps):
+            if not isinstance(shape[a], int):
+                raise Unsupported("slicing a zero tensor along a dynamic axis")
+            shape[a] = len(range(*slice(s, e, st).indices(shape[a])))
+        set_out(ctx, node, Zeros(shape))
+        return
+    if isinstance(v, Dyn):
+        axes = norm_axes(axes, len(v.roles))
+        if len(axes) == 1 and ctx.resolve(v.roles[axes[0]]) in ("T", "x0", "x1") and steps[0] == -1 \
+                and starts[0] in (-1, BIG - 1, 2 ** 63 - 1) and ends[0] <= -BIG:
+            set_out(ctx, node, Dyn(v.roles, v.sizes, v.stage, not v.reversed_time))
+            return
+        raise Unsupported(f"slicing the data (axes {axes}, starts {starts}, ends {ends}, steps {steps}) is not "
+                          f"supported; only reversing the whole time axis is")
+    raise Unsupported(f"Slice of a {type(v).__name__}")
+
+
+def convert_slice_1(ctx, node):
+    a = attrs(node)
+    _slice(ctx, node, list(a["starts"]), list(a["ends"]), a.get("axes"), None)
+
+
+def convert_slice_10(ctx, node):
+    get = lambda i, what: None if len(node.input) <= i or not node.input[i] else [  # noqa: E731
+        int(x) for x in np.asarray(ctx.const(node, i, what)).reshape(-1)]
+    _slice(ctx, node, get(1, "starts"), get(2, "ends"), get(3, "axes"), get(4, "steps"))

@@ -1,0 +1,33 @@
+"""ONNX Squeeze (1: axes attribute; 13: axes input): drops unit axes (a single direction D, or "1")."""
+
+from ..graph import Dyn, State, Unsupported, Zeros
+from ._common import axis_list, norm_axes, rank, set_out
+
+
+def _squeeze(ctx, node, axes):
+    v = ctx.value(node.input[0])
+    r = rank(v)
+    if axes is None:
+        raise Unsupported("Squeeze without axes on data of unknown sizes is not supported")
+    axes = norm_axes(axes, r)
+    if isinstance(v, Zeros):
+        set_out(ctx, node, Zeros([d for i, d in enumerate(v.shape) if i not in axes]))
+        return
+    for a in axes:
+        role = ctx.resolve(v.roles[a])
+        unit = role == "1" or (role == "D" and (v.sizes.get("D") if isinstance(v, Dyn) else v.directions) == 1)
+        if not unit:
+            raise Unsupported(f"axis {a} holds {role}, which is not of size 1")
+    roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes]
+    if isinstance(v, Dyn):
+        set_out(ctx, node, v.with_roles(roles))
+    else:
+        set_out(ctx, node, State(v.layer, v.kind, roles, v.directions))
+
+
+def convert_squeeze_1(ctx, node):
+    _squeeze(ctx, node, axis_list(ctx, node))
+
+
+def convert_squeeze_13(ctx, node):
+    _squeeze(ctx, node, axis_list(ctx, node))

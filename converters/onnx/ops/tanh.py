@@ -1,0 +1,7 @@
+"""ONNX Tanh (6, 13); see _activation.py."""
+
+from ._activation import activation, over_features  # noqa: F401
+
+
+def convert_tanh_6(ctx, node):
+    activation(ctx, node, "tanh")
