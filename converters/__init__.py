@@ -6,6 +6,7 @@ from its source layout into the engine's canonical one (engine/spec.py).
 
     converters.from_torch(path | state_dict | nn.Module, **options)   .pt .pth .bin .safetensors .npz
     converters.from_keras(path)                                        .keras .h5
+    converters.from_onnx(path | bytes | onnx.ModelProto)               .onnx
 
 ``load_spec(path, **options)`` picks one by file extension; ``engine.load`` calls it for non-native files.
 """
@@ -17,13 +18,18 @@ from engine.errors import FormatError
 from .pytorch import from_torch
 
 _TORCH = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".npz")
-_PLANNED = {".onnx": "ONNX"}
 
 
 def from_keras(path, **options):
     from .keras import from_keras as _from_keras
 
     return _from_keras(path, **options)
+
+
+def from_onnx(model, **options):
+    from .onnx import from_onnx as _from_onnx
+
+    return _from_onnx(model, **options)
 
 
 def load_spec(path, **options):
@@ -33,10 +39,10 @@ def load_spec(path, **options):
         return from_torch(path, **options)
     if ext in (".keras", ".h5", ".hdf5"):
         return from_keras(path, **options)
-    if ext in _PLANNED:
-        raise FormatError(f"{path}: reading {_PLANNED[ext]} files is not supported by this rnnjit version yet")
-    raise FormatError(f"{path}: unrecognized model format {ext or '(no extension)'!r}; expected .npz (native or "
-                      f"PyTorch names), .pt/.pth/.bin, .safetensors, .keras or .h5")
+    if ext == ".onnx":
+        return from_onnx(path, **options)
+    raise FormatError(f"{path}: unrecognized model format {ext or '(no extension)'!r}; expected .onnx, .npz (native "
+                      f"or PyTorch names), .pt/.pth/.bin, .safetensors, .keras or .h5")
 
 
-__all__ = ["from_keras", "from_torch", "load_spec"]
+__all__ = ["from_keras", "from_onnx", "from_torch", "load_spec"]

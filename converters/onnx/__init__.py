@@ -11,7 +11,7 @@ import numpy as np
 import engine
 
 from . import registry
-from .graph import Converter, Dyn, State, UnsupportedOperatorError, make_spec
+from .graph import Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
 
 __all__ = ["Program", "UnsupportedOperatorError", "convert", "from_onnx"]
 
@@ -59,7 +59,10 @@ class Program:
                     conv.failures.append((out.name, "graph output", "the output is in reversed time order"))
                 self.outputs[out.name] = ("data", tuple(conv.resolve(r) for r in v.roles), v.sizes.get("D", 1))
             elif isinstance(v, State):
-                self.outputs[out.name] = ("state", v.layer, v.kind, tuple(v.roles), v.directions)
+                self.outputs[out.name] = ("state", [(v.layer, v.kind)], tuple(v.roles), v.directions)
+            elif isinstance(v, StateCat):
+                self.outputs[out.name] = ("state", [(p.layer, p.kind) for p in v.parts], ("D", "B", "F"),
+                                          sum(p.directions for p in v.parts))
             else:
                 conv.failures.append((out.name, "graph output", f"the output is a {type(v).__name__}, not data or "
                                       f"a recurrent state"))
@@ -78,11 +81,13 @@ class Program:
         if self.lengths_input and feeds.get(self.lengths_input) is not None:
             lengths = np.asarray(feeds[self.lengths_input]).astype(np.int64)
         initial = {}
-        for name, (layer, kind, roles) in self.state_inputs.items():
+        for name, uses in self.state_inputs.items():
             if feeds.get(name) is None:
                 continue
-            arr = np.asarray(feeds[name])
-            initial[f"layers.{layer}.{kind}"] = arr.transpose(1, 0, 2) if roles == ("B", "D", "F") else arr
+            for layer, kind, roles, rows in uses:
+                arr = np.asarray(feeds[name])
+                arr = arr.transpose(1, 0, 2) if roles == ("B", "D", "F") else arr
+                initial[f"layers.{layer}.{kind}"] = arr if rows is None else arr[rows[0]:rows[1]]
         Y, states = self.model(dtype).run(Xt, lengths, batch_first=False, initial_state=initial or None,
                                           return_state=True)
         out = {}
@@ -90,8 +95,9 @@ class Program:
             if plan[0] == "data":
                 out[name] = _arrange(Y.reshape(T, B, -1), ("T", "B", "F"), plan[1], plan[2])
             else:
-                _, layer, kind, roles, D = plan
-                out[name] = _arrange(states[f"layers.{layer}.{kind}"], ("D", "B", "F"), roles, D)
+                _, parts, roles, D = plan
+                arr = np.concatenate([states[f"layers.{layer}.{kind}"] for layer, kind in parts], axis=0)
+                out[name] = _arrange(arr, ("D", "B", "F"), roles, D)
         return out
 
 

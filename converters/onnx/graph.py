@@ -78,6 +78,13 @@ class State:
         self.layer, self.kind, self.roles, self.directions = layer, kind, tuple(roles), directions
 
 
+class StateCat:
+    """Final states of several layers concatenated along their (leading) direction axis: (L*D, B, H)."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+
 class Unknown:
     """The output of a node that failed to convert (so its consumers are not reported again)."""
 
@@ -91,7 +98,7 @@ class Converter:
         self.values, self.layers, self.failures = {}, [], []
         self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
         self.inputs = {}                # graph input name -> plan entry
-        self.state_inputs = {}          # graph input name -> (layer index, kind, roles)
+        self.state_inputs = {}          # graph input name -> [(layer index, kind, roles, rows)]
         self.lengths_input = None
         self.layer_states = {}          # layer index -> {"h": value, "c": value} given as initial states
         graph = model.graph
@@ -235,10 +242,12 @@ class Converter:
 
 
 class RuntimeInput:
-    """A graph input other than the data: sequence lengths or initial states given at run time."""
+    """A graph input other than the data: sequence lengths or initial states given at run time; ``rows`` is
+    the (start, stop) slice of its first axis that is used (exporters slice one (L*D, B, H) state input
+    into each layer's (D, B, H))."""
 
-    def __init__(self, name, dims, elem_type):
-        self.name, self.dims, self.elem_type = name, dims, elem_type
+    def __init__(self, name, dims, elem_type, rows=None):
+        self.name, self.dims, self.elem_type, self.rows = name, dims, elem_type, rows
 
 
 def make_spec(conv, dtype):

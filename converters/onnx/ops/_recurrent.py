@@ -134,7 +134,9 @@ def convert(ctx, node, op, opset_has_layout):
         if value is None or isinstance(value, Zeros):
             continue
         if isinstance(value, RuntimeInput):
-            ctx.state_inputs[value.name] = (layer_index, kind, state_roles)
+            if value.rows is not None and layout != 0:
+                raise Unsupported(f"a sliced initial_{kind} input with layout=1")
+            ctx.state_inputs.setdefault(value.name, []).append((layer_index, kind, state_roles, value.rows))
             continue
         if not isinstance(value, np.ndarray):
             raise Unsupported(f"initial_{kind} must be a constant, a zero tensor or a graph input, "

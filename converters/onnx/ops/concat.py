@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..graph import SymVec, Unsupported, Zeros
+from ..graph import State, StateCat, SymVec, Unsupported, Zeros
 from ._common import attrs, set_out
 
 
@@ -22,5 +22,13 @@ def convert_concat_1(ctx, node):
         shape = list(shapes[0])
         shape[axis] = total
         set_out(ctx, node, Zeros(shape))
+        return
+    if all(isinstance(v, (State, StateCat)) for v in values) and axis == 0:
+        parts = []
+        for v in values:
+            parts += v.parts if isinstance(v, StateCat) else [v]
+        if any(p.roles != ("D", "B", "F") for p in parts):
+            raise Unsupported("concatenating states that are not (directions, batch, hidden)")
+        set_out(ctx, node, StateCat(parts))
         return
     raise Unsupported(f"Concat of {[type(v).__name__ for v in values]} is not supported (data is not concatenated)")

@@ -7,7 +7,7 @@ direction and a second reversal restores the order.
 
 import numpy as np
 
-from ..graph import Dyn, SymVec, Unsupported, Zeros
+from ..graph import Dyn, RuntimeInput, SymVec, Unsupported, Zeros
 from ._common import attrs, norm_axes, set_out
 
 BIG = 2 ** 62
@@ -30,6 +30,11 @@ def _slice(ctx, node, starts, ends, axes, steps):
                 raise Unsupported("slicing a zero tensor along a dynamic axis")
             shape[a] = len(range(*slice(s, e, st).indices(shape[a])))
         set_out(ctx, node, Zeros(shape))
+        return
+    if isinstance(v, RuntimeInput):
+        if axes not in ([0],) or steps[0] != 1 or v.rows is not None or starts[0] < 0 or ends[0] < 0:
+            raise Unsupported("a run-time input may only be sliced along its first axis with step 1")
+        set_out(ctx, node, RuntimeInput(v.name, v.dims, v.elem_type, rows=(starts[0], ends[0])))
         return
     if isinstance(v, Dyn):
         axes = norm_axes(axes, len(v.roles))
