@@ -72,7 +72,8 @@ setup(
     install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16", "safetensors>=0.4", "h5py>=3.8"],
     extras_require={
         # keras runs on the torch backend in the tests; g2p-en ships a trained GRU encoder/decoder
-        "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH, "keras>=3", "g2p-en>=2.1"],
+        "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH, "keras>=3", "g2p-en>=2.1",
+                 "silero-vad==6.2.3"],  # ships an LSTM voice-activity model (its core deps: torch, packaging)
         "bench": ["onnxruntime>=1.17", TORCH],
     },
     entry_points={"console_scripts": ["rnnjit = engine.cli:main"]},

@@ -24,8 +24,13 @@ def _blocks(a, order, H):
     return np.concatenate([a[k * H:(k + 1) * H] for k in order], axis=0)
 
 
-def layer_to_onnx(layer, T, B, *, lengths=None, h0=None, c0=None, opset=14):
-    """A single-node ONNX model (bytes) computing ``layer`` on X (T, B, I); outputs Y, Y_h (and Y_c)."""
+def layer_to_onnx(layer, T, B, *, lengths=None, h0=None, c0=None, opset=14, layout=0, runtime=()):
+    """A single-node ONNX model (bytes) computing ``layer`` on X; outputs Y, Y_h (and Y_c).
+
+    layout 0: X (T, B, I), Y (T, D, B, H), states (D, B, H); layout 1: X (B, T, I), Y (B, T, D, H), states
+    (B, D, H) (give h0/c0 in that layout too). ``runtime`` names the optional inputs (sequence_lens,
+    initial_h, initial_c) to make graph inputs fed at run time instead of initializers.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -45,13 +50,17 @@ def layer_to_onnx(layer, T, B, *, lengths=None, h0=None, c0=None, opset=14):
              numpy_helper.from_array(np.stack(Rs).astype(np.float32), "R"),
              numpy_helper.from_array(np.stack(Bs).astype(np.float32), "B")]
     inputs = ["X", "W", "R", "B"]
-    graph_inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, I])]
+    graph_inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, I] if layout == 0 else [B, T, I])]
 
     def optional(name, value, dtype=np.float32):
         if value is None:
             inputs.append("")
             return
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        if name in runtime:
+            elem = TensorProto.INT32 if dtype == np.int32 else TensorProto.FLOAT
+            graph_inputs.append(helper.make_tensor_value_info(name, elem, list(np.shape(value))))
+        else:
+            inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         inputs.append(name)
 
     optional("sequence_lens", lengths, np.int32)
@@ -81,9 +90,13 @@ def layer_to_onnx(layer, T, B, *, lengths=None, h0=None, c0=None, opset=14):
         attrs["input_forget"] = 1
     if layer.cell == "gru":
         attrs["linear_before_reset"] = int(layer.linear_before_reset)
+    if layout:
+        attrs["layout"] = layout
     outputs = ["Y", "Y_h"] + (["Y_c"] if layer.cell == "lstm" else [])
     node = helper.make_node(layer.cell.upper(), inputs, outputs, **attrs)
-    shapes = {"Y": [T, D, B, layer.output_hidden], "Y_h": [D, B, layer.output_hidden], "Y_c": [D, B, H]}
+    Ho = layer.output_hidden
+    shapes = {"Y": [T, D, B, Ho], "Y_h": [D, B, Ho], "Y_c": [D, B, H]} if layout == 0 else \
+        {"Y": [B, T, D, Ho], "Y_h": [B, D, Ho], "Y_c": [B, D, H]}
     graph_outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in outputs]
     graph = helper.make_graph([node], "oracle", graph_inputs, graph_outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)

@@ -188,6 +188,9 @@ class Converter:
             name = node.name or f"{node.op_type}#{len(self.failures)}:{','.join(node.output)}"
             inputs = [self.values.get(i) for i in node.input if i]
             if any(isinstance(v, Unknown) for v in inputs):
+                # downstream of a failure: still report an op that has no converter at all
+                if node.op_type != "Constant" and self.registry.lookup(node.domain, node.op_type, self.opset) is None:
+                    self.failures.append((name, node.op_type, f"no converter for {node.op_type} at opset {self.opset}"))
                 self._set_unknown(node)
                 continue
             try:

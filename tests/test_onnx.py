@@ -1,0 +1,374 @@
+"""ONNX import: the official node tests through converters.onnx_backend; single-node models with random
+weights for every RNN attribute against onnxruntime (and the layout round trip); graphs exported by
+torch.onnx.export against PyTorch; the LSTM inside silero-vad against onnxruntime; refusals naming nodes."""
+
+import io
+import os
+import unittest
+import warnings
+import zlib
+
+import numpy as np
+import onnx
+import onnx.backend.test
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from onnx.backend.test.loader import load_model_tests
+from onnx.backend.test.runner import Runner
+
+import converters
+import converters.onnx_backend as backend
+import engine
+from converters.onnx import UnsupportedOperatorError, convert
+from tests.helpers import random_weights
+from tests.onnx_oracle import layer_to_onnx, run_in_onnxruntime
+from tests.reference import naive
+from tests.tolerances import PARITY_F32, assert_parity
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ALLOWLIST = [line.strip() for line in open(os.path.join(HERE, "conformance", "onnx_node_allowlist.txt"))
+             if line.strip() and not line.startswith("#")]
+RECURRENT_PREFIXES = ("test_lstm", "test_gru", "test_simple_rnn", "test_rnn")
+torch.set_num_threads(1)
+
+
+def _node_cases():
+    return {c.name: c for c in load_model_tests(kind="node") if c.name.startswith(RECURRENT_PREFIXES)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Official conformance
+# ----------------------------------------------------------------------------------------------------
+
+def test_the_allowlist_holds_every_recurrent_node_test_onnx_generates():
+    assert sorted(_node_cases()) == sorted(ALLOWLIST)
+    assert len(ALLOWLIST) == 18
+
+
+@pytest.mark.parametrize("name", ALLOWLIST)
+def test_official_node_test_passes_through_the_backend(name):
+    case = _node_cases()[name]
+    for inputs, expected in case.data_sets:
+        outputs = backend.prepare(case.model).run(inputs)
+        Runner.assert_similar_outputs(expected, outputs, rtol=case.rtol, atol=case.atol)
+
+
+def test_onnx_backend_test_runner_passes_the_allowlist():
+    suite = onnx.backend.test.BackendTest(backend, __name__)
+    for name in ALLOWLIST:
+        suite.include(rf"^{name}_cpu$")
+    loader = unittest.TestLoader()
+    tests = unittest.TestSuite(loader.loadTestsFromTestCase(cls) for cls in suite.test_cases.values())
+    result = unittest.TestResult()
+    tests.run(result)
+    ran = result.testsRun - len(result.skipped)
+    assert not result.failures and not result.errors, (result.failures + result.errors)[:2]
+    assert ran == len(ALLOWLIST), f"ran {ran} tests, expected {len(ALLOWLIST)}"
+
+
+@pytest.mark.parametrize("name", ALLOWLIST)
+def test_float32_kernels_meet_the_parity_bar_on_the_node_tests(name, monkeypatch):
+    monkeypatch.setattr(backend, "DTYPE", "float32")
+    case = _node_cases()[name]
+    for inputs, expected in case.data_sets:
+        for got, want in zip(backend.prepare(case.model).run(inputs), expected):
+            assert_parity(got, want, PARITY_F32, "float32", name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Single-node models, random weights, every attribute, against onnxruntime
+# ----------------------------------------------------------------------------------------------------
+
+CELL = {"lstm": engine.LSTM, "gru": engine.GRU, "rnn": engine.RNN}
+FEATURES = {
+    "plain": ("lstm gru rnn", {}),
+    "reverse": ("lstm gru rnn", {"direction": "reverse"}),
+    "bidirectional": ("lstm gru rnn", {"direction": "bidirectional"}),
+    "clip": ("lstm gru rnn", {"clip": 0.5}),
+    "peepholes": ("lstm", {"peephole": True}),
+    "input_forget": ("lstm", {"input_forget": True}),
+    "linear_before_reset_0": ("gru", {"linear_before_reset": False}),
+    "linear_before_reset_1": ("gru", {"linear_before_reset": True}),
+    "activations": ("lstm gru rnn", {"activations": "random"}),
+}
+GATE_FUNCTIONS = [("relu", None, None), ("tanh", None, None), ("sigmoid", None, None), ("affine", 0.8, 0.1),
+                  ("leaky_relu", 0.07, None), ("thresholded_relu", 0.1, None), ("scaled_tanh", 1.3, 0.7),
+                  ("hard_sigmoid", 0.3, 0.45), ("elu", 0.6, None), ("softsign", None, None), ("softplus", None, None)]
+
+
+def _random_layer(cell, feature, rng, I=4, H=5):
+    kwargs = dict(FEATURES[feature][1])
+    D = 2 if kwargs.get("direction") == "bidirectional" else 1
+    peephole = kwargs.pop("peephole", False)
+    if kwargs.get("activations") == "random":
+        n = len(CELL[cell].default_activations)
+        kwargs["activations"] = [[engine.Activation(*GATE_FUNCTIONS[i]) for i in rng.choice(len(GATE_FUNCTIONS), n)]
+                                 for _ in range(D)]
+    weights = [random_weights(rng, cell, I, H, peephole=peephole) for _ in range(D)]
+    return CELL[cell](I, H, weights, **kwargs)
+
+
+CASES = [(cell, feature) for feature, (cells, _) in FEATURES.items() for cell in cells.split()]
+
+
+@pytest.mark.parametrize("opset", [7, 14, 22])
+@pytest.mark.parametrize("cell,feature", CASES)
+def test_single_node_models_convert_back_exactly_and_match_onnxruntime(cell, feature, opset):
+    rng = np.random.default_rng(zlib.crc32(f"{cell}/{feature}/{opset}".encode()))
+    layer = _random_layer(cell, feature, rng)
+    D, T, B = layer.num_directions, 7, 3
+    X = rng.uniform(-1, 1, (T, B, layer.input_size)).astype(np.float32)
+    lengths = np.array([7, 2, 5], np.int32)
+    h0 = rng.uniform(-0.5, 0.5, (D, B, layer.hidden_size)).astype(np.float32)
+    c0 = rng.uniform(-0.5, 0.5, (D, B, layer.hidden_size)).astype(np.float32)
+    c0 = c0 if cell == "lstm" else None
+    blob = layer_to_onnx(layer, T, B, lengths=lengths, h0=h0, c0=c0, opset=opset,
+                         runtime=("sequence_lens", "initial_h", "initial_c"))
+    program = convert(blob)
+    # the layout translation round-trips: ONNX (i,o,f,c / z,r,h, stacked biases) back to ours, exactly
+    back = program.spec.layers[0]
+    for d in range(D):
+        for key, arr in layer.weights[d].items():
+            np.testing.assert_array_equal(back.weights[d][key], arr.astype(np.float32), err_msg=f"{key} dir {d}")
+    assert back.activations == tuple(tuple(engine.Activation(a.name, np.float32(a.alpha), np.float32(a.beta))
+                                           for a in acts) for acts in layer.activations)
+    feeds = {"X": X, "sequence_lens": lengths, "initial_h": h0}
+    if c0 is not None:
+        feeds["initial_c"] = c0
+    ours = program.run(feeds)
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    theirs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    for name in theirs:
+        assert_parity(ours[name], theirs[name], PARITY_F32, "float32", f"{name} ({cell} {feature} opset {opset})")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_layout_1_models_match_the_time_major_reference(cell):
+    # onnxruntime does not run layout=1 for these ops, so the batch-major model is checked against the
+    # NumPy reference on the same inputs
+    rng = np.random.default_rng(zlib.crc32(f"layout1/{cell}".encode()))
+    layer = _random_layer(cell, "bidirectional", rng)
+    T, B, D, H = 6, 3, 2, layer.hidden_size
+    X = rng.uniform(-1, 1, (B, T, layer.input_size)).astype(np.float32)
+    h0 = rng.uniform(-0.5, 0.5, (B, D, H)).astype(np.float32)
+    blob = layer_to_onnx(layer, T, B, h0=h0, opset=14, layout=1, runtime=("initial_h",))
+    out = convert(blob).run({"X": X, "initial_h": h0})
+    Y, hT, _ = naive.recurrent(layer, X.transpose(1, 0, 2), h0=h0.transpose(1, 0, 2))
+    assert_parity(out["Y"], Y.reshape(T, B, D, H).transpose(1, 0, 2, 3), PARITY_F32, "float32", "Y")
+    assert_parity(out["Y_h"], hT.transpose(1, 0, 2), PARITY_F32, "float32", "Y_h")
+
+
+def test_onnxruntime_oracle_agrees_on_constant_initial_states_too():
+    rng = np.random.default_rng(3)
+    layer = engine.LSTM(4, 5, random_weights(rng, "lstm", 4, 5), initial_h=rng.uniform(-1, 1, (1, 5)),
+                        initial_c=rng.uniform(-1, 1, (1, 5)))
+    X = rng.uniform(-1, 1, (6, 2, 4)).astype(np.float32)
+    h0 = np.repeat(layer.initial_h[:, None], 2, axis=1).astype(np.float32)
+    c0 = np.repeat(layer.initial_c[:, None], 2, axis=1).astype(np.float32)
+    spec = converters.from_onnx(layer_to_onnx(layer, 6, 2, h0=h0, c0=c0))
+    assert_parity(engine.Model(spec).run(X, batch_first=False).reshape(6, 2, 1, 5).transpose(0, 2, 1, 3),
+                  run_in_onnxruntime(layer, X, h0=h0, c0=c0)[0].reshape(6, 2, 1, 5).transpose(0, 2, 1, 3),
+                  PARITY_F32, "float32")
+
+
+# ----------------------------------------------------------------------------------------------------
+# What torch.onnx.export writes
+# ----------------------------------------------------------------------------------------------------
+
+class _Exported(torch.nn.Module):
+    def __init__(self, kind, bidirectional, batch_first, layers=2):
+        super().__init__()
+        kw = dict(num_layers=layers, batch_first=batch_first, bidirectional=bidirectional)
+        self.rnn = {"lstm": torch.nn.LSTM(3, 6, **kw), "gru": torch.nn.GRU(3, 6, **kw),
+                    "rnn": torch.nn.RNN(3, 6, nonlinearity="relu", **kw)}[kind]
+        self.fc1 = torch.nn.Linear((2 if bidirectional else 1) * 6, 5)
+        self.fc2 = torch.nn.Linear(5, 2)
+
+    def forward(self, x):
+        return torch.softmax(self.fc2(torch.relu(self.fc1(self.rnn(x)[0]))), dim=-1)
+
+
+def _export(module, args, names_in, names_out, dynamic):
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, buf, dynamo=False, input_names=names_in, output_names=names_out,
+                          dynamic_axes=dynamic, opset_version=17)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_torch_exports_match_torch(tmp_path, kind, bidirectional, batch_first):
+    torch.manual_seed(zlib.crc32(f"{kind}{bidirectional}{batch_first}".encode()))
+    net = _Exported(kind, bidirectional, batch_first).eval()
+    X = torch.randn(4, 9, 3) if batch_first else torch.randn(9, 4, 3)
+    blob = _export(net, (X,), ["x"], ["y"], {"x": {0: "a", 1: "b"}, "y": {0: "a", 1: "b"}})
+    with torch.inference_mode():
+        expected = net(X).numpy()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(blob)
+    model = engine.load(path)
+    got = model.run(X.numpy(), batch_first=batch_first)
+    assert_parity(got, expected, PARITY_F32, "float32", "run")
+    if not bidirectional:  # stream one sequence step by step
+        seq = X[0] if batch_first else X[:, 0]
+        s = model.stream()
+        steps = np.stack([s.step(x) for x in seq.numpy()])
+        assert_parity(steps, expected[0] if batch_first else expected[:, 0], PARITY_F32, "float32", "step")
+
+
+@pytest.mark.parametrize("kind,bidirectional", [("lstm", False), ("gru", False), ("lstm", True), ("rnn", False)])
+def test_torch_exports_with_explicit_state_inputs_and_outputs_match_torch(kind, bidirectional):
+    torch.manual_seed(11)
+    D = 2 if bidirectional else 1
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](3, 6, num_layers=2,
+                                                                                   bidirectional=bidirectional)
+
+    class Streaming(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = rnn, torch.nn.Linear(6 * D, 2)
+
+        def forward(self, x, h0, c0=None):
+            y, state = self.rnn(x, (h0, c0) if kind == "lstm" else h0)
+            return (self.fc(y), *state) if kind == "lstm" else (self.fc(y), state)
+
+    net = Streaming().eval()
+    args = (torch.randn(7, 4, 3), torch.randn(2 * D, 4, 6), torch.randn(2 * D, 4, 6))[:3 if kind == "lstm" else 2]
+    names_in, names_out = ["x", "h0", "c0"][:len(args)], ["y", "hn", "cn"][:len(args)]
+    blob = _export(net, args, names_in, names_out, {n: {1: "b"} for n in names_in + names_out})
+    with torch.inference_mode():
+        expected = [t.numpy() for t in net(*args)]
+    out = convert(blob).run(dict(zip(names_in, (a.numpy() for a in args))))
+    for name, want in zip(names_out, expected):
+        assert_parity(out[name], want, PARITY_F32, "float32", name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A real model: the LSTM of silero-vad
+# ----------------------------------------------------------------------------------------------------
+
+def test_silero_vad_lstm_with_its_real_weights_matches_onnxruntime(tmp_path):
+    import silero_vad
+
+    path = os.path.join(os.path.dirname(silero_vad.__file__), "data", "silero_vad_16k_sequence.onnx")
+    full = onnx.load(path)
+    lstm = next(n for n in full.graph.node if n.op_type == "LSTM")
+    # the whole model is refused, naming what stands in the way (its STFT and encoder are convolutions)
+    with pytest.raises(UnsupportedOperatorError) as info:
+        converters.from_onnx(path)
+    refused = {op for _, op, _ in info.value.nodes}
+    assert {"Conv", "Pad", "Pow", "Sqrt"} <= refused
+    # the LSTM node with its real weights, fed the model's own encoder features for a synthetic signal
+    enc_path, lstm_path = str(tmp_path / "encoder.onnx"), str(tmp_path / "lstm.onnx")
+    onnx.utils.extract_model(path, enc_path, ["input"], [lstm.input[0]])
+    onnx.utils.extract_model(path, lstm_path, [lstm.input[0], lstm.input[5], lstm.input[6]], list(lstm.output))
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * 576) / 16000.0
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > 0.15) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    features = ort.InferenceSession(enc_path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": audio.reshape(12, 576)})[0]
+    assert features.ndim == 3 and features.shape[-1] == 128 and np.abs(features).max() > 0
+    h = rng.uniform(-0.5, 0.5, (1, features.shape[1], 128)).astype(np.float32)
+    c = rng.uniform(-0.5, 0.5, (1, features.shape[1], 128)).astype(np.float32)
+    feeds = {lstm.input[0]: features, lstm.input[5]: h, lstm.input[6]: c}
+    sess = ort.InferenceSession(lstm_path, providers=["CPUExecutionProvider"])
+    theirs = dict(zip(lstm.output, sess.run(list(lstm.output), feeds)))
+    ours = convert(lstm_path).run(feeds)
+    for name in lstm.output:
+        assert_parity(ours[name], theirs[name], PARITY_F32, "float32", name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Refusals name the node, its op and the reason, all at once
+# ----------------------------------------------------------------------------------------------------
+
+def _graph_after_lstm(extra_nodes, extra_inits=(), out="z", opset=17):
+    """X (T, B, 4) -> LSTM(3) -> Squeeze -> extra_nodes -> out."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.uniform(-1, 1, s).astype(np.float32), n)
+             for n, s in (("W", (1, 12, 4)), ("R", (1, 12, 3)))]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))
+    nodes = [helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, name="lstm"),
+             helper.make_node("Squeeze", ["Y", "axis1"], ["y"], name="squeeze")] + list(extra_nodes)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", 4])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                              initializer=inits + list(extra_inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+
+
+def _const(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+REFUSALS = {
+    "unsupported ops, all listed": (
+        [helper.make_node("LayerNormalization", ["y", "g"], ["n"], name="norm"),
+         helper.make_node("Erf", ["n"], ["z"], name="erf")], [_const("g", np.ones(3, np.float32))],
+        [("norm", "LayerNormalization", "no converter"), ("erf", "Erf", "no converter")]),
+    "a residual add of two data tensors": (
+        [helper.make_node("Relu", ["y"], ["r"], name="relu"), helper.make_node("Add", ["r", "y"], ["z"], name="res")],
+        [], [("res", "Add", "two data tensors")]),
+    "softmax over the batch": (
+        [helper.make_node("Softmax", ["y"], ["z"], axis=1, name="sm")], [], [("sm", "Softmax", "not the features")]),
+    "a constant on the left of MatMul": (
+        [helper.make_node("MatMul", ["m", "y"], ["z"], name="mm")], [_const("m", np.ones((2, 2), np.float32))],
+        [("mm", "MatMul", "first operand is not the data")]),
+    "a slice of the data": (
+        [helper.make_node("Slice", ["y", "s0", "s1", "s2"], ["z"], name="cut")],
+        [_const("s0", [0]), _const("s1", [1]), _const("s2", [2])], [("cut", "Slice", "slicing the data")]),
+    "a bias that is not per feature": (
+        [helper.make_node("Add", ["y", "bb"], ["z"], name="badd")], [_const("bb", np.ones((5, 1, 3), np.float32))],
+        [("badd", "Add", "does not broadcast along the features alone")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refusals_name_every_node_and_op_with_the_reason(case):
+    nodes, inits, expected = REFUSALS[case]
+    with pytest.raises(UnsupportedOperatorError) as info:
+        converters.from_onnx(_graph_after_lstm(nodes, inits))
+    found = info.value.nodes
+    for name, op, reason in expected:
+        assert any(n == name and o == op and reason in r for n, o, r in found), found
+        assert f"node {name!r} ({op})" in str(info.value)
+
+
+def _single_lstm(extra_inputs=(), inits=(), attrs=None, graph_inputs=()):
+    rng = np.random.default_rng(1)
+    base = [numpy_helper.from_array(rng.uniform(-1, 1, s).astype(np.float32), n)
+            for n, s in (("W", (1, 12, 4)), ("R", (1, 12, 3)))]
+    node = helper.make_node("LSTM", ["X", "W", "R", *extra_inputs], ["Y"], name="lstm", **{"hidden_size": 3, **(attrs or {})})
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", 4]),
+                                            *graph_inputs],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=base + list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+@pytest.mark.parametrize("model,reason", [
+    (lambda: _single_lstm(["", "lens"], [_const("lens", np.array([3, 3], np.int32))]), "constant sequence_lens"),
+    (lambda: _single_lstm(["", "", "h0"], [_const("h0", np.arange(6, dtype=np.float32).reshape(1, 2, 3))]),
+     "same for every sequence in the batch"),
+    (lambda: _single_lstm(attrs={"direction": "sideways"}), "direction 'sideways'"),
+    (lambda: _single_lstm(attrs={"activations": ["Sigmoid", "Tanh"]}), "takes 3"),
+    (lambda: _single_lstm(attrs={"activations": ["Sigmoid", "Gelu", "Tanh"]}), "unknown activation 'Gelu'"),
+    (lambda: _single_lstm(attrs={"layout": 2}), "layout must be 0 or 1"),
+    (lambda: _single_lstm(attrs={"hidden_size": 5}), "hidden_size=5"),
+    (lambda: _single_lstm(attrs={"linear_before_reset": 1}), "linear_before_reset"),
+    (lambda: _single_lstm(["B"], [_const("B", np.zeros((1, 8), np.float32))]), "B must be (1, 24)"),
+])
+def test_recurrent_node_refusals_name_the_node_and_the_problem(model, reason):
+    with pytest.raises(UnsupportedOperatorError) as info:
+        converters.from_onnx(model())
+    assert info.value.nodes[0][:2] == ("lstm", "LSTM")
+    assert reason in info.value.nodes[0][2], info.value.nodes
+
+
+def test_files_that_are_not_onnx_are_refused(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"\x00\x01 definitely not protobuf \xff" * 3)
+    with pytest.raises(engine.FormatError, match="not an ONNX model"):
+        engine.load(tmp_path / "x.onnx")
