@@ -72,8 +72,10 @@ setup(
     install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16", "safetensors>=0.4", "h5py>=3.8"],
     extras_require={
         # keras runs on the torch backend in the tests; g2p-en ships a trained GRU encoder/decoder
+        # silero-vad ships an LSTM voice-activity model (its core deps: torch, packaging); onnxscript lets
+        # torch.onnx.export(dynamo=True) run
         "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH, "keras>=3", "g2p-en>=2.1",
-                 "silero-vad==6.2.3"],  # ships an LSTM voice-activity model (its core deps: torch, packaging)
+                 "silero-vad==6.2.3", "onnxscript>=0.3"],
         "bench": ["onnxruntime>=1.17", TORCH],
     },
     entry_points={"console_scripts": ["rnnjit = engine.cli:main"]},

@@ -372,3 +372,41 @@ def test_files_that_are_not_onnx_are_refused(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"\x00\x01 definitely not protobuf \xff" * 3)
     with pytest.raises(engine.FormatError, match="not an ONNX model"):
         engine.load(tmp_path / "x.onnx")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The dynamo exporter (torch.onnx.export(dynamo=True), needs onnxscript)
+# ----------------------------------------------------------------------------------------------------
+
+def _dynamo_export(net, X):
+    import logging
+
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.onnx.export(net, (X,), dynamo=True, input_names=["x"], output_names=["y"], verbose=False,
+                                     dynamic_shapes=({0: torch.export.Dim("b"), 1: torch.export.Dim("t")},)).model_proto
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_dynamo_exports_match_torch(kind, bidirectional):
+    torch.manual_seed(5)
+    net = _Exported(kind, bidirectional, batch_first=True).eval()
+    X = torch.randn(3, 8, 3)
+    proto = _dynamo_export(net, X)
+    with torch.inference_mode():
+        expected = net(X).numpy()
+    assert_parity(convert(proto).run({"x": X.numpy()})["y"], expected, PARITY_F32, "float32", "dynamo")
+    assert_parity(engine.Model(converters.from_onnx(proto)).run(X.numpy()), expected, PARITY_F32, "float32", "run")
+
+
+def test_dynamo_unrolls_nn_rnn_into_per_step_slices_which_are_refused_by_name():
+    net = _Exported("rnn", False, batch_first=True).eval()
+    proto = _dynamo_export(net, torch.randn(2, 4, 3))
+    with pytest.raises(UnsupportedOperatorError) as info:
+        converters.from_onnx(proto)
+    assert any(op == "Slice" and "slicing the data" in reason for _, op, reason in info.value.nodes)

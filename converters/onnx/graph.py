@@ -145,6 +145,13 @@ class Converter:
                               f"got a {type(v).__name__}")
         return v
 
+    def static_size(self, role):
+        """The data input's declared size of a time/batch axis (exporters sometimes bake it into shapes)."""
+        for symbol, dim in (("x0", self.data_input_dims[0]), ("x1", self.data_input_dims[1])):
+            if dim and self.resolve(symbol) == self.resolve(role):
+                return dim
+        return None
+
     def resolve(self, role):
         return self.bindings.get(role, role)
 
@@ -204,6 +211,10 @@ class Converter:
                     raise Unsupported(f"no converter for {node.domain + '.' if node.domain else ''}{node.op_type} "
                                       f"at opset {self.opset}")
                 convert(self, node)
+                for out in node.output:  # a shape vector of known ints is just a constant: fold what follows
+                    v = self.values.get(out)
+                    if isinstance(v, SymVec) and all(isinstance(i, (int, np.integer)) for i in v.items):
+                        self.values[out] = np.array(v.items[0] if v.scalar else v.items, np.int64)
             except Unsupported as exc:
                 self.failures.append((name, node.op_type, str(exc)))
                 self._set_unknown(node)

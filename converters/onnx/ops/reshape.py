@@ -43,6 +43,10 @@ def _reshape(ctx, node, allowzero):
             out_roles.append(dims[i][0])
             i += 1
             continue
+        if i < len(dims) and dims[i][1] is None and ctx.static_size(dims[i][0]) == t:
+            out_roles.append(dims[i][0])            # a literal size the input declares for this time/batch axis
+            i += 1
+            continue
         if t == 1 and (i >= len(dims) or dims[i][1] != 1):
             out_roles.append("1")
             continue
