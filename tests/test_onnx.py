@@ -113,7 +113,7 @@ def _random_layer(cell, feature, rng, I=4, H=5):
 CASES = [(cell, feature) for feature, (cells, _) in FEATURES.items() for cell in cells.split()]
 
 
-@pytest.mark.parametrize("opset", [7, 14, 22])
+@pytest.mark.parametrize("opset", [7, 14, 22, 26])  # 26: the newest onnxruntime 1.31 loads
 @pytest.mark.parametrize("cell,feature", CASES)
 def test_single_node_models_convert_back_exactly_and_match_onnxruntime(cell, feature, opset):
     rng = np.random.default_rng(zlib.crc32(f"{cell}/{feature}/{opset}".encode()))
@@ -142,6 +142,21 @@ def test_single_node_models_convert_back_exactly_and_match_onnxruntime(cell, fea
     theirs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
     for name in theirs:
         assert_parity(ours[name], theirs[name], PARITY_F32, "float32", f"{name} ({cell} {feature} opset {opset})")
+
+
+@pytest.mark.parametrize("cell,feature", CASES)
+def test_the_newest_opset_onnx_ships_converts_and_matches_the_reference(cell, feature):
+    # onnxruntime stops at opset 26; the newest opset's models are checked against the NumPy reference
+    opset = onnx.defs.onnx_opset_version()
+    assert opset >= 26
+    rng = np.random.default_rng(zlib.crc32(f"newest/{cell}/{feature}".encode()))
+    layer = _random_layer(cell, feature, rng)
+    X = rng.uniform(-1, 1, (6, 2, layer.input_size)).astype(np.float32)
+    out = convert(layer_to_onnx(layer, 6, 2, opset=opset)).run({"X": X})
+    Y, hT, _ = naive.recurrent(layer, X)
+    D, H = layer.num_directions, layer.hidden_size
+    assert_parity(out["Y"], Y.reshape(6, 2, D, H).transpose(0, 2, 1, 3), PARITY_F32, "float32", f"Y opset {opset}")
+    assert_parity(out["Y_h"], hT, PARITY_F32, "float32", f"Y_h opset {opset}")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -410,3 +425,69 @@ def test_dynamo_unrolls_nn_rnn_into_per_step_slices_which_are_refused_by_name():
     with pytest.raises(UnsupportedOperatorError) as info:
         converters.from_onnx(proto)
     assert any(op == "Slice" and "slicing the data" in reason for _, op, reason in info.value.nodes)
+
+
+# every other refusal path of the op converters, each naming its node and op
+def _i64(name, values):
+    return _const(name, np.array(values, np.int64))
+
+
+MORE_REFUSALS = {
+    "Squeeze of a non-unit axis": (
+        [helper.make_node("Squeeze", ["y", "ax0"], ["z"], name="sq")], [_i64("ax0", [0])], "Squeeze",
+        "not of size 1"),
+    "Gather on the data": (
+        [helper.make_node("Gather", ["y", "i0"], ["z"], axis=0, name="ga")], [_i64("i0", [0])], "Gather",
+        "only on shape vectors"),
+    "Concat of data": (
+        [helper.make_node("Concat", ["y", "y"], ["z"], axis=2, name="cat")], [], "Concat", "data is not concatenated"),
+    "ConstantOfShape filled with ones": (
+        [helper.make_node("Shape", ["y"], ["s"], name="shp"),
+         helper.make_node("ConstantOfShape", ["s"], ["z"], name="cos",
+                          value=numpy_helper.from_array(np.ones(1, np.float32)))], [], "ConstantOfShape",
+        "only zeros"),
+    "Reshape merging time and batch": (
+        [helper.make_node("Reshape", ["y", "shp"], ["z"], name="rs")], [_i64("shp", [-1, 3])], "Reshape",
+        "keep time and batch apart"),
+    "Expand of the data": (
+        [helper.make_node("Expand", ["y", "shp"], ["z"], name="ex")], [_i64("shp", [1, 1, 3])], "Expand",
+        "Expand of a Dyn"),
+    "Split of the data": (
+        [helper.make_node("Split", ["y"], ["z", "z2"], axis=2, name="sp", num_outputs=2)], [], "Split",
+        "only zero states"),
+    "Cast of the data to int": (
+        [helper.make_node("Cast", ["y"], ["z"], to=TensorProto.INT64, name="ca")], [], "Cast", "INT64"),
+    "Dropout with its mask used": (
+        [helper.make_node("Dropout", ["y"], ["z", "mask"], name="do")], [], "Dropout", "mask output"),
+    "Div of a constant by the data": (
+        [helper.make_node("Div", ["one", "y"], ["z"], name="dv")], [_const("one", np.ones(3, np.float32))], "Div",
+        "a constant divided by the data"),
+    "MatMul with a weight that does not fit": (
+        [helper.make_node("MatMul", ["y", "w5"], ["z"], name="mm5")], [_const("w5", np.ones((5, 2), np.float32))],
+        "MatMul", "does not fit"),
+    "Gemm with transA": (
+        [helper.make_node("Gemm", ["y", "w3"], ["z"], transA=1, name="gm")], [_const("w3", np.ones((3, 2), np.float32))],
+        "Gemm", "transA=1"),
+    "Relu with an unknown attribute": (
+        [helper.make_node("Relu", ["y"], ["z"], name="re", strange=1)], [], "Relu", "['strange']"),
+    "Flatten merging time and batch": (
+        [helper.make_node("Flatten", ["y"], ["z"], axis=2, name="fl")], [], "Flatten", "merges"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_REFUSALS))
+def test_each_refusal_path_names_its_node_and_op(case):
+    nodes, inits, op, reason = MORE_REFUSALS[case]
+    name = nodes[-1].name
+    with pytest.raises(UnsupportedOperatorError) as info:
+        converters.from_onnx(_graph_after_lstm(nodes, inits, opset=18))
+    assert any(o == op and reason in r for _, o, r in info.value.nodes), info.value.nodes
+    assert any(n in (name, nodes[0].name) for n, _, _ in info.value.nodes)
+
+
+def test_an_output_taken_from_inside_the_model_is_refused():
+    nodes = [helper.make_node("Relu", ["y"], ["r"], name="relu"), helper.make_node("Tanh", ["r"], ["t"], name="tanh")]
+    model = _graph_after_lstm(nodes, out="t")
+    model.graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    with pytest.raises(UnsupportedOperatorError, match=r"'r' \(graph output\): an output taken from inside"):
+        converters.from_onnx(model)
