@@ -220,18 +220,18 @@ class Model:
             Y = np.zeros((T, B, Ho), dt)
             if p.kind == L.OP_LSTM:
                 XW = X2 @ p.view(d, L.D_M, (I, 4 * H)) + p.view(d, L.D_B, (4 * H,))       # (T*B, 4H)
-                work = np.empty((B, 9 * H), dt)
+                work = np.empty(B * (5 * H + Ho + max(L.TILE, 4 * H)), dt)
                 lstm_sequence(XW.reshape(T, B, 4 * H), p.params, p.meta, d, h0[d], c0[d], Y, lens, reverse,
                               hT[d], cT[d], work)
             elif p.kind == L.OP_GRU:
                 XW = X2 @ p.view(d, L.D_M, (I, 2 * H)) + p.view(d, L.D_B, (2 * H,))       # r, z
                 XN = X2 @ p.view(d, L.D_WXN, (I, H)) + p.view(d, L.D_BXN, (H,))           # n, input part
-                work = np.empty((B, 8 * H), dt)
+                work = np.empty(B * (5 * H + max(L.TILE, 2 * H)), dt)
                 gru_sequence(XW.reshape(T, B, 2 * H), XN.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens,
                              reverse, hT[d], work)
             else:
                 XW = X2 @ p.view(d, L.D_M, (I, H)) + p.view(d, L.D_B, (H,))
-                work = np.empty((B, 2 * H), dt)
+                work = np.empty(B * (H + max(L.TILE, H)), dt)
                 rnn_sequence(XW.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
             outs.append(Y)
         states_out[f"layers.{i}.h"] = hT

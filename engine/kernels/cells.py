@@ -4,39 +4,40 @@ Design:
 * Gate pre-activations are one accumulation over the packed (I + H_out, G*H) matrix [W^T; R^T]: the loop
   over K is outside (unrolled by 4), the loop over gate units inside is contiguous, so it compiles to
   vertical FMAs with no horizontal sums (PERFORMANCE.md: the row-dot layout was 1.2-1.4x slower).
-* Step and sequence share the per-row cell updates (``_lstm_row`` ...), so streaming and batch run the
-  same arithmetic. A sequence gets its input projection X @ W^T + b from one BLAS GEMM done by the
-  caller (engine/model.py); here only the recurrence runs, one row (sequence) at a time, which makes
-  per-row lengths and the reverse direction a matter of indexing.
+* Rows are batched: ``gemm_acc`` tiles the gate units (TILE columns) and, for every 4 rows of W, updates
+  all n rows, so the weights are read once per timestep whatever the number of streams or sequences
+  (one gemv per row read them n times: 2.3x slower than onnxruntime at 64 streams).
+* Blocked accumulation: each BLOCK of W rows is summed into a partial buffer, then added to the gates,
+  which halves float32 rounding error at fan-in 512 (g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20;
+  accumulating in float64 bought nothing more and cost 1.5x).
+* Step and sequence share the per-row cell updates (``_lstm_row`` ...). A sequence gets its input
+  projection X @ W^T + b from one BLAS GEMM done by the caller (engine/model.py); here the recurrence
+  runs time-outer, batch-inner; per-row lengths and the reverse direction are a matter of indexing
+  (rows past their length are computed by the gemm but never written back).
 * Two update paths: ``fast`` (default activations, no clip/peephole/input_forget) is branch-free and
   vectorizes; ``generic`` evaluates any ONNX activation with exact math, element by element.
-* Nothing here allocates: every buffer comes from the caller. Symbols follow the ONNX operator docs:
-  X_t input, H_t hidden, C_t cell, W/R input/recurrent weights, P peepholes.
+* Nothing here allocates: scratch comes from the caller as contiguous 2-D regions (see the packer and
+  Model.run for the sizes). Symbols follow the ONNX operator docs: X_t input, H_t hidden, C_t cell, W/R
+  input/recurrent weights, P peepholes.
 """
 
 from ..config import jit
 from .activations import apply, sigmoid_, tanh_
 from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_BHN, D_BXN, D_FLT, D_M, D_PEEP, D_PROJ, D_RHN, D_WXN,
-                     F_CLIP, F_FAST, F_INPUT_FORGET, F_LBR, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN,
-                     M_SCRATCH, M_STATE)
+                     F_CLIP, F_FAST, F_INPUT_FORGET, F_LBR, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN, TILE)
 
 
 # ------------------------------------------------------------------------------------------------------
 # Linear algebra
 # ------------------------------------------------------------------------------------------------------
 
-BLOCK = 32  # rows of W per partial sum (see gemv_acc)
+BLOCK = 32  # rows of W per partial sum
 
 
 @jit
 def gemv_acc(g, x, W, part):
-    """g (N,) += x (K,) @ W (K, N); part (>= N,) is scratch. K outside, unrolled by 4; N inside, contiguous.
-
-    Blocked accumulation: each block of BLOCK rows is summed into part, then part is added to g, so g sees
-    K/BLOCK additions instead of K/4. At fan-in 512 this halves float32 rounding error (measured on
-    g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20, where the package's own BLAS-based float32 has 6e-6);
-    accumulating in float64 instead bought nothing more and cost 1.5x in speed.
-    """
+    """g (N,) += x (K,) @ W (K, N) for one row; part (>= N,) is scratch. gemm_acc's n == 1 case: a full-width
+    pass per 4 rows of W is cheaper than TILE-wide passes when there is only one row to reuse them for."""
     K = x.shape[0]
     N = W.shape[1]
     for j in range(N):
@@ -66,6 +67,68 @@ def gemv_acc(g, x, W, part):
 
 
 @jit
+def gemm_acc(G, X, W, PART):
+    """G (n, N) += X (n, K) @ W (K, N); PART (n, >= max(TILE, N)) is scratch. All C-contiguous."""
+    n, K = X.shape
+    N = W.shape[1]
+    if n == 1:
+        gemv_acc(G[0], X[0], W, PART[0])
+        return
+    for j0 in range(0, N, TILE):
+        nt = min(j0 + TILE, N) - j0
+        for r in range(n):
+            p = PART[r]
+            for j in range(nt):
+                p[j] = 0
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            k4 = k1 - (k1 - k0) % 4
+            for k in range(k0, k4, 4):
+                w0 = W[k, j0:j0 + nt]
+                w1 = W[k + 1, j0:j0 + nt]
+                w2 = W[k + 2, j0:j0 + nt]
+                w3 = W[k + 3, j0:j0 + nt]
+                r = 0
+                while r + 4 <= n:        # 4 rows at once: each weight vector loaded once for 4 rows
+                    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
+                    a0, a1, a2, a3 = xa[k], xa[k + 1], xa[k + 2], xa[k + 3]
+                    b0, b1, b2, b3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
+                    c0, c1, c2, c3 = xc[k], xc[k + 1], xc[k + 2], xc[k + 3]
+                    d0, d1, d2, d3 = xd[k], xd[k + 1], xd[k + 2], xd[k + 3]
+                    pa, pb, pc, pd = PART[r], PART[r + 1], PART[r + 2], PART[r + 3]
+                    for j in range(nt):
+                        u0, u1, u2, u3 = w0[j], w1[j], w2[j], w3[j]
+                        pa[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                        pb[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                        pc[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+                        pd[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                    r += 4
+                while r < n:
+                    x = X[r]
+                    x0 = x[k]
+                    x1 = x[k + 1]
+                    x2 = x[k + 2]
+                    x3 = x[k + 3]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+                    r += 1
+            for k in range(k4, k1):
+                wk = W[k, j0:j0 + nt]
+                for r in range(n):
+                    xk = X[r, k]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += xk * wk[j]
+            for r in range(n):
+                g = G[r, j0:j0 + nt]
+                p = PART[r]
+                for j in range(nt):
+                    g[j] += p[j]
+                    p[j] = 0
+
+
+@jit
 def _copy(dst, src):
     """dst[:n] = src for n = len(src), as a loop (no temporary, no allocation)."""
     for i in range(src.shape[0]):
@@ -80,6 +143,12 @@ def _clamp(v, clip):
 @jit
 def _mat(P, offset, rows, cols):
     return P[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def _rows(buf, offset, n, width):
+    """An (n, width) C-contiguous region of a flat scratch buffer."""
+    return buf[offset:offset + n * width].reshape((n, width))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -131,41 +200,38 @@ def _lstm_row(g, c, hfull, P, m, base):
 
 
 @jit
-def _lstm_project(hfull, h, P, m, base, part):
-    """h (H_out,) = hfull (H,) @ W_hr^T when projected, else a copy. part: (H_out,) scratch."""
-    H, Ho = m[M_H], m[M_HO]
-    if m[M_FLAGS] & F_PROJ:
-        for j in range(Ho):
-            h[j] = 0
-        gemv_acc(h, hfull, _mat(P, m[base + D_PROJ], H, Ho), part)
-    else:
-        _copy(h, hfull)
-
-
-@jit
 def lstm_step(X, Y, P, S, SC, m):
-    """One timestep for n rows. X (n, I), Y (n, H_out) out; S (n, H_out + H) = [h | c] updated in place."""
+    """One timestep for n rows. X (n, I), Y (n, H_out) out; S (n, H_out + H) = [h | c] updated in place.
+
+    Scratch regions: XH (n, I + H_out) = [x_t | h_t-1], G (n, 4H), HF (n, H), PART (n, max(TILE, 4H)).
+    """
     I, H, Ho = m[M_IN], m[M_H], m[M_HO]
     n = X.shape[0]
     K = I + Ho
     base = M_DIR
     M = _mat(P, m[base + D_M], K, 4 * H)
     bias = P[m[base + D_B]:m[base + D_B] + 4 * H]
-    scr = m[M_SCRATCH]
+    XH = _rows(SC, 0, n, K)
+    G = _rows(SC, n * K, n, 4 * H)
+    HF = _rows(SC, n * (K + 4 * H), n, H)
+    PART = _rows(SC, n * (K + 5 * H), n, max(TILE, 4 * H))
     for r in range(n):
-        row = SC[r * scr:(r + 1) * scr]
-        xh = row[:K]                             # [x_t | h_t-1]
-        g = row[K:K + 4 * H]
-        hfull = row[K + 4 * H:K + 5 * H]
-        part = row[K + 5 * H:K + 9 * H]        # gemv_acc's partial sums
-        s = S[r]
-        _copy(xh, X[r])
-        _copy(xh[I:], s[:Ho])
-        _copy(g, bias)
-        gemv_acc(g, xh, M, part)                 # g = b + x W^T + h R^T
-        _lstm_row(g, s[Ho:Ho + H], hfull, P, m, base)
-        _lstm_project(hfull, s[:Ho], P, m, base, part)
-        _copy(Y[r], s[:Ho])
+        _copy(XH[r], X[r])
+        _copy(XH[r, I:], S[r, :Ho])
+        _copy(G[r], bias)
+    gemm_acc(G, XH, M, PART)                     # G = b + [x h] [W^T; R^T]
+    for r in range(n):
+        _lstm_row(G[r], S[r, Ho:Ho + H], HF[r], P, m, base)
+    if m[M_FLAGS] & F_PROJ:
+        for r in range(n):
+            for j in range(Ho):
+                Y[r, j] = 0
+        gemm_acc(Y, HF, _mat(P, m[base + D_PROJ], H, Ho), PART)   # h = (o . h(C)) W_hr^T
+    else:
+        for r in range(n):
+            _copy(Y[r], HF[r])
+    for r in range(n):
+        _copy(S[r, :Ho], Y[r])
 
 
 @jit
@@ -175,29 +241,41 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
     XW (T, B, 4H): x_t W^T + b for every step (from one GEMM). H0/C0 (B, H_out)/(B, H) initial states.
     Y (T, B, H_out) out (rows past a sequence's length are left as they are: zeros from the caller).
     HT/CT (B, ..) final states out. ``reverse`` runs each sequence from its own last valid step backwards.
-    work: (B, 9H) scratch.
+    work: flat scratch of B * (5H + H_out + max(TILE, 4H)).
     """
     I, H, Ho = m[M_IN], m[M_H], m[M_HO]
     base = M_DIR + d * DIR_STRIDE
     R = _mat(P, m[base + D_M] + I * 4 * H, Ho, 4 * H)   # the h rows of [W^T; R^T]
     B = XW.shape[1]
+    G = _rows(work, 0, B, 4 * H)
+    HF = _rows(work, B * 4 * H, B, H)
+    PROJ = _rows(work, B * 5 * H, B, Ho)
+    PART = _rows(work, B * (5 * H + Ho), B, max(TILE, 4 * H))
+    projected = (m[M_FLAGS] & F_PROJ) != 0
+    Lmax = 0
     for b in range(B):
-        w = work[b]
-        g = w[:4 * H]
-        hfull = w[4 * H:5 * H]
-        part = w[5 * H:9 * H]
-        h = HT[b]
-        c = CT[b]
-        _copy(h, H0[b])
-        _copy(c, C0[b])
-        L = lengths[b]
-        for s in range(L):
-            t = L - 1 - s if reverse else s
-            _copy(g, XW[t, b])
-            gemv_acc(g, h, R, part)
-            _lstm_row(g, c, hfull, P, m, base)
-            _lstm_project(hfull, h, P, m, base, part)
-            _copy(Y[t, b], h)
+        _copy(HT[b], H0[b])
+        _copy(CT[b], C0[b])
+        Lmax = max(Lmax, lengths[b])
+    for s in range(Lmax):
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                _copy(G[b], XW[L - 1 - s if reverse else s, b])
+        gemm_acc(G, HT, R, PART)
+        for b in range(B):
+            if s < lengths[b]:
+                _lstm_row(G[b], CT[b], HF[b], P, m, base)
+        if projected:
+            for b in range(B):
+                for j in range(Ho):
+                    PROJ[b, j] = 0
+            gemm_acc(PROJ, HF, _mat(P, m[base + D_PROJ], H, Ho), PART)
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                _copy(HT[b], PROJ[b] if projected else HF[b])
+                _copy(Y[L - 1 - s if reverse else s, b], HT[b])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -205,56 +283,72 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
 # ------------------------------------------------------------------------------------------------------
 
 @jit
-def _gru_row(grz, gxn, h, hnew, ghn, rh, P, m, base, part):
-    """One row's GRU update.
+def _gru_gates(grz, h, rh, P, m, base):
+    """r, z = f([r z] pre-activations) in place; for linear_before_reset=0 also rh = r . H_t-1."""
+    H = m[M_H]
+    flags = m[M_FLAGS]
+    if flags & F_FAST:
+        for j in range(2 * H):
+            grz[j] = sigmoid_(grz[j])
+    else:
+        flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
+        has_clip = (flags & F_CLIP) != 0
+        fc = m[base + D_ACT0]
+        for j in range(2 * H):
+            v = _clamp(grz[j], flt[0]) if has_clip else grz[j]
+            grz[j] = apply(fc, flt[1], flt[2], v)
+    if not flags & F_LBR:
+        for j in range(H):
+            rh[j] = grz[j] * h[j]
 
-    grz (2H,) = [r z] pre-activations (x and h parts and biases summed); gxn (H,) = X_t W_n^T + Wb_n;
-    h (H,) = H_t-1; hnew (H,) out = H_t. ghn, rh, part: (H,) scratch.
-      linear_before_reset=1: n = g(gxn + r . (H_t-1 R_n^T + Rb_n))
-      linear_before_reset=0: n = g(gxn + (r . H_t-1) R_n^T + Rb_n)
+
+@jit
+def _gru_finish(grz, gxn, ghn, h, P, m, base):
+    """H_t into h (in place), from r, z (grz), gxn = X_t W_n^T + Wb_n and ghn:
+
+      linear_before_reset=1: ghn = H_t-1 R_n^T + Rb_n;       n = g(gxn + r . ghn)
+      linear_before_reset=0: ghn = (r . H_t-1) R_n^T + Rb_n; n = g(gxn + ghn)
       H_t = (1 - z) . n + z . H_t-1
     """
     H = m[M_H]
     flags = m[M_FLAGS]
-    Rn = _mat(P, m[base + D_RHN], H, H)
-    bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
+    lbr = (flags & F_LBR) != 0
+    if flags & F_FAST:
+        for j in range(H):
+            pre = gxn[j] + grz[j] * ghn[j] if lbr else gxn[j] + ghn[j]
+            nt = tanh_(pre)
+            h[j] = nt + grz[H + j] * (h[j] - nt)
+        return
     flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
-    clip = flt[0]
     has_clip = (flags & F_CLIP) != 0
-    fast = (flags & F_FAST) != 0
-    fc, gc = m[base + D_ACT0], m[base + D_ACT1]
-    if fast:
-        for j in range(2 * H):
-            grz[j] = sigmoid_(grz[j])
+    gc = m[base + D_ACT1]
+    for j in range(H):
+        pre = gxn[j] + grz[j] * ghn[j] if lbr else gxn[j] + ghn[j]
+        v = _clamp(pre, flt[0]) if has_clip else pre
+        nt = apply(gc, flt[3], flt[4], v)
+        h[j] = nt + grz[H + j] * (h[j] - nt)
+
+
+@jit
+def _gru_candidate(GHN, HS, RH, P, m, base, rows_bhn, PART):
+    """GHN = Rb_n + (H_t-1 or r . H_t-1) R_n^T for every row."""
+    H = m[M_H]
+    n = GHN.shape[0]
+    for r in range(n):
+        _copy(GHN[r], rows_bhn)
+    Rn = _mat(P, m[base + D_RHN], H, H)
+    if m[M_FLAGS] & F_LBR:
+        gemm_acc(GHN, HS, Rn, PART)
     else:
-        for j in range(2 * H):
-            v = _clamp(grz[j], clip) if has_clip else grz[j]
-            grz[j] = apply(fc, flt[1], flt[2], v)
-    _copy(ghn, bhn)
-    if flags & F_LBR:
-        gemv_acc(ghn, h, Rn, part)
-        for j in range(H):
-            rh[j] = gxn[j] + grz[j] * ghn[j]      # pre-activation of n
-    else:
-        for j in range(H):
-            rh[j] = grz[j] * h[j]
-        gemv_acc(ghn, rh, Rn, part)
-        for j in range(H):
-            rh[j] = gxn[j] + ghn[j]
-    if fast:
-        for j in range(H):
-            nt = tanh_(rh[j])
-            hnew[j] = nt + grz[H + j] * (h[j] - nt)
-    else:
-        for j in range(H):
-            v = _clamp(rh[j], clip) if has_clip else rh[j]
-            nt = apply(gc, flt[3], flt[4], v)
-            hnew[j] = nt + grz[H + j] * (h[j] - nt)
+        gemm_acc(GHN, RH, Rn, PART)
 
 
 @jit
 def gru_step(X, Y, P, S, SC, m):
-    """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place."""
+    """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place.
+
+    Scratch regions: XH (n, I + H), GRZ (n, 2H), GXN, GHN, RH (n, H each), PART (n, max(TILE, 2H)).
+    """
     I, H = m[M_IN], m[M_H]
     n = X.shape[0]
     K = I + H
@@ -263,54 +357,63 @@ def gru_step(X, Y, P, S, SC, m):
     Wn = _mat(P, m[base + D_WXN], I, H)
     bias = P[m[base + D_B]:m[base + D_B] + 2 * H]
     bxn = P[m[base + D_BXN]:m[base + D_BXN] + H]
-    scr = m[M_SCRATCH]
+    bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
+    XH = _rows(SC, 0, n, K)
+    GRZ = _rows(SC, n * K, n, 2 * H)
+    GXN = _rows(SC, n * (K + 2 * H), n, H)
+    GHN = _rows(SC, n * (K + 3 * H), n, H)
+    RH = _rows(SC, n * (K + 4 * H), n, H)
+    PART = _rows(SC, n * (K + 5 * H), n, max(TILE, 2 * H))
     for r in range(n):
-        row = SC[r * scr:(r + 1) * scr]
-        xh = row[:K]
-        grz = row[K:K + 2 * H]
-        gxn = row[K + 2 * H:K + 3 * H]
-        ghn = row[K + 3 * H:K + 4 * H]
-        rh = row[K + 4 * H:K + 5 * H]
-        part = row[K + 5 * H:K + 7 * H]
-        s = S[r]
-        _copy(xh, X[r])
-        _copy(xh[I:], s)
-        _copy(grz, bias)
-        gemv_acc(grz, xh, M, part)                # [r z] = b + x W^T + h R^T
-        _copy(gxn, bxn)
-        gemv_acc(gxn, xh[:I], Wn, part)           # x W_n^T + Wb_n
-        y = Y[r]
-        _gru_row(grz, gxn, s, y, ghn, rh, P, m, base, part)
-        _copy(s, y)
+        _copy(XH[r], X[r])
+        _copy(XH[r, I:], S[r])
+        _copy(GRZ[r], bias)
+        _copy(GXN[r], bxn)
+    gemm_acc(GRZ, XH, M, PART)                   # [r z] = b + [x h] [W_rz^T; R_rz^T]
+    gemm_acc(GXN, X, Wn, PART)                   # x W_n^T + Wb_n
+    for r in range(n):
+        _gru_gates(GRZ[r], S[r], RH[r], P, m, base)
+    _gru_candidate(GHN, S, RH, P, m, base, bhn, PART)
+    for r in range(n):
+        _gru_finish(GRZ[r], GXN[r], GHN[r], S[r], P, m, base)
+        _copy(Y[r], S[r])
 
 
 @jit
 def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
     """GRU recurrence for direction d. XW (T, B, 2H) = x W_rz^T + b_rz; XN (T, B, H) = x W_n^T + Wb_n.
-    work: (B, 8H) scratch. Other arguments as in lstm_sequence."""
+    work: flat scratch of B * (5H + max(TILE, 2H)). Other arguments as in lstm_sequence."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
     R = _mat(P, m[base + D_M] + I * 2 * H, H, 2 * H)
+    bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
     B = XW.shape[1]
+    GRZ = _rows(work, 0, B, 2 * H)
+    GXN = _rows(work, B * 2 * H, B, H)
+    GHN = _rows(work, B * 3 * H, B, H)
+    RH = _rows(work, B * 4 * H, B, H)
+    PART = _rows(work, B * 5 * H, B, max(TILE, 2 * H))
+    Lmax = 0
     for b in range(B):
-        w = work[b]
-        grz = w[:2 * H]
-        ghn = w[2 * H:3 * H]
-        rh = w[3 * H:4 * H]
-        hnew = w[4 * H:5 * H]
-        gxn = w[5 * H:6 * H]
-        part = w[6 * H:8 * H]
-        h = HT[b]
-        _copy(h, H0[b])
-        L = lengths[b]
-        for s in range(L):
-            t = L - 1 - s if reverse else s
-            _copy(grz, XW[t, b])
-            gemv_acc(grz, h, R, part)
-            _copy(gxn, XN[t, b])
-            _gru_row(grz, gxn, h, hnew, ghn, rh, P, m, base, part)
-            _copy(h, hnew)
-            _copy(Y[t, b], hnew)
+        _copy(HT[b], H0[b])
+        Lmax = max(Lmax, lengths[b])
+    for s in range(Lmax):
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                t = L - 1 - s if reverse else s
+                _copy(GRZ[b], XW[t, b])
+                _copy(GXN[b], XN[t, b])
+        gemm_acc(GRZ, HT, R, PART)
+        for b in range(B):
+            if s < lengths[b]:
+                _gru_gates(GRZ[b], HT[b], RH[b], P, m, base)
+        _gru_candidate(GHN, HT, RH, P, m, base, bhn, PART)
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                _gru_finish(GRZ[b], GXN[b], GHN[b], HT[b], P, m, base)
+                _copy(Y[L - 1 - s if reverse else s, b], HT[b])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -341,44 +444,50 @@ def _rnn_row(g, h, P, m, base):
 
 @jit
 def rnn_step(X, Y, P, S, SC, m):
-    """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place."""
+    """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place.
+
+    Scratch regions: XH (n, I + H), G (n, H), PART (n, max(TILE, H)).
+    """
     I, H = m[M_IN], m[M_H]
     n = X.shape[0]
     K = I + H
     base = M_DIR
     M = _mat(P, m[base + D_M], K, H)
     bias = P[m[base + D_B]:m[base + D_B] + H]
-    scr = m[M_SCRATCH]
+    XH = _rows(SC, 0, n, K)
+    G = _rows(SC, n * K, n, H)
+    PART = _rows(SC, n * (K + H), n, max(TILE, H))
     for r in range(n):
-        row = SC[r * scr:(r + 1) * scr]
-        xh = row[:K]
-        g = row[K:K + H]
-        part = row[K + H:K + 2 * H]
-        s = S[r]
-        _copy(xh, X[r])
-        _copy(xh[I:], s)
-        _copy(g, bias)
-        gemv_acc(g, xh, M, part)
-        _rnn_row(g, s, P, m, base)
-        _copy(Y[r], s)
+        _copy(XH[r], X[r])
+        _copy(XH[r, I:], S[r])
+        _copy(G[r], bias)
+    gemm_acc(G, XH, M, PART)
+    for r in range(n):
+        _rnn_row(G[r], S[r], P, m, base)
+        _copy(Y[r], S[r])
 
 
 @jit
 def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
-    """RNN recurrence for direction d. XW (T, B, H) = x W^T + b. work: (B, 2H) scratch."""
+    """RNN recurrence for direction d. XW (T, B, H) = x W^T + b. work: flat scratch of B * (H + max(TILE, H))."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
     R = _mat(P, m[base + D_M] + I * H, H, H)
     B = XW.shape[1]
+    G = _rows(work, 0, B, H)
+    PART = _rows(work, B * H, B, max(TILE, H))
+    Lmax = 0
     for b in range(B):
-        g = work[b, :H]
-        part = work[b, H:]
-        h = HT[b]
-        _copy(h, H0[b])
-        L = lengths[b]
-        for s in range(L):
-            t = L - 1 - s if reverse else s
-            _copy(g, XW[t, b])
-            gemv_acc(g, h, R, part)
-            _rnn_row(g, h, P, m, base)
-            _copy(Y[t, b], h)
+        _copy(HT[b], H0[b])
+        Lmax = max(Lmax, lengths[b])
+    for s in range(Lmax):
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                _copy(G[b], XW[L - 1 - s if reverse else s, b])
+        gemm_acc(G, HT, R, PART)
+        for b in range(B):
+            L = lengths[b]
+            if s < L:
+                _rnn_row(G[b], HT[b], P, m, base)
+                _copy(Y[L - 1 - s if reverse else s, b], HT[b])

@@ -48,3 +48,5 @@ F_LBR = 4           # GRU linear_before_reset
 F_PROJ = 8
 F_PEEP = 16
 F_CLIP = 32
+
+TILE = 128          # gate units per tile of the batched gemm (kernels/cells.py); a scratch region is (n, TILE)

@@ -106,9 +106,10 @@ def pack_recurrent(layer, dtype):
     meta[L.M_H], meta[L.M_HO], meta[L.M_D], meta[L.M_FLAGS] = H, Ho, D, flags
     kind = {"lstm": L.OP_LSTM, "gru": L.OP_GRU, "rnn": L.OP_RNN}[layer.cell]
     K = I + Ho
-    # per-row stepping buffers (see the *_step kernels): state [h | c]; scratch [xh | gates | extra | partial sums]
+    # per-row stepping buffers (see the *_step kernels): state [h | c]; scratch regions per row
     state = Ho + H if layer.cell == "lstm" else H
-    scratch = {"lstm": K + 9 * H, "gru": K + 7 * H, "rnn": K + 2 * H}[layer.cell]
+    scratch = {"lstm": K + 5 * H + max(L.TILE, 4 * H), "gru": K + 5 * H + max(L.TILE, 2 * H),
+               "rnn": K + H + max(L.TILE, H)}[layer.cell]
     return Packed(layer, kind, buf.finish(dtype), meta, I, D * Ho, state, scratch)
 
 
