@@ -64,7 +64,7 @@ def parse_activations(op, attrs, D):
 
 def convert(ctx, node, op, opset_has_layout):
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    unknown = sorted(set(attrs) - ATTRIBUTES[op] - (set() if opset_has_layout else set()))
+    unknown = sorted(set(attrs) - ATTRIBUTES[op])
     if unknown:
         raise Unsupported(f"attribute(s) {unknown} are not part of {op} and are not ignored")
     if "layout" in attrs and not opset_has_layout:

@@ -1,5 +1,7 @@
 """ONNX Expand (8): a zero tensor broadcast to a (symbolic) shape is still zeros."""
 
+import numpy as np
+
 from ..graph import SymVec, Unsupported, Zeros
 from ._common import set_out
 
@@ -11,8 +13,6 @@ def convert_expand_8(ctx, node):
     if isinstance(v, Zeros):
         set_out(ctx, node, Zeros(items))
         return
-    import numpy as np
-
     if isinstance(v, np.ndarray) and not np.any(v):
         set_out(ctx, node, Zeros(items))
         return
