@@ -151,6 +151,25 @@ def _rows(buf, offset, n, width):
     return buf[offset:offset + n * width].reshape((n, width))
 
 
+@jit
+def _start(HT, H0, lengths):
+    """HT = H0 row by row; returns the longest sequence length (the number of recurrence steps)."""
+    longest = 0
+    for b in range(HT.shape[0]):
+        _copy(HT[b], H0[b])
+        longest = max(longest, lengths[b])
+    return longest
+
+
+@jit
+def _load_step(G, XW, lengths, s, reverse):
+    """G[b] = XW[t, b] at recurrence step s for every sequence still running (t = s, or L-1-s reversed)."""
+    for b in range(G.shape[0]):
+        L = lengths[b]
+        if s < L:
+            _copy(G[b], XW[L - 1 - s if reverse else s, b])
+
+
 # ------------------------------------------------------------------------------------------------------
 # LSTM
 # ------------------------------------------------------------------------------------------------------
@@ -252,16 +271,10 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
     PROJ = _rows(work, B * 5 * H, B, Ho)
     PART = _rows(work, B * (5 * H + Ho), B, max(TILE, 4 * H))
     projected = (m[M_FLAGS] & F_PROJ) != 0
-    Lmax = 0
-    for b in range(B):
-        _copy(HT[b], H0[b])
-        _copy(CT[b], C0[b])
-        Lmax = max(Lmax, lengths[b])
-    for s in range(Lmax):
-        for b in range(B):
-            L = lengths[b]
-            if s < L:
-                _copy(G[b], XW[L - 1 - s if reverse else s, b])
+    longest = _start(HT, H0, lengths)
+    _start(CT, C0, lengths)
+    for s in range(longest):
+        _load_step(G, XW, lengths, s, reverse)
         gemm_acc(G, HT, R, PART)
         for b in range(B):
             if s < lengths[b]:
@@ -393,17 +406,9 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
     GHN = _rows(work, B * 3 * H, B, H)
     RH = _rows(work, B * 4 * H, B, H)
     PART = _rows(work, B * 5 * H, B, max(TILE, 2 * H))
-    Lmax = 0
-    for b in range(B):
-        _copy(HT[b], H0[b])
-        Lmax = max(Lmax, lengths[b])
-    for s in range(Lmax):
-        for b in range(B):
-            L = lengths[b]
-            if s < L:
-                t = L - 1 - s if reverse else s
-                _copy(GRZ[b], XW[t, b])
-                _copy(GXN[b], XN[t, b])
+    for s in range(_start(HT, H0, lengths)):
+        _load_step(GRZ, XW, lengths, s, reverse)
+        _load_step(GXN, XN, lengths, s, reverse)
         gemm_acc(GRZ, HT, R, PART)
         for b in range(B):
             if s < lengths[b]:
@@ -476,15 +481,8 @@ def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
     B = XW.shape[1]
     G = _rows(work, 0, B, H)
     PART = _rows(work, B * H, B, max(TILE, H))
-    Lmax = 0
-    for b in range(B):
-        _copy(HT[b], H0[b])
-        Lmax = max(Lmax, lengths[b])
-    for s in range(Lmax):
-        for b in range(B):
-            L = lengths[b]
-            if s < L:
-                _copy(G[b], XW[L - 1 - s if reverse else s, b])
+    for s in range(_start(HT, H0, lengths)):
+        _load_step(G, XW, lengths, s, reverse)
         gemm_acc(G, HT, R, PART)
         for b in range(B):
             L = lengths[b]
