@@ -50,8 +50,9 @@ class _StreamBase:
         self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
         scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
         bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
-        fnaddr = _kernel_address(dt) if COMPILED else 0  # the twin calls the numba dispatcher instead
-        super().__init__(fnaddr, n, model.input_size, model.output_size, dt.name,
+        # one C entry point per layer (the twin calls the numba dispatcher instead and needs none)
+        fnaddrs = [_kernel_address(dt, p.kind) if COMPILED else 0 for p in packed]
+        super().__init__(fnaddrs, n, model.input_size, model.output_size, dt.name,
                          [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
                          single)
         # name -> (layer index, view (n, size) into the state buffer, initial row)
@@ -282,7 +283,7 @@ class Streams(_StreamGroup, StepCore):
     """
 
 
-def _kernel_address(dtype):
+def _kernel_address(dtype, kind):
     from .kernels.ops import op_cfunc
 
-    return op_cfunc(dtype.name).address
+    return op_cfunc(dtype.name, kind).address

@@ -2,8 +2,8 @@
 """The compiled call layer: Python -> numba kernel in about a tenth of a microsecond.
 
 Design: a numba dispatcher call costs ~0.4 us plus ~0.11 us per array argument, more than the kernel
-itself at small sizes. ``StepCore`` instead holds, in C fields, the address of the numba ``@cfunc``
-(``engine.kernels.ops.op_cfunc``) and raw pointers to every packed weight, state and scratch buffer,
+itself at small sizes. ``StepCore`` instead holds, in C fields, the address of each layer's numba
+``@cfunc`` (``engine.kernels.ops.op_cfunc``) and raw pointers to every packed weight, state and scratch buffer,
 all allocated once by the Python side (engine/session.py), which also keeps them alive. ``step`` checks
 its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
 calls the kernel once per layer. Anything off the fast path (a list, float64 into a float32 model, a
@@ -25,7 +25,7 @@ ctypedef void (*op_t)(void *x, void *y, void *params, void *state, void *scratch
 cdef class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    cdef op_t fn
+    cdef op_t *fns
     cdef int nops
     cdef int64_t n, in_size, out_size, itemsize
     cdef int typenum
@@ -37,15 +37,15 @@ cdef class StepCore:
     cdef void *scratch
     cdef object _keep
 
-    def __init__(self, fnaddr, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+    def __init__(self, fnaddrs, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
         cdef int i
         cdef cnp.ndarray arr
         if self.ready:
             raise RuntimeError("StepCore is already initialized")
         self.nops = len(params)
-        if not (len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) or self.nops == 0:
-            raise ValueError("StepCore: params, metas and states need one entry per layer, bufs one fewer")
-        self.fn = <op_t><size_t>fnaddr
+        if not (len(fnaddrs) == len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) \
+                or self.nops == 0:
+            raise ValueError("StepCore: fnaddrs, params, metas and states need one entry per layer, bufs one fewer")
         self.n, self.in_size, self.out_size = n, in_size, out_size
         self.single = single
         dt = cnp.dtype(dtype)
@@ -56,9 +56,14 @@ cdef class StepCore:
         self.states = <void **>malloc(self.nops * sizeof(void *))
         self.bufs = <void **>malloc(self.nops * sizeof(void *))
         self.metas = <int64_t **>malloc(self.nops * sizeof(int64_t *))
-        if self.params == NULL or self.states == NULL or self.bufs == NULL or self.metas == NULL:
+        self.fns = <op_t *>malloc(self.nops * sizeof(op_t))
+        if self.params == NULL or self.states == NULL or self.bufs == NULL or self.metas == NULL \
+                or self.fns == NULL:
             raise MemoryError()
         for i in range(self.nops):
+            if not fnaddrs[i]:
+                raise ValueError(f"StepCore: layer {i} has no kernel address")
+            self.fns[i] = <op_t><size_t>fnaddrs[i]
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], cnp.dtype("int64"))):
                 if type(a) is not cnp.ndarray or a.dtype != want or not a.flags.c_contiguous:
                     raise TypeError(f"StepCore: layer {i} buffers must be C-contiguous {want} ndarrays")
@@ -78,6 +83,7 @@ cdef class StepCore:
         free(self.states)
         free(self.bufs)
         free(self.metas)
+        free(self.fns)
 
     cdef inline void _run(self, void *x, void *y) noexcept nogil:
         cdef int i
@@ -85,7 +91,7 @@ cdef class StepCore:
         cdef void *dst
         for i in range(self.nops):
             dst = y if i == self.nops - 1 else self.bufs[i]
-            self.fn(src, dst, self.params[i], self.states[i], self.scratch, self.metas[i], self.n)
+            self.fns[i](src, dst, self.params[i], self.states[i], self.scratch, self.metas[i], self.n)
             src = dst
 
     cdef inline bint _fits(self, object a, int ndim, int64_t d0, int64_t d1) noexcept:

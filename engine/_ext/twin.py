@@ -16,12 +16,12 @@ from ..kernels.ops import run_op
 class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    def __init__(self, fnaddr, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+    def __init__(self, fnaddrs, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
         nops = len(params)
-        if not (len(metas) == len(states) == nops and len(bufs) == nops - 1) or nops == 0:
-            raise ValueError("StepCore: params, metas and states need one entry per layer, bufs one fewer")
+        if not (len(fnaddrs) == len(metas) == len(states) == nops and len(bufs) == nops - 1) or nops == 0:
+            raise ValueError("StepCore: fnaddrs, params, metas and states need one entry per layer, bufs one fewer")
         dt = np.dtype(dtype)
         for i in range(nops):
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], np.dtype("int64"))):

@@ -7,7 +7,7 @@ ops.py          dense / activation / normalize, the per-layer dispatch and its C
 
 Design (cache invalidation): numba's on-disk cache keys each function by the timestamp of its OWN source
 file, not of the functions it inlines from other files, so after an edit to cells.py the cached
-``ops._op_c`` would still run the old cell code. Before any kernel is decorated, this package hashes
+``ops._lstm_c`` would still run the old cell code. Before any kernel is decorated, this package hashes
 all kernel sources (and the JIT config) and, when the hash differs from the one stored beside numba's
 in-tree cache, removes that cache, so every kernel recompiles from current sources once.
 """
