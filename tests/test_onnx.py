@@ -28,8 +28,8 @@ from tests.reference import naive
 from tests.tolerances import PARITY_F32, assert_parity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALLOWLIST = [line.strip() for line in open(os.path.join(HERE, "conformance", "onnx_node_allowlist.txt"))
-             if line.strip() and not line.startswith("#")]
+with open(os.path.join(HERE, "conformance", "onnx_node_allowlist.txt")) as _fh:
+    ALLOWLIST = [line.strip() for line in _fh if line.strip() and not line.startswith("#")]
 RECURRENT_PREFIXES = ("test_lstm", "test_gru", "test_simple_rnn", "test_rnn")
 torch.set_num_threads(1)
 
