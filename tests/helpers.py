@@ -5,7 +5,6 @@ layout (gates i,f,g,o / r,z,n; weight_ih (G*H, I)), so no permutation happens he
 converter (converters/) is a separate piece with its own round-trip tests.
 """
 
-import numpy as np
 
 import engine
 

@@ -43,7 +43,7 @@ class Program:
     def __init__(self, conv, spec):
         self.spec = spec
         self.source = conv.source
-        self.data_input = next(n for n, plan in conv.inputs.items() if plan == ("data",))
+        self.data_input = conv.data_input
         self.time_major = conv.resolve("x0") != "B"
         self.lengths_input = conv.lengths_input
         self.state_inputs = dict(conv.state_inputs)

@@ -97,7 +97,6 @@ class Converter:
             raise FormatError(f"{source}: the model imports no default-domain opset")
         self.values, self.layers, self.failures = {}, [], []
         self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
-        self.inputs = {}                # graph input name -> plan entry
         self.state_inputs = {}          # graph input name -> [(layer index, kind, roles, rows)]
         self.lengths_input = None
         self.layer_states = {}          # layer index -> {"h": value, "c": value} given as initial states
@@ -109,20 +108,18 @@ class Converter:
 
     # ---- values ----
     def _bind_inputs(self, inputs):
-        data = None
+        self.data_input = None
         for inp in inputs:
             tt = inp.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-            if data is None and tt.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
+            if self.data_input is None and tt.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
                                                  onnx.TensorProto.FLOAT16) and len(dims) == 3:
-                data = inp.name
+                self.data_input, self.data_input_dims = inp.name, dims
                 sizes = {"F": dims[2]} if dims[2] else {}
                 self.values[inp.name] = Dyn(("x0", "x1", "F"), sizes, 0)
-                self.inputs[inp.name] = ("data",)
-                self.data_input_dims = dims
             else:
                 self.values[inp.name] = RuntimeInput(inp.name, dims, tt.elem_type)
-        if data is None:
+        if self.data_input is None:
             raise FormatError(f"{self.source}: no graph input of rank 3 (time, batch, features) in float; "
                               f"inputs: {[(i.name, len(i.type.tensor_type.shape.dim)) for i in inputs]}")
 

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from ..kernels.layout import M_IN, M_OUT, M_STATE
+from ..kernels.layout import M_OUT, M_STATE
 from ..kernels.ops import run_op
 
 
@@ -32,7 +32,7 @@ class StepCore:
         for i in range(nops):
             m = metas[i]
             y = bufs[i].reshape(n, m[M_OUT]) if i < nops - 1 else None
-            self._ops.append((params[i], states[i].reshape(n, m[M_STATE]), m, y, int(m[M_IN])))
+            self._ops.append((params[i], states[i].reshape(n, m[M_STATE]), m, y))
         self._scratch = scratch
         self._busy = threading.Lock()
         self._ready = True
@@ -41,7 +41,7 @@ class StepCore:
         n = self._n
         src = x.reshape(n, -1)
         last = len(self._ops) - 1
-        for i, (params, state, meta, buf, _) in enumerate(self._ops):
+        for i, (params, state, meta, buf) in enumerate(self._ops):
             dst = y.reshape(n, -1) if i == last else buf
             run_op(src, dst, params, state, self._scratch, meta)
             src = dst

@@ -46,7 +46,6 @@ F_FAST = 1          # default activations, no clip/peepholes/input_forget: the v
 F_INPUT_FORGET = 2
 F_LBR = 4           # GRU linear_before_reset
 F_PROJ = 8
-F_PEEP = 16
 F_CLIP = 32
 
 TILE = 128          # gate units per tile of the batched gemm (kernels/cells.py); a scratch region is (n, TILE)

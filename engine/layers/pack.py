@@ -100,7 +100,6 @@ def pack_recurrent(layer, dtype):
     flags = (L.F_FAST if fast else 0) | (L.F_CLIP if layer.clip is not None else 0)
     if layer.cell == "lstm":
         flags |= (L.F_INPUT_FORGET if layer.input_forget else 0) | (L.F_PROJ if layer.proj_size else 0)
-        flags |= L.F_PEEP if layer.has_peepholes else 0
     if layer.cell == "gru" and layer.linear_before_reset:
         flags |= L.F_LBR
     meta[L.M_H], meta[L.M_HO], meta[L.M_D], meta[L.M_FLAGS] = H, Ho, D, flags

@@ -18,7 +18,7 @@ def arith(ctx, node, op):
         raise Unsupported(f"{op} of a {type(a).__name__} and a {type(b).__name__}")
     if "D" in [ctx.resolve(r) for r in dyn.roles]:
         raise Unsupported(f"{op} on data whose directions are not yet merged into its features")
-    c = feature_constant(ctx, dyn, c)
+    c = feature_constant(dyn, c)
     if op == "Add":
         last = ctx.layers[-1] if ctx.layers else None
         if isinstance(last, Dense) and last.bias is None and dyn.stage == len(ctx.layers):

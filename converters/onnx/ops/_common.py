@@ -50,7 +50,7 @@ def set_out(ctx, node, value, index=0):
         ctx.values[node.output[index]] = value
 
 
-def feature_constant(ctx, dyn, c):
+def feature_constant(dyn, c):
     """A constant that broadcasts along the features only: returns it as (F,) or a scalar array."""
     c = np.asarray(c, np.float64)
     if c.size == 1:

@@ -1,6 +1,6 @@
 """ONNX Elu (6, 22): alpha default 1; see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_elu_6(ctx, node):

@@ -1,6 +1,6 @@
 """ONNX LeakyRelu (6, 16): alpha default 0.01; see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_leakyrelu_6(ctx, node):

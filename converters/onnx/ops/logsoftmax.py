@@ -1,6 +1,6 @@
 """ONNX LogSoftmax (1, 11, 13) over the features only; see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import over_features
 
 
 def convert_logsoftmax_1(ctx, node):

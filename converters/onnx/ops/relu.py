@@ -1,6 +1,6 @@
 """ONNX Relu (6, 13, 14); see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_relu_6(ctx, node):

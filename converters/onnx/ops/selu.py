@@ -1,6 +1,6 @@
 """ONNX Selu (6, 22): gamma * (x if x > 0 else alpha (e^x - 1)); our alpha, beta = alpha, gamma; see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_selu_6(ctx, node):

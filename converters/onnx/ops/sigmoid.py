@@ -1,6 +1,6 @@
 """ONNX Sigmoid (6, 13); see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_sigmoid_6(ctx, node):

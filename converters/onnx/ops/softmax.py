@@ -1,6 +1,6 @@
 """ONNX Softmax (1, 11: axis default 1 over a flattened tail; 13: default -1) over the features only; see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import over_features
 
 
 def convert_softmax_1(ctx, node):

@@ -1,6 +1,6 @@
 """ONNX Softplus (1, 22); see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_softplus_1(ctx, node):

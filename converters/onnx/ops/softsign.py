@@ -1,6 +1,6 @@
 """ONNX Softsign (1, 22); see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_softsign_1(ctx, node):

@@ -1,6 +1,6 @@
 """ONNX Tanh (6, 13); see _activation.py."""
 
-from ._activation import activation, over_features  # noqa: F401
+from ._activation import activation
 
 
 def convert_tanh_6(ctx, node):
