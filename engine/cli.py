@@ -1,33 +1,508 @@
-"""The ``rnnjit`` command line. For now: ``rnnjit info MODEL`` and ``rnnjit --version``."""
+"""The ``rnnjit`` command line (also ``python -m engine``).
+
+    rnnjit info MODEL                 layers, sizes, gate conventions, source format, µs per step here
+    rnnjit convert MODEL -o OUT.npz   any supported file -> the native format
+    rnnjit run MODEL INPUT            score a CSV / .npy / stdin ("-") row by row or as one sequence
+    rnnjit bench MODEL                per-step latency against onnxruntime / torch when installed
+    rnnjit demo                       the heartbeat demo (ships with the package)
+
+Exit codes: 0 success; 2 bad command-line usage; 3 the model file (missing, unsupported format, malformed,
+or an operator rnnjit cannot run); 4 the input data (missing file, bad CSV row, wrong width or shape);
+5 the model cannot do what was asked (e.g. streaming a bidirectional model). Errors go to stderr as
+``rnnjit: <what was expected, what came instead>``.
+"""
 
 import argparse
+import os
 import sys
+import time
+
+EXIT_USAGE, EXIT_MODEL, EXIT_INPUT, EXIT_CANNOT = 2, 3, 4, 5
+
+
+class CliError(Exception):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _add_load_options(p):
+    g = p.add_argument_group("model loading (what a file cannot say by itself)")
+    g.add_argument("--layers", help="comma-separated parameter-name prefixes forming the model, in order "
+                                    "(PyTorch state_dicts / safetensors)")
+    g.add_argument("--activation", action="append", default=[], metavar="LAYER=ACT",
+                   help="activation after a layer group, e.g. fc1=relu (repeatable)")
+    g.add_argument("--head-activation", help="activation after the last layer (e.g. sigmoid, softmax)")
+    g.add_argument("--rnn-nonlinearity", choices=["tanh", "relu"], help="nn.RNN's nonlinearity (default tanh)")
+    g.add_argument("--key", help="where the state_dict sits inside a checkpoint dict")
+    g.add_argument("--ignore", action="append", default=[], metavar="PREFIX",
+                   help="parameter-name prefix that is not part of the model (repeatable)")
+    g.add_argument("--dtype", choices=["float32", "float64"], help="compute dtype (default: the model's)")
+
+
+def _load_options(args):
+    opts = {}
+    if args.layers:
+        opts["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
+    if args.activation:
+        acts = {}
+        for item in args.activation:
+            name, sep, act = item.partition("=")
+            if not sep or not name or not act:
+                raise CliError(f"--activation expects LAYER=ACT (e.g. fc1=relu), got {item!r}", EXIT_USAGE)
+            acts[name] = act
+        opts["activations"] = acts
+    for name in ("head_activation", "rnn_nonlinearity", "key"):
+        if getattr(args, name):
+            opts[name] = getattr(args, name)
+    if args.ignore:
+        opts["ignore"] = list(args.ignore)
+    return opts
+
+
+def _load_spec(args):
+    import engine
+    from engine.io import load_spec_any
+
+    path = args.model
+    if not os.path.exists(path):
+        raise CliError(f"no such model file: {path}", EXIT_MODEL)
+    if os.path.isdir(path):
+        raise CliError(f"expected a model file, got a directory: {path}", EXIT_MODEL)
+    try:
+        return load_spec_any(path, **_load_options(args))
+    except engine.RnnjitError as exc:
+        raise CliError(str(exc), EXIT_MODEL) from None
+    except TypeError as exc:  # options a format does not take
+        raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read the model file ({exc.strerror or exc})", EXIT_MODEL) from None
+
+
+def _load_model(args):
+    import engine
+
+    return engine.Model(_load_spec(args), dtype=args.dtype)
+
+
+def source_format(path):
+    """What kind of file ``path`` is, in words (by content where it tells, else by extension)."""
+    import zipfile
+
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if ext == ".npz" and head.startswith(b"PK"):
+        from engine.io import HEADER_KEY
+
+        with zipfile.ZipFile(path) as zf:
+            if f"{HEADER_KEY}.npy" in zf.namelist():
+                from engine.io import FORMAT_VERSION
+                return f"rnnjit native (.npz, format version {FORMAT_VERSION})"
+        return "PyTorch state_dict saved as .npz (parameter names)"
+    if ext == ".onnx":
+        try:
+            import onnx
+
+            m = onnx.load(path, load_external_data=False)
+            opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default="?")
+            producer = f", from {m.producer_name} {m.producer_version}".rstrip() if m.producer_name else ""
+            return f"ONNX (opset {opset}{producer})"
+        except Exception:  # noqa: BLE001 - the load itself already succeeded; this is description only
+            return "ONNX"
+    if ext in (".pt", ".pth", ".bin", ".ckpt"):
+        return "PyTorch checkpoint (" + ("zip" if head.startswith(b"PK") else "legacy pickle") + \
+            ", read without torch)"
+    if ext == ".safetensors":
+        return "safetensors"
+    if ext == ".keras":
+        return "Keras 3 (.keras)"
+    if ext in (".h5", ".hdf5"):
+        return "Keras HDF5 (.h5)"
+    return ext or "unknown"
+
+
+_CONVENTIONS = {"LSTM": "gates i,f,g,o (PyTorch order; ONNX i,o,f,c and Keras i,f,c,o are permuted on load)",
+                "GRU": "gates r,z,n (PyTorch order; ONNX z,r,h and Keras z,r,h are permuted on load)",
+                "RNN": "one gate"}
+
+
+# ---------------------------------------------------------------------------------------------- info
+def estimate_step_us(model, steps=2000):
+    """Measured p50 µs per step (stream) or per timestep of run() for sequence-only models."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if model.streamable:
+        s = model.stream()
+        X = rng.standard_normal((steps, model.input_size)).astype(model.dtype)
+        out = np.empty(model.output_size, model.dtype)
+        for x in X[:200]:
+            s.step(x, out=out)
+        ns = np.empty(steps, np.int64)
+        clock = time.perf_counter_ns
+        for i, x in enumerate(X):
+            a = clock()
+            s.step(x, out=out)
+            ns[i] = clock() - a
+        return float(np.percentile(ns, 50)) / 1e3, "per step (stream, batch 1, p50)"
+    X = rng.standard_normal((1000, model.input_size)).astype(model.dtype)
+    model.run(X[:10])
+    a = time.perf_counter()
+    for _ in range(3):
+        model.run(X)
+    return (time.perf_counter() - a) / 3 / 1000 * 1e6, "per timestep (run over T=1000)"
+
+
+def cmd_info(args):
+    model = _load_model(args)
+    print(f"file: {args.model}")
+    print(f"format: {source_format(args.model)}")
+    print(model.summary())
+    kinds = []
+    for layer in model.spec.layers:
+        name = type(layer).__name__
+        if name in _CONVENTIONS and name not in kinds:
+            kinds.append(name)
+            print(f"{name}: {_CONVENTIONS[name]}")
+    print(f"input size {model.input_size}, output size {model.output_size}, dtype {model.dtype.name}, "
+          f"{model.num_parameters} parameters")
+    print("streaming: " + ("yes (stream / streams)" if model.streamable else
+                           "no: it has a reverse or bidirectional layer, which needs the whole sequence (run)"))
+    if not args.no_timing:
+        us, what = estimate_step_us(model)
+        print(f"speed on this machine: {us:.2f} µs {what}, measured now")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- convert
+def cmd_convert(args):
+    spec = _load_spec(args)
+    if args.dtype:
+        from engine.spec import ModelSpec
+
+        spec = ModelSpec(spec.layers, input_size=spec.input_size, dtype=args.dtype, name=spec.name,
+                         metadata=spec.metadata)
+    out = args.output
+    if not out.endswith(".npz"):
+        raise CliError(f"the native format is an .npz file; got -o {out!r}", EXIT_USAGE)
+    try:
+        spec.save(out)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}", EXIT_INPUT) from None
+    import engine
+
+    print(f"wrote {out}: {engine.Model(spec).describe_short()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- run
+def _parse_row(line, lineno, width, source):
+    import numpy as np
+
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != width:
+        raise CliError(f"{source}:{lineno}: expected {width} comma-separated number{'s' * (width != 1)} "
+                       f"(the model's input size), got {len(parts)}: {line.strip()[:80]!r}", EXIT_INPUT)
+    try:
+        return np.array([float(p) for p in parts])
+    except ValueError:
+        bad = next(p for p in parts if not _is_float(p))
+        raise CliError(f"{source}:{lineno}: {bad!r} is not a number (row {line.strip()[:80]!r})",
+                       EXIT_INPUT) from None
+
+
+def _is_float(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_header(line):
+    return any(not _is_float(p.strip()) for p in line.split(",") if p.strip())
+
+
+def read_input(path, width):
+    """(T, width) float64 from a .npy or a CSV file (header optional)."""
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise CliError(f"no such input file: {path}", EXIT_INPUT)
+    if path.endswith(".npy"):
+        try:
+            X = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise CliError(f"{path}: not a readable .npy array ({exc})", EXIT_INPUT) from None
+        if X.dtype.kind not in "fiub":
+            raise CliError(f"{path}: expected a numeric array, got dtype {X.dtype}", EXIT_INPUT)
+        if X.ndim == 1 and width == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != width:
+            raise CliError(f"{path}: expected shape (T, {width}) (the model's input size), got {X.shape}",
+                           EXIT_INPUT)
+        return np.asarray(X, dtype=np.float64)
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if not rows and lineno == 1 and _is_header(line):
+                continue
+            rows.append(_parse_row(line, lineno, width, path))
+    if not rows:
+        raise CliError(f"{path}: no data rows (expected rows of {width} numbers)", EXIT_INPUT)
+    return np.vstack(rows)
+
+
+class _Writer:
+    """Outputs row by row to CSV (stdout or a file), or collected into a .npy at the end."""
+
+    def __init__(self, path, dtype, ncols):
+        import numpy as np
+
+        self.path = path
+        self.npy = bool(path) and path.endswith(".npy")
+        self.fmt = "%.9g" if dtype == np.float32 else "%.17g"
+        self.rows = []
+        self.fh = None
+        if not self.npy:
+            try:
+                self.fh = open(path, "w", encoding="utf-8") if path else sys.stdout
+            except OSError as exc:
+                raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_INPUT) from None
+            if path:
+                self.fh.write(",".join(f"y{i}" for i in range(ncols)) + "\n")
+
+    def row(self, y, flush=False):
+        if self.npy:
+            self.rows.append(y.copy())
+            return
+        self.fh.write(",".join(self.fmt % v for v in y) + "\n")
+        if flush:
+            self.fh.flush()
+
+    def block(self, Y):
+        if self.npy:
+            self.rows.extend(Y)
+            return
+        for y in Y:
+            self.fh.write(",".join(self.fmt % v for v in y) + "\n")
+
+    def close(self):
+        import numpy as np
+
+        if self.npy:
+            np.save(self.path, np.array(self.rows).reshape(len(self.rows), -1))
+        elif self.fh is not sys.stdout:
+            self.fh.close()
+        else:
+            self.fh.flush()
+
+
+class _Progress:
+    def __init__(self, total, enabled):
+        self.total, self.enabled, self.shown = total, enabled, -1
+
+    def update(self, i):
+        if not self.enabled:
+            return
+        pct = (100 * (i + 1)) // self.total
+        if pct != self.shown:
+            self.shown = pct
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r[{bar:<25s}] {pct:3d}% {i + 1}/{self.total} rows")
+            if pct == 100:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _latency_summary(ns, what):
+    import numpy as np
+
+    us = np.asarray(ns) / 1e3
+    print(f"rnnjit: {len(us)} {what}, µs per step p50 {np.percentile(us, 50):.2f}, p99 {np.percentile(us, 99):.2f}, "
+          f"mean {us.mean():.2f}", file=sys.stderr)
+
+
+def cmd_run(args):
+    import numpy as np
+
+    model = _load_model(args)
+    width = model.input_size
+    if args.mode == "stream" and not model.streamable:
+        raise CliError("this model has a reverse or bidirectional layer and cannot stream; use --mode sequence",
+                       EXIT_CANNOT)
+    writer = None
+    clock = time.perf_counter_ns
+    if args.input == "-" and args.mode == "stream":
+        # a live pipe: each row's output is written (and flushed) before the next row is read
+        s = model.stream()
+        x = np.empty(width, model.dtype)
+        y = np.empty(model.output_size, model.dtype)
+        writer = _Writer(args.output, model.dtype, model.output_size)
+        ns, lineno, first = [], 0, True
+        try:
+            while True:
+                line = sys.stdin.readline()
+                if not line:
+                    break
+                lineno += 1
+                if not line.strip():
+                    continue
+                if first and _is_header(line):
+                    first = False
+                    continue
+                first = False
+                x[:] = _parse_row(line, lineno, width, "<stdin>")
+                a = clock()
+                s.step(x, out=y)
+                ns.append(clock() - a)
+                writer.row(y, flush=True)
+        finally:
+            writer.close()
+        if ns:
+            _latency_summary(ns, "steps (stream)")
+        return 0
+
+    if args.input == "-":
+        X = _stdin_all(width)
+    else:
+        X = read_input(args.input, width)
+    X = X.astype(model.dtype)
+    writer = _Writer(args.output, model.dtype, model.output_size)
+    try:
+        if args.mode == "sequence":
+            a = clock()
+            Y = model.run(X)
+            total = clock() - a
+            writer.block(Y)
+            print(f"rnnjit: {len(X)} steps (sequence, one run call), {total / 1e3 / len(X):.3f} µs per step, "
+                  f"{total / 1e6:.2f} ms in all", file=sys.stderr)
+        else:
+            s = model.stream()
+            y = np.empty(model.output_size, model.dtype)
+            ns = np.empty(len(X), np.int64)
+            progress = _Progress(len(X), bool(args.output) and len(X) >= 10_000 and not args.no_progress)
+            for i, x in enumerate(X):
+                a = clock()
+                s.step(x, out=y)
+                ns[i] = clock() - a
+                writer.row(y)
+                progress.update(i)
+            _latency_summary(ns, "steps (stream)")
+    finally:
+        writer.close()
+    return 0
+
+
+def _stdin_all(width):
+    import numpy as np
+
+    rows = []
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip() or (not rows and lineno == 1 and _is_header(line)):
+            continue
+        rows.append(_parse_row(line, lineno, width, "<stdin>"))
+    if not rows:
+        raise CliError(f"<stdin>: no data rows (expected rows of {width} numbers)", EXIT_INPUT)
+    return np.vstack(rows)
+
+
+# ---------------------------------------------------------------------------------------------- bench / demo
+def cmd_bench(args):
+    from .tools import bench
+
+    model = _load_model(args)
+    return bench.main(model, args.model, steps=args.steps)
+
+
+def cmd_demo(args):
+    from . import demo
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CliError("--plot needs matplotlib: pip install 'rnnjit[plot]' (or pip install matplotlib)",
+                           EXIT_USAGE) from None
+    demo.main(realtime=args.realtime, plot_path=args.plot, quiet=args.quiet)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- main
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="rnnjit", description="CPU inference engine for recurrent networks (LSTM, GRU, RNN)",
+        epilog="exit codes: 0 ok, 2 usage, 3 model file, 4 input data, 5 model cannot do this (see --help of "
+               "each command)")
+    parser.add_argument("--version", action="store_true", help="print the version and call layer, then exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a model file and time one step")
+    p.add_argument("model", help="model file: .onnx .pt .pth .bin .safetensors .keras .h5 .npz")
+    p.add_argument("--no-timing", action="store_true", help="skip the µs-per-step measurement")
+    _add_load_options(p)
+
+    p = sub.add_parser("convert", help="convert any supported model file to the native .npz format")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="output path (.npz)")
+    _add_load_options(p)
+
+    p = sub.add_parser("run", help="score an input: CSV, .npy or '-' (stdin rows, streamed as they arrive)")
+    p.add_argument("model")
+    p.add_argument("input", help="a CSV of (T, input_size) numbers (header optional), a .npy (T, input_size), "
+                                 "or - for CSV rows on stdin")
+    p.add_argument("--mode", choices=["stream", "sequence"], default="stream",
+                   help="stream: one step per row, state carried (default); sequence: one run() over all rows")
+    p.add_argument("-o", "--output", help="write outputs here (.npy or CSV); default: CSV on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar when writing to a file")
+    _add_load_options(p)
+
+    p = sub.add_parser("bench", help="per-step latency of this model against onnxruntime / torch if installed")
+    p.add_argument("model")
+    p.add_argument("--steps", type=int, default=3000, help="timed steps per contender (default 3000)")
+    _add_load_options(p)
+
+    p = sub.add_parser("demo", help="stream a shipped ECG recording through a trained network, flag anomalies")
+    p.add_argument("--realtime", action="store_true", help="play the recording at its real rate (250 Hz)")
+    p.add_argument("--plot", metavar="PNG", help="write a figure of the signal, scores and flags (matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="print only flagged events and the summary")
+    return parser
+
+
+COMMANDS = {"info": cmd_info, "convert": cmd_convert, "run": cmd_run, "bench": cmd_bench, "demo": cmd_demo}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="rnnjit", description="CPU inference engine for recurrent networks")
-    parser.add_argument("--version", action="store_true", help="print the version and call layer, then exit")
-    sub = parser.add_subparsers(dest="command")
-    info = sub.add_parser("info", help="describe a model file")
-    info.add_argument("model", help="path to a model file (.npz native format)")
+    parser = build_parser()
     args = parser.parse_args(argv)
-
-    import engine
-
     if args.version:
+        import engine
+
         layer = "compiled (Cython)" if engine.COMPILED else "pure-Python twin"
         print(f"rnnjit {engine.__version__}, call layer: {layer}")
         return 0
-    if args.command == "info":
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"rnnjit: {exc}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours; silence the flush at exit
         try:
-            model = engine.load(args.model)
-        except (engine.RnnjitError, FileNotFoundError) as exc:
-            print(f"rnnjit: {exc}", file=sys.stderr)
-            return 2
-        print(model.summary())
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
         return 0
-    parser.print_help()
-    return 1
+    except KeyboardInterrupt:
+        print("rnnjit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

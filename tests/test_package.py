@@ -96,7 +96,7 @@ def test_the_console_script_and_module_entry_point_run(tmp_path):
     r = subprocess.run(["rnnjit", "--version"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith(f"rnnjit {engine.__version__}"), r.stderr
     r = subprocess.run(["rnnjit", "info", str(tmp_path / "missing.npz")], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "no such model file" in r.stderr
+    assert r.returncode == 3 and "no such model file" in r.stderr
 
 
 def test_a_second_process_loads_the_kernels_from_the_cache_instead_of_compiling(tmp_path):

@@ -1,0 +1,1 @@
+"""Tools behind the command line that are not part of the engine proper."""

@@ -1,0 +1,243 @@
+"""``rnnjit bench MODEL``: this model's per-step latency against onnxruntime and torch, when installed.
+
+The other contenders run the same weights: a torch module rebuilt from the ModelSpec (``torch_equivalent``)
+stepped with its state carried, and that module exported with explicit state inputs/outputs
+(``torch.onnx.export``) and run by onnxruntime one step per call. Every contender's outputs are checked
+against rnnjit's before it is timed; a contender that cannot express the model (peepholes, clip, custom gate
+activations, ...) is left out with the reason. Thread pools are pinned to one thread, calls interleaved.
+The full suite, with more contenders and sizes, is ``python -m benchmarks`` in a source checkout.
+"""
+
+import io
+import time
+import warnings
+
+import numpy as np
+
+_TORCH_ACTS = {"relu", "tanh", "sigmoid", "softmax", "log_softmax", "elu", "selu", "leaky_relu", "softsign",
+               "softplus", "identity"}
+
+
+class Unsupported(Exception):
+    pass
+
+
+def torch_equivalent(spec):
+    """A torch module ``step(x (1,1,I), states) -> (y (1,1,O), states)`` with the spec's weights."""
+    import torch
+    from torch import nn
+
+    mods, kinds = [], []
+    for i, layer in enumerate(spec.layers):
+        kind = type(layer).__name__
+        where = f"layer {i} ({kind})"
+        if kind in ("LSTM", "GRU", "RNN"):
+            if layer.direction != "forward":
+                raise Unsupported(f"{where}: {layer.direction}")
+            if layer.has_peepholes or layer.clip is not None or getattr(layer, "input_forget", False):
+                raise Unsupported(f"{where}: peepholes / clip / input_forget have no torch equivalent")
+            if kind == "GRU" and not layer.linear_before_reset:
+                raise Unsupported(f"{where}: linear_before_reset=0 has no torch equivalent")
+            if layer.initial_h is not None or layer.initial_c is not None:
+                raise Unsupported(f"{where}: a stored initial state")
+            acts = [a.name for a in layer.activations[0]]
+            kw = {}
+            if kind == "RNN":
+                if acts[0] not in ("tanh", "relu"):
+                    raise Unsupported(f"{where}: activation {acts[0]}")
+                kw["nonlinearity"] = acts[0]
+            elif acts != [a.lower() for a in _defaults(kind)]:
+                raise Unsupported(f"{where}: gate activations {acts}")
+            if layer.proj_size:
+                kw["proj_size"] = layer.proj_size
+            m = getattr(nn, kind)(layer.input_size, layer.hidden_size, batch_first=True, **kw)
+            w = layer.weights[0]
+            with torch.no_grad():
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
+                    if hasattr(m, f"{name}_l0"):
+                        src = w.get(name)
+                        getattr(m, f"{name}_l0").copy_(torch.from_numpy(np.array(src, np.float32))
+                                                       if src is not None else 0.0)
+            mods.append(m)
+        elif kind == "Dense":
+            m = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(np.array(layer.weight, np.float32)))
+                m.bias.copy_(torch.from_numpy(np.array(layer.bias, np.float32)))
+            mods.append(m)
+        elif kind == "Activation":
+            if layer.name not in _TORCH_ACTS or (layer.name in ("elu", "leaky_relu") and layer.alpha not in
+                                                 (1.0, 0.01)):
+                raise Unsupported(f"{where}: activation {layer.name}")
+            mods.append(layer.name)
+        elif kind == "Normalize":
+            mods.append((torch.from_numpy(np.array(layer.mean, np.float32)),
+                         torch.from_numpy(np.array(layer.scale, np.float32))))
+        else:
+            raise Unsupported(f"{where}: no torch equivalent")
+        kinds.append(kind)
+
+    fns = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x,
+           "softmax": lambda x: torch.softmax(x, -1), "log_softmax": lambda x: torch.log_softmax(x, -1),
+           "elu": nn.functional.elu, "selu": torch.selu, "leaky_relu": nn.functional.leaky_relu,
+           "softsign": nn.functional.softsign, "softplus": nn.functional.softplus}
+
+    class Step(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([m for m in mods if isinstance(m, nn.Module)])
+
+        def forward(self, x, *states):
+            states = list(states)
+            out_states = []
+            j = si = 0
+            for kind, m in zip(kinds, mods):
+                if kind in ("LSTM", "GRU", "RNN"):
+                    mod = self.layers[j]
+                    j += 1
+                    if kind == "LSTM":
+                        x, (h, c) = mod(x, (states[si], states[si + 1]))
+                        out_states += [h, c]
+                        si += 2
+                    else:
+                        x, h = mod(x, states[si])
+                        out_states.append(h)
+                        si += 1
+                elif kind == "Dense":
+                    x = self.layers[j](x)
+                    j += 1
+                elif kind == "Activation":
+                    x = fns[m](x)
+                else:
+                    x = (x - m[0]) * m[1]
+            return (x, *out_states)
+
+    def zero_states():
+        out = []
+        for layer in spec.layers:
+            if type(layer).__name__ in ("LSTM", "GRU", "RNN"):
+                out.append(torch.zeros(1, 1, layer.proj_size or layer.hidden_size))
+                if type(layer).__name__ == "LSTM":
+                    out.append(torch.zeros(1, 1, layer.hidden_size))
+        return out
+
+    return Step().eval(), zero_states
+
+
+def _defaults(kind):
+    from engine.spec import GRU, LSTM
+
+    return {"LSTM": LSTM, "GRU": GRU}[kind].default_activations
+
+
+def _contenders(model, log):
+    """name -> (reset, step(x) -> y); rnnjit first."""
+    out = {}
+    s = model.stream()
+    y = np.empty(model.output_size, model.dtype)
+    out["rnnjit step(out=)"] = (s.reset, lambda x: s.step(x, out=y))
+    out["rnnjit step"] = (s.reset, s.step)
+    try:
+        import torch
+    except ImportError:
+        log("torch: not installed, left out")
+        return out
+    torch.set_num_threads(1)
+    try:
+        step_mod, zero_states = torch_equivalent(model.spec)
+    except Unsupported as exc:
+        log(f"torch / onnxruntime: left out, the model has no torch equivalent ({exc})")
+        return out
+    st = {"s": zero_states()}
+
+    def t_reset():
+        st["s"] = zero_states()
+
+    def t_step(x):
+        with torch.inference_mode():
+            res = step_mod(torch.from_numpy(np.asarray(x, np.float32)).reshape(1, 1, -1), *st["s"])
+        st["s"] = list(res[1:])
+        return res[0].numpy().reshape(-1)
+
+    out["torch (module, step)"] = (t_reset, t_step)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        log("onnxruntime: not installed, left out")
+        return out
+    states = zero_states()
+    names = [f"s{i}" for i in range(len(states))]
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(step_mod, (torch.zeros(1, 1, model.input_size), *states), buf, dynamo=False,
+                          input_names=["x", *names], output_names=["y", *[n + "_out" for n in names]])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    ost = {"s": [s.numpy() for s in states]}
+
+    def o_reset():
+        ost["s"] = [s.numpy() for s in zero_states()]
+
+    def o_step(x):
+        feeds = {"x": np.asarray(x, np.float32).reshape(1, 1, -1)}
+        feeds.update(zip(names, ost["s"]))
+        res = sess.run(None, feeds)
+        ost["s"] = res[1:]
+        return res[0].reshape(-1)
+
+    out[f"onnxruntime {ort.__version__} (run, step)"] = (o_reset, o_step)
+    return out
+
+
+def main(model, path, steps=3000, out=None):
+    import sys
+
+    out = out or sys.stdout
+
+    def log(msg):
+        print(msg, file=out)
+
+    if not model.streamable:
+        log(f"{path}: sequence-only model (reverse/bidirectional); per-step latency does not apply")
+        return 5
+    log(f"rnnjit bench {path}: {model.describe_short()}, batch 1, state carried, one thread, {steps} steps each")
+    cont = _contenders(model, log)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((steps + 300, model.input_size)).astype(np.float32)
+    # correctness before timing: every contender against rnnjit over 20 steps from zero state
+    ref = model.stream()
+    want = np.stack([ref.step(x.astype(model.dtype)) for x in X[:20]])
+    tol = 1e-4 if model.dtype == np.float32 else 1e-6
+    for name, (reset, step) in list(cont.items()):
+        reset()
+        got = np.stack([np.array(step(x.astype(model.dtype) if name.startswith("rnnjit") else x)) for x in X[:20]])
+        err = float(np.max(np.abs(got - want)))
+        if not np.isfinite(err) or err > tol * max(1.0, float(np.max(np.abs(want)))):
+            log(f"{name}: outputs differ from rnnjit by {err:.2e}; left out")
+            del cont[name]
+    Xs = {name: (X.astype(model.dtype) if name.startswith("rnnjit") else X) for name in cont}
+    ns = {name: np.empty(steps, np.int64) for name in cont}
+    clock = time.perf_counter_ns
+    for name, (reset, step) in cont.items():
+        reset()
+        for x in Xs[name][:300]:
+            step(x)
+    chunk = 100
+    names = list(cont)
+    for c0 in range(0, steps, chunk):  # interleave contenders chunk by chunk, order shuffled each round
+        rng.shuffle(names)
+        for name in names:
+            step = cont[name][1]
+            Xn, tn = Xs[name], ns[name]
+            for i in range(c0, min(c0 + chunk, steps)):
+                a = clock()
+                step(Xn[300 + i])
+                tn[i] = clock() - a
+    base = np.percentile(ns["rnnjit step(out=)"], 50)
+    log(f"{'contender':<36s} {'p50 µs':>9s} {'p99 µs':>9s} {'p50 / rnnjit':>13s}")
+    for name in cont:
+        p50, p99 = np.percentile(ns[name], [50, 99]) / 1e3
+        log(f"{name:<36s} {p50:9.2f} {p99:9.2f} {p50 * 1e3 / base:12.1f}x")
+    return 0
