@@ -66,7 +66,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["engine", "engine.*", "converters", "converters.*"]),
-    package_data={"engine._ext": ["*.pyx"]},
+    # the heartbeat demo's trained network (ONNX and state_dict) and its held-out ECG recording, < 1 MB
+    package_data={"engine._ext": ["*.pyx"], "engine.demo": ["data/heartbeat.onnx", "data/heartbeat_state_dict.pt",
+                                                           "data/recording.npz"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16", "safetensors>=0.4", "h5py>=3.8"],
@@ -75,7 +77,9 @@ setup(
         # silero-vad ships an LSTM voice-activity model (its core deps: torch, packaging); onnxscript lets
         # torch.onnx.export(dynamo=True) run
         "test": ["pytest>=7", "hypothesis>=6", "onnxruntime>=1.17", TORCH, "keras>=3", "g2p-en>=2.1",
-                 "silero-vad==6.2.3", "onnxscript>=0.3"],
+                 "silero-vad==6.2.3", "onnxscript>=0.3", "matplotlib>=3.7", "ray>=2.9"],
+        "plot": ["matplotlib>=3.7"],  # rnnjit demo --plot
+        "ray": ["ray>=2.9"],  # engine.distributed.StreamPool
         "bench": ["onnxruntime>=1.17", TORCH],
     },
     entry_points={"console_scripts": ["rnnjit = engine.cli:main"]},

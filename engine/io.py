@@ -10,6 +10,7 @@ It is read with ``allow_pickle=False``: an object array in the file is an error,
 ``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
 """
 
+import io
 import json
 import os
 import zipfile
@@ -25,8 +26,7 @@ HEADER_KEY = "__rnnjit__"
 MAX_HEADER_BYTES = 16 << 20
 
 
-def save_spec(spec, path):
-    """Write ``spec`` to ``path`` in the native format (the ``.npz`` suffix is added if missing)."""
+def _write_native(spec, fh):
     arrays, layers = {}, []
     for i, layer in enumerate(spec.layers):
         config, layer_arrays = layer.to_config()
@@ -40,21 +40,37 @@ def save_spec(spec, path):
         "arrays": sorted(arrays),
     }
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    np.savez(fh, **{HEADER_KEY: blob}, **arrays)
+
+
+def save_spec(spec, path):
+    """Write ``spec`` to ``path`` in the native format (the ``.npz`` suffix is added if missing)."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:  # write then rename: a crash never leaves half a model under the real name
-        np.savez(fh, **{HEADER_KEY: blob}, **arrays)
+        _write_native(spec, fh)
     os.replace(tmp, path)
     return path
 
 
+def spec_to_bytes(spec):
+    """The native format as bytes (what ``save_spec`` writes), e.g. to ship a model to another process."""
+    buf = io.BytesIO()
+    _write_native(spec, buf)
+    return buf.getvalue()
+
+
 def load_spec(path):
-    """Read a native ``.npz`` model and return its ModelSpec."""
-    path = os.fspath(path)
+    """Read a native ``.npz`` model (a path, or the bytes ``spec_to_bytes`` made) and return its ModelSpec."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        source, path = io.BytesIO(bytes(path)), "<bytes>"
+    else:
+        path = os.fspath(path)
+        source = path
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(source, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise FormatError(f"{path}: not a readable .npz model ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
