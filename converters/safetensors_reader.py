@@ -9,6 +9,7 @@ sizes chain instead.
 """
 
 import json
+import math
 import os
 import struct
 
@@ -41,10 +42,14 @@ def read_header(path):
             continue
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"shape must be a list of non-negative integers, got {shape!r}")
+            if not (isinstance(begin, int) and isinstance(end, int)):
+                raise ValueError(f"data_offsets must be two integers, got {info['data_offsets']!r}")
+            count = math.prod(shape)  # exact: numpy's int64 product would wrap around for absurd shapes
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{path}: malformed header entry {name!r} ({exc})") from None
-        if dtype not in _ITEMSIZE:
+        if not isinstance(dtype, str) or dtype not in _ITEMSIZE:
             raise FormatError(f"{path}: tensor {name!r} has dtype {dtype}, which rnnjit does not read")
         if not (0 <= begin <= end <= data_size) or end - begin != count * _ITEMSIZE[dtype]:
             raise FormatError(f"{path}: tensor {name!r} ({dtype} {shape}) has data offsets [{begin}, {end}) that do "

@@ -137,11 +137,15 @@ def load_spec_any(path, **options):
     with open(path_str, "rb") as fh:
         head = fh.read(4)
     if head.startswith(b"PK") and path_str.endswith(".npz"):
-        with zipfile.ZipFile(path_str) as zf:
-            if f"{HEADER_KEY}.npy" in zf.namelist():
-                if options:
-                    raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
-                return load_spec(path_str)
+        try:
+            with zipfile.ZipFile(path_str) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise FormatError(f"{path_str}: not a readable .npz archive ({exc})") from None
+        if f"{HEADER_KEY}.npy" in names:
+            if options:
+                raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
+            return load_spec(path_str)
     try:
         import converters
     except ImportError:

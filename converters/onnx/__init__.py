@@ -13,6 +13,8 @@ import engine
 from . import registry
 from .graph import Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
 
+MAX_NODES = 100_000
+
 __all__ = ["Program", "UnsupportedOperatorError", "convert", "from_onnx"]
 
 
@@ -34,6 +36,9 @@ def _load(model):
         raise engine.FormatError(f"{source}: not an ONNX model ({type(exc).__name__}: {exc})") from None
     if not proto.graph.node:
         raise engine.FormatError(f"{source}: the ONNX graph has no nodes")
+    if len(proto.graph.node) > MAX_NODES:
+        raise engine.FormatError(f"{source}: the ONNX graph has {len(proto.graph.node)} nodes; rnnjit reads graphs of "
+                                 f"up to {MAX_NODES} (a recurrent model needs a handful)")
     return proto, source
 
 

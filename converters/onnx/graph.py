@@ -19,12 +19,15 @@ Each op is converted by the function registered for it (registry.py); anything t
 raises ``Unsupported`` with the reason, the walk goes on, and all failures are reported at once.
 """
 
+import math
+import os
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from engine import ModelSpec, Normalize
-from engine.errors import FormatError, SpecError
+from engine.errors import FormatError, SpecError, UnsafeFileError
 
 
 class Unsupported(Exception):
@@ -102,7 +105,7 @@ class Converter:
         self.layer_states = {}          # layer index -> {"h": value, "c": value} given as initial states
         graph = model.graph
         for init in graph.initializer:
-            self.values[init.name] = numpy_helper.to_array(init)
+            self.values[init.name] = tensor_array(init, source)
         data_inputs = [i for i in graph.input if i.name not in self.values]
         self._bind_inputs(data_inputs)
 
@@ -230,7 +233,7 @@ class Converter:
                 attr = node.attribute[0]
                 value = onnx.helper.get_attribute_value(attr)
                 if attr.name == "value":
-                    out = [numpy_helper.to_array(value)]
+                    out = [tensor_array(value, self.source)]
                 elif attr.name in ("value_float", "value_int"):
                     out = [np.array(value, np.float32 if attr.name == "value_float" else np.int64)]
                 elif attr.name in ("value_floats", "value_ints"):
@@ -238,13 +241,14 @@ class Converter:
                 else:
                     raise Unsupported(f"Constant with {attr.name} is not supported")
             else:
+                _check_fold_size(node, feeds)
                 graph = onnx.helper.make_graph(
                     [node], "fold", [onnx.helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED, None)
                                      for i in feeds],
                     [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o])
                 model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", self.opset)])
                 out = ReferenceEvaluator(model).run(None, feeds)
-        except Unsupported:
+        except (Unsupported, FormatError):
             raise
         except Exception as exc:  # noqa: BLE001 - the reference evaluator's own errors
             raise Unsupported(f"constant folding failed ({type(exc).__name__}: {exc})") from None
@@ -268,3 +272,85 @@ def make_spec(conv, dtype):
         return ModelSpec(conv.layers, dtype=dtype, metadata={"source": conv.source})
     except SpecError as exc:
         raise FormatError(f"{conv.source}: the converted layers do not chain ({exc})") from None
+
+
+def _check_fold_size(node, feeds):
+    """Refuse, before folding, the ops whose output size is a value (a file could ask for terabytes)."""
+    op, vals = node.op_type, [feeds.get(i) for i in node.input]
+    try:
+        if op == "ConstantOfShape":
+            n = math.prod(int(d) for d in np.ravel(vals[0]))
+        elif op == "Expand":
+            n = math.prod(int(d) for d in np.broadcast_shapes(np.shape(vals[0]), tuple(int(d) for d in np.ravel(vals[1]))))
+        elif op == "Tile":
+            n = int(np.size(vals[0])) * math.prod(int(r) for r in np.ravel(vals[1]))
+        elif op == "Range":
+            start, limit, delta = (float(np.ravel(v)[0]) for v in vals[:3])
+            n = abs((limit - start) / delta) if delta else float("inf")
+        else:
+            return
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise Unsupported(f"cannot fold {op} ({exc})") from None
+    if n > MAX_TENSOR_ELEMENTS:
+        raise FormatError(f"node {node.name or op!r} ({op}) would make a tensor of {n:.3g} elements; rnnjit refuses "
+                          f"tensors over {MAX_TENSOR_ELEMENTS} elements")
+
+
+MAX_TENSOR_ELEMENTS = 1 << 34  # as for torch checkpoints: larger is refused before anything is allocated
+
+
+def tensor_array(t, source):
+    """An initializer / Constant tensor as a numpy array, its declared size checked before anything is read.
+
+    External data (``data_location = EXTERNAL``) is read only from a file inside the model file's directory
+    (after resolving ``..`` and symlinks), and only the bytes the tensor declares.
+    """
+    name = t.name or "<unnamed>"
+    dims = [int(d) for d in t.dims]
+    if any(d < 0 for d in dims) or math.prod(dims) > MAX_TENSOR_ELEMENTS:
+        raise FormatError(f"{source}: tensor {name!r} declares dims {dims}; rnnjit refuses tensors over "
+                          f"{MAX_TENSOR_ELEMENTS} elements")
+    count = math.prod(dims)
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return _external_array(t, name, dims, count, source)
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    except (KeyError, ValueError, TypeError):
+        raise FormatError(f"{source}: tensor {name!r} has data type {t.data_type}, which rnnjit does not read") from None
+    if t.HasField("raw_data") and len(t.raw_data) != count * np.dtype(dtype).itemsize:
+        raise FormatError(f"{source}: tensor {name!r} declares dims {dims} ({count * np.dtype(dtype).itemsize} "
+                          f"bytes) but holds {len(t.raw_data)} bytes")
+    try:
+        return numpy_helper.to_array(t)
+    except Exception as exc:  # noqa: BLE001 - onnx's decoding errors, of many types
+        raise FormatError(f"{source}: unreadable tensor {name!r} ({type(exc).__name__}: {exc})") from None
+
+
+def _external_array(t, name, dims, count, source):
+    info = {e.key: e.value for e in t.external_data}
+    location = info.get("location", "")
+    if not os.path.isfile(str(source)):
+        raise FormatError(f"{source}: tensor {name!r} keeps its data in an external file ({location!r}); load the "
+                          f"model from its path so that the file can be found next to it")
+    base = os.path.realpath(os.path.dirname(os.path.abspath(str(source))))
+    target = os.path.realpath(os.path.join(base, location))
+    if not location or os.path.isabs(location) or os.path.commonpath([base, target]) != base:
+        raise UnsafeFileError(f"{source}: tensor {name!r} points its external data at {location!r}, outside the "
+                              f"model's directory; refused")
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+        offset = int(info.get("offset", 0))
+        nbytes = count * dtype.itemsize
+        length = int(info.get("length", nbytes))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FormatError(f"{source}: tensor {name!r}: bad external data description ({exc})") from None
+    if not os.path.isfile(target):
+        raise FormatError(f"{source}: tensor {name!r}: external data file {location!r} not found")
+    size = os.path.getsize(target)
+    if offset < 0 or length != nbytes or offset + nbytes > size:
+        raise FormatError(f"{source}: tensor {name!r} declares {nbytes} bytes at offset {offset} (length "
+                          f"{length}) of {location!r}, which has {size} bytes")
+    with open(target, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(nbytes)
+    return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
