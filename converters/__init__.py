@@ -32,17 +32,22 @@ def from_onnx(model, **options):
     return _from_onnx(model, **options)
 
 
-def load_spec(path, **options):
-    """A ModelSpec from a non-native model file, by extension."""
+def reader_for(path):
+    """The converter function for ``path``, by extension."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext in _TORCH:
-        return from_torch(path, **options)
+        return from_torch
     if ext in (".keras", ".h5", ".hdf5"):
-        return from_keras(path, **options)
+        return from_keras
     if ext == ".onnx":
-        return from_onnx(path, **options)
+        return from_onnx
     raise FormatError(f"{path}: unrecognized model format {ext or '(no extension)'!r}; expected .onnx, .npz (native "
                       f"or PyTorch names), .pt/.pth/.bin, .safetensors, .keras or .h5")
 
 
-__all__ = ["from_keras", "from_onnx", "from_torch", "load_spec"]
+def load_spec(path, **options):
+    """A ModelSpec from a non-native model file, by extension."""
+    return reader_for(path)(path, **options)
+
+
+__all__ = ["from_keras", "from_onnx", "from_torch", "load_spec", "reader_for"]

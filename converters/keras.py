@@ -383,11 +383,22 @@ def _convert_dense(layer, weights, keras_major, where):
     return out
 
 
-def from_keras(path, *, dtype="float32"):
-    """A ModelSpec from a Keras ``.keras`` or legacy ``.h5`` model file (see the module docstring)."""
+def from_keras(path, *, dtype="float32", isolate=True):
+    """A ModelSpec from a Keras ``.keras`` or legacy ``.h5`` model file (see the module docstring).
+
+    The HDF5 library parses the file in a child process (``isolate=True``, the default): on malformed files
+    it can loop forever or crash, and neither may take the caller's process with it. The child has
+    PARSE_TIMEOUT seconds (``RNNJIT_PARSE_TIMEOUT``); a hang or a crash becomes a FormatError.
+    """
     source = os.fspath(path)
     if not os.path.exists(source):
         raise FileNotFoundError(f"no such model file: {source}")
+    if not isolate:
+        return _from_keras(source, dtype)
+    return _isolated(source, dtype)
+
+
+def _from_keras(source, dtype):
     config, keras_major, h5, legacy = _open(source)
     try:
         spec = _convert(config, keras_major, _Weights(h5, legacy, source), source)
@@ -396,3 +407,56 @@ def from_keras(path, *, dtype="float32"):
     if dtype != spec.dtype:
         spec = ModelSpec(spec.layers, dtype=dtype, metadata=spec.metadata)
     return spec
+
+
+PARSE_TIMEOUT = 120.0
+
+
+def _child(conn, source, dtype):
+    from engine import errors
+    from engine.io import spec_to_bytes
+
+    try:
+        conn.send(("ok", spec_to_bytes(_from_keras(source, dtype))))
+    except errors.RnnjitError as exc:
+        conn.send(("error", type(exc).__name__, str(exc)))
+    except Exception as exc:  # noqa: BLE001 - anything else the parsers raise on a malformed file
+        conn.send(("error", "FormatError", f"{source}: malformed Keras file ({type(exc).__name__}: {exc})"))
+    finally:
+        conn.close()
+
+
+def _isolated(source, dtype):
+    import multiprocessing
+
+    from engine import errors
+    from engine.io import load_spec
+
+    timeout = float(os.environ.get("RNNJIT_PARSE_TIMEOUT", PARSE_TIMEOUT))
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, source, dtype), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout):
+            raise FormatError(f"{source}: the HDF5 parser did not finish within {timeout:.0f} s; the file is "
+                              f"malformed (or set RNNJIT_PARSE_TIMEOUT higher for a huge model)")
+        try:
+            msg = recv.recv()
+        except EOFError:
+            proc.join(5)
+            raise FormatError(f"{source}: the HDF5 library crashed reading this file (exit code "
+                              f"{proc.exitcode}); the file is malformed") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        recv.close()
+    if msg[0] == "ok":
+        return load_spec(msg[1])
+    cls = getattr(errors, msg[1], None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.RnnjitError)):
+        cls = FormatError
+    raise cls(msg[2])

@@ -10,6 +10,7 @@ It is read with ``allow_pickle=False``: an object array in the file is an error,
 ``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
 """
 
+import inspect
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import FormatError, SpecError
+from .errors import FormatError, RnnjitError, SpecError
 from .spec import ModelSpec, layer_from_config
 
 MAGIC = "rnnjit-model"
@@ -130,10 +131,17 @@ def load(path, **options):
 
 
 def load_spec_any(path, **options):
-    """A ModelSpec from any supported file: native ``.npz`` here, everything else through ``converters``."""
+    """A ModelSpec from any supported file: native ``.npz`` here, everything else through ``converters``.
+
+    Whatever goes wrong inside a parser on a malformed file comes out as ``FormatError`` (the engine's own
+    errors pass through as they are); ``MemoryError`` is not caught: no loader may attempt an allocation its
+    file cannot justify, and the fuzzing (tests/fuzz_loaders.py) would show one that did.
+    """
     path_str = os.fspath(path)
     if not os.path.exists(path_str):
         raise FileNotFoundError(f"no such model file: {path_str}")
+    if os.path.isdir(path_str):
+        raise FormatError(f"{path_str}: expected a model file, got a directory")
     with open(path_str, "rb") as fh:
         head = fh.read(4)
     if head.startswith(b"PK") and path_str.endswith(".npz"):
@@ -145,10 +153,28 @@ def load_spec_any(path, **options):
         if f"{HEADER_KEY}.npy" in names:
             if options:
                 raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
-            return load_spec(path_str)
+            return _guarded(path_str, load_spec, path_str)
     try:
         import converters
     except ImportError:
         raise FormatError(f"{path_str}: not a native rnnjit model, and the converters package is not "
                           f"installed to read other formats") from None
-    return converters.load_spec(path_str, **options)
+    reader = converters.reader_for(path_str)
+    # a wrong option is the caller's TypeError, not the file's: checked before the file is read
+    inspect.signature(reader).bind(path_str, **options)
+    unknown = set(options) - set(getattr(reader, "option_names", options))
+    if unknown:
+        raise TypeError(f"{reader.__name__}() got unexpected option(s) {sorted(unknown)}; it takes "
+                        f"{sorted(reader.option_names)}")
+    return _guarded(path_str, reader, path_str, **options)
+
+
+def _guarded(path, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (RnnjitError, MemoryError, FileNotFoundError):
+        raise
+    except RecursionError:
+        raise FormatError(f"{path}: malformed model file (nested too deeply)") from None
+    except Exception as exc:  # noqa: BLE001 - parsers (zipfile, numpy, h5py, protobuf) raise many types
+        raise FormatError(f"{path}: malformed model file ({type(exc).__name__}: {exc})") from None

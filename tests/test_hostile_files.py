@@ -151,3 +151,40 @@ def test_a_constant_folding_bomb_is_refused_before_allocating(tmp_path, op):
     path.write_bytes(model.SerializeToString())
     with pytest.raises(engine.FormatError, match=f"\\({op}\\) would make a tensor of"):
         engine.load(path)
+
+
+# ---- parsers that hang or crash stay in a child process (Keras/HDF5)
+def test_a_keras_file_that_hangs_the_hdf5_library_becomes_a_format_error(monkeypatch):
+    """Found by tests/fuzz_loaders.py: one inserted byte sends HDF5's global-heap reader into an endless loop
+    inside C code, where no Python signal can interrupt it. The parse runs in a child process that is killed."""
+    monkeypatch.setenv("RNNJIT_PARSE_TIMEOUT", "5")
+    path = os.path.join(ROOT, "tests", "hostile", "fuzz_findings", "keras_h5_global_heap_hang.h5")
+    with pytest.raises(engine.FormatError, match="the HDF5 parser did not finish within 5 s"):
+        engine.load(path)
+
+
+def test_a_parser_crash_in_the_child_becomes_a_format_error(monkeypatch, tmp_path):
+    import signal
+
+    from converters import keras as kconv
+
+    def crash(source, dtype):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    monkeypatch.setattr(kconv, "_from_keras", crash)  # the forked child inherits the patch
+    (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(engine.FormatError, match=r"the HDF5 library crashed reading this file \(exit code -11\)"):
+        engine.load(tmp_path / "m.h5")
+
+
+def test_unexpected_parser_exceptions_become_format_errors_but_wrong_options_stay_type_errors(tmp_path):
+    import numpy.lib.format  # noqa: F401
+
+    from tests.fuzz_loaders import mutate_member, seed_file
+
+    data = mutate_member(seed_file("native", str(tmp_path)), 1, [("set", 12, b"''")])  # a broken .npy header
+    (tmp_path / "m.npz").write_bytes(data)
+    with pytest.raises(engine.FormatError):
+        engine.load(tmp_path / "m.npz")
+    with pytest.raises(TypeError, match=r"unexpected option\(s\) \['bogus'\]"):
+        engine.load(os.path.join(CORPUS, "torch_zip_truncated.pt"), bogus=1)

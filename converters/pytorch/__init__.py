@@ -74,3 +74,15 @@ def from_torch(obj, *, key=None, dtype="float32", **options):
         return spec_from_module(obj, dtype=dtype)
     state = select_state_dict(obj, key, "state_dict")
     return spec_from_state_dict(state, dtype=dtype, **options)
+
+
+def _option_names():
+    import inspect
+
+    from .state_dict import spec_from_state_dict
+
+    params = inspect.signature(spec_from_state_dict).parameters.values()
+    return {"key", "dtype"} | {p.name for p in params if p.kind == p.KEYWORD_ONLY}
+
+
+from_torch.option_names = _option_names()
