@@ -1,4 +1,4 @@
-"""The benchmark suites: step, sequence, streams, coldstart, memory. Each returns (rows, text table)."""
+"""The benchmark suites: step, sequence, streams, coldstart, memory, threads, ray. Each returns (rows, text table)."""
 
 import os
 import subprocess
@@ -250,5 +250,134 @@ def memory(quick=False):
     return rows, text
 
 
-SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory}
+# ---------------------------------------------------------------------------------------------------
+# threads: the kernels release the GIL; N threads, each with its own stream, on this machine's cores
+# ---------------------------------------------------------------------------------------------------
+
+def threads(quick=False):
+    import threading
+    import time
+
+    import converters
+    import engine
+
+    I, H = 32, 128
+    steps = 4000 if quick else 40000
+    model = engine.Model(converters.from_torch(torch_module("lstm", I, H)))
+    X = np.random.default_rng(6).uniform(-1, 1, (steps, I)).astype(np.float32)
+    chunk = 100
+    # results with threads equal the serial results (the reason threads are safe to use at all)
+    serial = model.stream().step_n(X[:500])
+
+    def work(kind, out):
+        s = model.stream()
+        y = np.empty(model.output_size, np.float32)
+        if kind == "step":
+            for x in X:
+                s.step(x, out=y)
+        else:
+            for c0 in range(0, steps, chunk):
+                s.step_n(X[c0:c0 + chunk])
+        out.append(s.get_state())
+
+    rows = []
+    for kind, label in (("step", "step(x, out=) per sample"), ("step_n", f"step_n chunks of {chunk}")):
+        rates = {}
+        for n_threads in (1, 2):
+            best = 0.0
+            for _ in range(2 if quick else 3):
+                outs = []
+                ts = [threading.Thread(target=work, args=(kind, outs)) for _ in range(n_threads)]
+                t0 = time.perf_counter()
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
+                wall = time.perf_counter() - t0
+                best = max(best, n_threads * steps / wall)
+                first = outs[0]
+                assert all(all(np.array_equal(o[k], first[k]) for k in first) for o in outs), "threads differ"
+            rates[n_threads] = best
+            rows.append({"work": label, "threads": n_threads, "stream-steps per s": best,
+                         "us per stream-step": 1e6 / best, "x one thread": best / rates[1]})
+    threaded = []
+    t = threading.Thread(target=lambda: threaded.append(model.stream().step_n(X[:500])))
+    t.start()
+    t.join()
+    assert np.array_equal(threaded[0], serial), "a stream stepped in a thread differs from the serial run"
+    text = harness.table(rows, ["work", "threads", "stream-steps per s", "us per stream-step", "x one thread"],
+                         f"threads: LSTM {I}x{H}, each thread its own stream, {steps} steps each, best of rounds; "
+                         f"{os.cpu_count()} cores")
+    return rows, text
+
+
+# ---------------------------------------------------------------------------------------------------
+# ray: a StreamPool of actors against one local process
+# ---------------------------------------------------------------------------------------------------
+
+def ray_pool(quick=False):
+    import time
+
+    import ray
+
+    import converters
+    import engine
+    import engine.distributed as dist
+
+    I, H = 32, 128
+    n_streams, steps = (200, 50) if quick else (1000, 1000)
+    model = engine.Model(converters.from_torch(torch_module("lstm", I, H)))
+    ids = [f"sensor-{i}" for i in range(n_streams)]
+    rng = np.random.default_rng(8)
+    X = rng.uniform(-1, 1, (steps, n_streams, I)).astype(np.float32)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    rows = []
+    try:
+        local = model.streams(n_streams)
+        t0 = time.perf_counter()
+        want_last = None
+        for t in range(steps):
+            want_last = local.step(X[t])
+        local_s = time.perf_counter() - t0
+        rows.append({"setup": f"one process, model.streams({n_streams})", "per call": f"{n_streams} arrivals",
+                     "wall s": local_s, "us per stream-step": local_s * 1e6 / (steps * n_streams), "x local": 1.0})
+        lone = {i: model.stream() for i in ids[:10]}
+        t0 = time.perf_counter()
+        for t in range(steps):
+            for j, i in enumerate(ids[:10]):
+                lone[i].step(X[t, j])
+        small_local = time.perf_counter() - t0
+        for actors in sorted({2, os.cpu_count() or 2}):
+            pool = dist.StreamPool(model, actors, num_cpus=1)
+            pool.step(ids, X[0])  # warm: creates the states and the actors' groups
+            pool.restore({})      # back to no streams
+            t0 = time.perf_counter()
+            for t in range(steps):
+                got = pool.step(ids, X[t])
+            wall = time.perf_counter() - t0
+            assert np.array_equal(got, want_last), "the pool's outputs differ from the local run"
+            rows.append({"setup": f"StreamPool, {actors} actors", "per call": f"{n_streams} arrivals", "wall s": wall,
+                         "us per stream-step": wall * 1e6 / (steps * n_streams), "x local": local_s / wall})
+            pool.restore({})
+            t0 = time.perf_counter()
+            for t in range(steps):
+                pool.step(ids[:10], X[t, :10])
+            wall10 = time.perf_counter() - t0
+            rows.append({"setup": f"StreamPool, {actors} actors", "per call": "10 arrivals", "wall s": wall10,
+                         "us per stream-step": wall10 * 1e6 / (steps * 10), "x local": small_local / wall10})
+            stats = pool.stats()
+            pool.shutdown()
+        rows.append({"setup": "one process, 10 lone streams", "per call": "10 arrivals", "wall s": small_local,
+                     "us per stream-step": small_local * 1e6 / (steps * 10), "x local": 1.0})
+    finally:
+        ray.shutdown()
+    text = harness.table(rows, ["setup", "per call", "wall s", "us per stream-step", "x local"],
+                         f"ray: {n_streams} LSTM {I}x{H} streams x {steps} steps through a StreamPool vs one local "
+                         f"process (x local > 1: the pool is faster); last pool's actors: "
+                         + ", ".join(f"{s['streams']} streams p50 {s['call_p50_us']:.0f} us/call" for s in stats))
+    return rows, text
+
+
+SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory,
+          "threads": threads, "ray": ray_pool}
 

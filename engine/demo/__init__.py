@@ -287,6 +287,11 @@ def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, out=sy
           f"{'at its real rate' if realtime else 'as fast as possible'}", file=out)
     print(f"model: {model.describe_short()}, {model.num_parameters} parameters "
           f"({os.path.basename(model_path or MODEL_ONNX)})", file=out)
+    t_compile = time.perf_counter()
+    model.stream().step(np.zeros(model.input_size, model.dtype))  # first use compiles the kernels (cached after)
+    t_compile = time.perf_counter() - t_compile
+    if t_compile > 0.5:
+        print(f"(first use: compiled the kernels in {t_compile:.1f} s; cached for next time)", file=out)
     print(f"{'time':>11s}  event", file=out)
 
     def show(ev):
