@@ -291,6 +291,35 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
                 _copy(Y[L - 1 - s if reverse else s, b], HT[b])
 
 
+@jit
+def lstm_blas_post(G, XW, P, m, d, CT, HF, HT, Y, lengths, s, reverse, projected):
+    """Timestep s of lstm_sequence after G = H_t-1 R^T was computed by BLAS: add x_t W^T + b, update the
+    cells, and (unless ``projected``: then the caller projects HF and calls seq_blas_store) write H_t and Y."""
+    base = M_DIR + d * DIR_STRIDE
+    for b in range(G.shape[0]):
+        L = lengths[b]
+        if s < L:
+            t = L - 1 - s if reverse else s
+            g = G[b]
+            xw = XW[t, b]
+            for j in range(g.shape[0]):
+                g[j] += xw[j]
+            _lstm_row(g, CT[b], HF[b], P, m, base)
+            if not projected:
+                _copy(HT[b], HF[b])
+                _copy(Y[t, b], HT[b])
+
+
+@jit
+def seq_blas_store(SRC, HT, Y, lengths, s, reverse):
+    """HT[b] = Y[t, b] = SRC[b] for the rows still running at step s."""
+    for b in range(SRC.shape[0]):
+        L = lengths[b]
+        if s < L:
+            _copy(HT[b], SRC[b])
+            _copy(Y[L - 1 - s if reverse else s, b], SRC[b])
+
+
 # ------------------------------------------------------------------------------------------------------
 # GRU
 # ------------------------------------------------------------------------------------------------------
@@ -421,6 +450,37 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
                 _copy(Y[L - 1 - s if reverse else s, b], HT[b])
 
 
+@jit
+def gru_blas_gates(GRZ, XW, HT, RH, P, m, d, lengths, s, reverse):
+    """Timestep s of gru_sequence after GRZ = H_t-1 R_rz^T (BLAS): add x_t W_rz^T + b, then r and z."""
+    base = M_DIR + d * DIR_STRIDE
+    for b in range(GRZ.shape[0]):
+        L = lengths[b]
+        if s < L:
+            g = GRZ[b]
+            xw = XW[L - 1 - s if reverse else s, b]
+            for j in range(g.shape[0]):
+                g[j] += xw[j]
+            _gru_gates(g, HT[b], RH[b], P, m, base)
+
+
+@jit
+def gru_blas_finish(GRZ, XN, GHN, HT, Y, P, m, d, lengths, s, reverse):
+    """... after GHN = (H_t-1 or r . H_t-1) R_n^T (BLAS): add Rb_n, then H_t into HT and Y."""
+    H = m[M_H]
+    base = M_DIR + d * DIR_STRIDE
+    bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
+    for b in range(GRZ.shape[0]):
+        L = lengths[b]
+        if s < L:
+            t = L - 1 - s if reverse else s
+            ghn = GHN[b]
+            for j in range(H):
+                ghn[j] += bhn[j]
+            _gru_finish(GRZ[b], XN[t, b], ghn, HT[b], P, m, base)
+            _copy(Y[t, b], HT[b])
+
+
 # ------------------------------------------------------------------------------------------------------
 # RNN
 # ------------------------------------------------------------------------------------------------------
@@ -489,3 +549,19 @@ def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
             if s < L:
                 _rnn_row(G[b], HT[b], P, m, base)
                 _copy(Y[L - 1 - s if reverse else s, b], HT[b])
+
+
+@jit
+def rnn_blas_post(G, XW, P, m, d, HT, Y, lengths, s, reverse):
+    """Timestep s of rnn_sequence after G = H_t-1 R^T (BLAS): add x_t W^T + b, then H_t into HT and Y."""
+    base = M_DIR + d * DIR_STRIDE
+    for b in range(G.shape[0]):
+        L = lengths[b]
+        if s < L:
+            t = L - 1 - s if reverse else s
+            g = G[b]
+            xw = XW[t, b]
+            for j in range(g.shape[0]):
+                g[j] += xw[j]
+            _rnn_row(g, HT[b], P, m, base)
+            _copy(Y[t, b], HT[b])

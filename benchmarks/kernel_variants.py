@@ -1,0 +1,118 @@
+"""Kernel experiments, kept out of engine/: variants of the batched gate accumulation ``gemm_acc``.
+
+    python -m benchmarks.kernel_variants
+
+Each variant is checked against a float64 NumPy product before it is timed, then timed interleaved with the
+engine's kernel and numpy's BLAS (OpenBLAS, one thread) at the batched shapes the sequence and streams suites
+use (LSTM 32x128: K = 128 recurrent rows, N = 512 gate units). A variant is promoted into
+engine/kernels/cells.py only when it wins clearly; the result of each trial is recorded in
+benchmarks/README.md.
+
+Variant ``k8``: the engine's loop order (TILE columns, 4 rows at once) with the K loop unrolled by 8 instead
+of 4, so each row's partial sums are loaded and stored half as often per multiply-add (the engine's inner loop
+does 4 partial loads and 4 stores per 16 FMAs; this one 4 and 4 per 32).
+"""
+
+import time
+
+import numpy as np
+
+from engine.config import jit
+from engine.kernels.cells import BLOCK, gemm_acc
+from engine.kernels.layout import TILE
+
+
+@jit
+def gemm_acc_k8(G, X, W, PART):
+    n, K = X.shape
+    N = W.shape[1]
+    for j0 in range(0, N, TILE):
+        nt = min(j0 + TILE, N) - j0
+        for r in range(n):
+            p = PART[r]
+            for j in range(nt):
+                p[j] = 0
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            k8 = k1 - (k1 - k0) % 8
+            for k in range(k0, k8, 8):
+                w0 = W[k, j0:j0 + nt]
+                w1 = W[k + 1, j0:j0 + nt]
+                w2 = W[k + 2, j0:j0 + nt]
+                w3 = W[k + 3, j0:j0 + nt]
+                w4 = W[k + 4, j0:j0 + nt]
+                w5 = W[k + 5, j0:j0 + nt]
+                w6 = W[k + 6, j0:j0 + nt]
+                w7 = W[k + 7, j0:j0 + nt]
+                r = 0
+                while r + 2 <= n:
+                    xa, xb = X[r], X[r + 1]
+                    a0, a1, a2, a3, a4, a5, a6, a7 = (xa[k], xa[k + 1], xa[k + 2], xa[k + 3], xa[k + 4], xa[k + 5],
+                                                      xa[k + 6], xa[k + 7])
+                    b0, b1, b2, b3, b4, b5, b6, b7 = (xb[k], xb[k + 1], xb[k + 2], xb[k + 3], xb[k + 4], xb[k + 5],
+                                                      xb[k + 6], xb[k + 7])
+                    pa, pb = PART[r], PART[r + 1]
+                    for j in range(nt):
+                        u0, u1, u2, u3, u4, u5, u6, u7 = w0[j], w1[j], w2[j], w3[j], w4[j], w5[j], w6[j], w7[j]
+                        pa[j] += (a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3) + (a4 * u4 + a5 * u5 + a6 * u6 + a7 * u7)
+                        pb[j] += (b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3) + (b4 * u4 + b5 * u5 + b6 * u6 + b7 * u7)
+                    r += 2
+                while r < n:
+                    x = X[r]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += (x[k] * w0[j] + x[k + 1] * w1[j] + x[k + 2] * w2[j] + x[k + 3] * w3[j]) + \
+                                (x[k + 4] * w4[j] + x[k + 5] * w5[j] + x[k + 6] * w6[j] + x[k + 7] * w7[j])
+                    r += 1
+            for k in range(k8, k1):
+                wk = W[k, j0:j0 + nt]
+                for r in range(n):
+                    xk = X[r, k]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += xk * wk[j]
+            for r in range(n):
+                g = G[r, j0:j0 + nt]
+                p = PART[r]
+                for j in range(nt):
+                    g[j] += p[j]
+                    p[j] = 0
+
+
+VARIANTS = {"engine gemm_acc": gemm_acc, "k8": gemm_acc_k8}
+
+
+def main():
+    from . import harness
+
+    harness.pin_threads()
+    rng = np.random.default_rng(0)
+    K, N = 128, 512
+    rows = []
+    for n in (8, 32, 64, 256):
+        X = rng.uniform(-1, 1, (n, K)).astype(np.float32)
+        W = rng.uniform(-0.1, 0.1, (K, N)).astype(np.float32)
+        want = X.astype(np.float64) @ W.astype(np.float64)
+        fns = {}
+        for name, fn in VARIANTS.items():
+            G = np.zeros((n, N), np.float32)
+            PART = np.zeros((n, max(TILE, N)), np.float32)
+            fn(G, X, W, PART)
+            err = np.max(np.abs(G - want))
+            assert err < 1e-5, f"{name} differs from the float64 product by {err}"
+            fns[name] = (lambda fn=fn, G=G, PART=PART: fn(G, X, W, PART))
+        out = np.empty((n, N), np.float32)
+        fns["numpy BLAS (np.dot)"] = lambda: np.dot(X, W, out=out)
+        samples = harness.measure(fns, rounds=5, calls=max(20, 4000 // n), warmup=50)
+        base = np.percentile(samples["engine gemm_acc"], 50)
+        for name, s in samples.items():
+            p50 = np.percentile(s, 50)
+            rows.append({"rows": n, "variant": name, "us": p50 / 1e3, "x engine": p50 / base})
+    print(harness.table(rows, ["rows", "variant", "us", "x engine"],
+                        f"gemm_acc variants: G (n, {N}) += X (n, {K}) @ W ({K}, {N}), p50 µs per call "
+                        f"(x engine < 1: faster)"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
