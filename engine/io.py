@@ -148,8 +148,10 @@ def load_spec_any(path, **options):
         try:
             with zipfile.ZipFile(path_str) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise FormatError(f"{path_str}: not a readable .npz archive ({exc})") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zipfile raises BadZipFile, NotImplementedError, struct.error, ...
+            raise FormatError(f"{path_str}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
         if f"{HEADER_KEY}.npy" in names:
             if options:
                 raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
