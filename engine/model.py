@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ShapeError, StateError
 from .kernels import layout as L
 from .kernels.cells import (_start, gru_blas_finish, gru_blas_gates, gru_sequence, lstm_blas_post, lstm_sequence,
-                            rnn_blas_post, rnn_sequence, seq_blas_store)
+                            rnn_blas_post, rnn_sequence, seq_blas_load, seq_blas_store)
 from .kernels.ops import run_op
 from .layers.pack import pack_spec
 from .session import Stream, Streams
@@ -223,7 +223,7 @@ class Model:
             reverse = layer.direction == "reverse" or d == 1
             Y = np.zeros((T, B, Ho), dt)
             if B >= BLAS_MIN_BATCH:
-                self._recurrence_blas(p, d, X2, T, B, h0, hT, c0, cT, Y, lens, reverse)
+                self._recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse)
             elif p.kind == L.OP_LSTM:
                 XW = X2 @ p.view(d, L.D_M, (I, 4 * H)) + p.view(d, L.D_B, (4 * H,))       # (T*B, 4H)
                 work = np.empty(B * (5 * H + Ho + max(L.TILE, 4 * H)), dt)
@@ -246,19 +246,21 @@ class Model:
         return outs[0] if D == 1 else np.concatenate(outs, axis=2)
 
     @staticmethod
-    def _recurrence_blas(p, d, X2, T, B, h0, hT, c0, cT, Y, lens, reverse):
-        """The recurrence of direction d with each timestep's H_t-1 R^T as one BLAS GEMM over the batch
-        (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the GEMM is
-        2-4x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
-        below it, where a Python-level loop per timestep would cost more than it saves."""
+    def _recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse):
+        """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
+        batch (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the GEMM
+        is 2-4x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
+        below it, where a Python-level loop per timestep would cost more than it saves. The input projection is
+        not done for all T up front here: its (T, B, 4H) result would be written to fresh memory, and at batch
+        32 the page faults alone cost as much as the recurrence."""
         layer, m, P = p.layer, p.meta, p.params
         I, H, Ho = layer.input_size, layer.hidden_size, layer.output_hidden
         dt = hT.dtype
         HT = hT[d]
         longest = _start(HT, h0[d], lens)
+        XH = np.zeros((B, I + Ho), dt)                                                  # [x_t, H_t-1]
         if p.kind == L.OP_LSTM:
-            XW = (X2 @ p.view(d, L.D_M, (I, 4 * H)) + p.view(d, L.D_B, (4 * H,))).reshape(T, B, 4 * H)
-            R = p.view(d, L.D_M, (I + Ho, 4 * H))[I:]                                   # (H_out, 4H)
+            M, bias = p.view(d, L.D_M, (I + Ho, 4 * H)), p.view(d, L.D_B, (4 * H,))   # [W^T; R^T]
             CT = cT[d]
             _start(CT, c0[d], lens)
             G, HF = np.empty((B, 4 * H), dt), np.empty((B, H), dt)
@@ -266,26 +268,29 @@ class Model:
             if projected:
                 Wp, PROJ = p.view(d, L.D_PROJ, (H, Ho)), np.empty((B, Ho), dt)
             for s in range(longest):
-                np.dot(HT, R, out=G)
-                lstm_blas_post(G, XW, P, m, d, CT, HF, HT, Y, lens, s, reverse, projected)
+                seq_blas_load(XH, seq, HT, lens, s, reverse)
+                np.dot(XH, M, out=G)
+                lstm_blas_post(G, bias, P, m, d, CT, HF, HT, Y, lens, s, reverse, projected)
                 if projected:
                     np.dot(HF, Wp, out=PROJ)
                     seq_blas_store(PROJ, HT, Y, lens, s, reverse)
         elif p.kind == L.OP_GRU:
-            XW = (X2 @ p.view(d, L.D_M, (I, 2 * H)) + p.view(d, L.D_B, (2 * H,))).reshape(T, B, 2 * H)
-            XN = (X2 @ p.view(d, L.D_WXN, (I, H)) + p.view(d, L.D_BXN, (H,))).reshape(T, B, H)
-            R, Rn = p.view(d, L.D_M, (I + H, 2 * H))[I:], p.view(d, L.D_RHN, (H, H))
-            GRZ, GHN, RH = np.empty((B, 2 * H), dt), np.empty((B, H), dt), np.zeros((B, H), dt)
+            M, bias = p.view(d, L.D_M, (I + H, 2 * H)), p.view(d, L.D_B, (2 * H,))
+            Wn, Rn = p.view(d, L.D_WXN, (I, H)), p.view(d, L.D_RHN, (H, H))
+            GRZ, GXN, GHN, RH = (np.empty((B, 2 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt),
+                                 np.zeros((B, H), dt))
             lbr = layer.linear_before_reset
             for s in range(longest):
-                np.dot(HT, R, out=GRZ)
-                gru_blas_gates(GRZ, XW, HT, RH, P, m, d, lens, s, reverse)
+                seq_blas_load(XH, seq, HT, lens, s, reverse)
+                np.dot(XH, M, out=GRZ)
+                np.dot(XH[:, :I], Wn, out=GXN)
+                gru_blas_gates(GRZ, bias, HT, RH, P, m, d, lens, s, reverse)
                 np.dot(HT if lbr else RH, Rn, out=GHN)
-                gru_blas_finish(GRZ, XN, GHN, HT, Y, P, m, d, lens, s, reverse)
+                gru_blas_finish(GRZ, GXN, GHN, HT, Y, P, m, d, lens, s, reverse)
         else:
-            XW = (X2 @ p.view(d, L.D_M, (I, H)) + p.view(d, L.D_B, (H,))).reshape(T, B, H)
-            R = p.view(d, L.D_M, (I + H, H))[I:]
+            M, bias = p.view(d, L.D_M, (I + H, H)), p.view(d, L.D_B, (H,))
             G = np.empty((B, H), dt)
             for s in range(longest):
-                np.dot(HT, R, out=G)
-                rnn_blas_post(G, XW, P, m, d, HT, Y, lens, s, reverse)
+                seq_blas_load(XH, seq, HT, lens, s, reverse)
+                np.dot(XH, M, out=G)
+                rnn_blas_post(G, bias, P, m, d, HT, Y, lens, s, reverse)

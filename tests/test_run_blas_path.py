@@ -12,7 +12,7 @@ import converters
 import engine
 from engine.model import BLAS_MIN_BATCH
 from tests.helpers import random_weights
-from tests.tolerances import PARITY_F32, STEP_VS_RUN_F32, STEP_VS_RUN_F64
+from tests.tolerances import BLAS_VS_KERNEL_F32, BLAS_VS_KERNEL_F64, PARITY_F32
 
 I, H = 5, 12
 
@@ -36,7 +36,7 @@ def _layers(rng):
     }
 
 
-@pytest.mark.parametrize("dtype,tol", [("float32", STEP_VS_RUN_F32), ("float64", STEP_VS_RUN_F64)])
+@pytest.mark.parametrize("dtype,tol", [("float32", BLAS_VS_KERNEL_F32), ("float64", BLAS_VS_KERNEL_F64)])
 @pytest.mark.parametrize("name", sorted(_layers(np.random.default_rng(0))))
 def test_the_blas_batch_path_equals_the_per_sequence_path_for_every_feature(name, dtype, tol):
     rng = np.random.default_rng(zlib.crc32(name.encode()))

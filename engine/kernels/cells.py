@@ -292,8 +292,19 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
 
 
 @jit
-def lstm_blas_post(G, XW, P, m, d, CT, HF, HT, Y, lengths, s, reverse, projected):
-    """Timestep s of lstm_sequence after G = H_t-1 R^T was computed by BLAS: add x_t W^T + b, update the
+def seq_blas_load(XH, SEQ, HT, lengths, s, reverse):
+    """XH[b] = [x_t, H_t-1] for the rows still running at step s (t = s, or L-1-s reversed)."""
+    I = SEQ.shape[2]
+    for b in range(XH.shape[0]):
+        L = lengths[b]
+        if s < L:
+            _copy(XH[b, :I], SEQ[L - 1 - s if reverse else s, b])
+            _copy(XH[b, I:], HT[b])
+
+
+@jit
+def lstm_blas_post(G, bias, P, m, d, CT, HF, HT, Y, lengths, s, reverse, projected):
+    """Timestep s of lstm_sequence after G = [x_t, H_t-1] [W^T; R^T] was computed by BLAS: add b, update the
     cells, and (unless ``projected``: then the caller projects HF and calls seq_blas_store) write H_t and Y."""
     base = M_DIR + d * DIR_STRIDE
     for b in range(G.shape[0]):
@@ -301,9 +312,8 @@ def lstm_blas_post(G, XW, P, m, d, CT, HF, HT, Y, lengths, s, reverse, projected
         if s < L:
             t = L - 1 - s if reverse else s
             g = G[b]
-            xw = XW[t, b]
             for j in range(g.shape[0]):
-                g[j] += xw[j]
+                g[j] += bias[j]
             _lstm_row(g, CT[b], HF[b], P, m, base)
             if not projected:
                 _copy(HT[b], HF[b])
@@ -451,33 +461,34 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
 
 
 @jit
-def gru_blas_gates(GRZ, XW, HT, RH, P, m, d, lengths, s, reverse):
-    """Timestep s of gru_sequence after GRZ = H_t-1 R_rz^T (BLAS): add x_t W_rz^T + b, then r and z."""
+def gru_blas_gates(GRZ, bias, HT, RH, P, m, d, lengths, s, reverse):
+    """Timestep s of gru_sequence after GRZ = [x_t, H_t-1] [W_rz^T; R_rz^T] (BLAS): add b_rz, then r and z."""
     base = M_DIR + d * DIR_STRIDE
     for b in range(GRZ.shape[0]):
-        L = lengths[b]
-        if s < L:
+        if s < lengths[b]:
             g = GRZ[b]
-            xw = XW[L - 1 - s if reverse else s, b]
             for j in range(g.shape[0]):
-                g[j] += xw[j]
+                g[j] += bias[j]
             _gru_gates(g, HT[b], RH[b], P, m, base)
 
 
 @jit
-def gru_blas_finish(GRZ, XN, GHN, HT, Y, P, m, d, lengths, s, reverse):
-    """... after GHN = (H_t-1 or r . H_t-1) R_n^T (BLAS): add Rb_n, then H_t into HT and Y."""
+def gru_blas_finish(GRZ, GXN, GHN, HT, Y, P, m, d, lengths, s, reverse):
+    """... after GXN = x_t W_n^T and GHN = (H_t-1 or r . H_t-1) R_n^T (BLAS): add Wb_n and Rb_n, then H_t into
+    HT and Y."""
     H = m[M_H]
     base = M_DIR + d * DIR_STRIDE
+    bxn = P[m[base + D_BXN]:m[base + D_BXN] + H]
     bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
     for b in range(GRZ.shape[0]):
         L = lengths[b]
         if s < L:
             t = L - 1 - s if reverse else s
-            ghn = GHN[b]
+            gxn, ghn = GXN[b], GHN[b]
             for j in range(H):
+                gxn[j] += bxn[j]
                 ghn[j] += bhn[j]
-            _gru_finish(GRZ[b], XN[t, b], ghn, HT[b], P, m, base)
+            _gru_finish(GRZ[b], gxn, ghn, HT[b], P, m, base)
             _copy(Y[t, b], HT[b])
 
 
@@ -552,16 +563,15 @@ def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
 
 
 @jit
-def rnn_blas_post(G, XW, P, m, d, HT, Y, lengths, s, reverse):
-    """Timestep s of rnn_sequence after G = H_t-1 R^T (BLAS): add x_t W^T + b, then H_t into HT and Y."""
+def rnn_blas_post(G, bias, P, m, d, HT, Y, lengths, s, reverse):
+    """Timestep s of rnn_sequence after G = [x_t, H_t-1] [W^T; R^T] (BLAS): add b, then H_t into HT and Y."""
     base = M_DIR + d * DIR_STRIDE
     for b in range(G.shape[0]):
         L = lengths[b]
         if s < L:
             t = L - 1 - s if reverse else s
             g = G[b]
-            xw = XW[t, b]
             for j in range(g.shape[0]):
-                g[j] += xw[j]
+                g[j] += bias[j]
             _rnn_row(g, HT[b], P, m, base)
             _copy(Y[t, b], HT[b])
