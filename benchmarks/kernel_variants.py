@@ -79,7 +79,91 @@ def gemm_acc_k8(G, X, W, PART):
                     p[j] = 0
 
 
-VARIANTS = {"engine gemm_acc": gemm_acc, "k8": gemm_acc_k8}
+@jit
+def gemm_acc_r8(G, X, W, PART):
+    """The engine's loop with 8 rows per pass instead of 4: each weight vector is loaded once per 8 rows.
+    Each row's arithmetic (its expression and order) is unchanged, so results are bit-identical."""
+    n, K = X.shape
+    N = W.shape[1]
+    for j0 in range(0, N, TILE):
+        nt = min(j0 + TILE, N) - j0
+        for r in range(n):
+            p = PART[r]
+            for j in range(nt):
+                p[j] = 0
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            k4 = k1 - (k1 - k0) % 4
+            for k in range(k0, k4, 4):
+                w0 = W[k, j0:j0 + nt]
+                w1 = W[k + 1, j0:j0 + nt]
+                w2 = W[k + 2, j0:j0 + nt]
+                w3 = W[k + 3, j0:j0 + nt]
+                r = 0
+                while r + 8 <= n:
+                    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
+                    xe, xf, xg, xh = X[r + 4], X[r + 5], X[r + 6], X[r + 7]
+                    a0, a1, a2, a3 = xa[k], xa[k + 1], xa[k + 2], xa[k + 3]
+                    b0, b1, b2, b3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
+                    c0, c1, c2, c3 = xc[k], xc[k + 1], xc[k + 2], xc[k + 3]
+                    d0, d1, d2, d3 = xd[k], xd[k + 1], xd[k + 2], xd[k + 3]
+                    e0, e1, e2, e3 = xe[k], xe[k + 1], xe[k + 2], xe[k + 3]
+                    f0, f1, f2, f3 = xf[k], xf[k + 1], xf[k + 2], xf[k + 3]
+                    g0, g1, g2, g3 = xg[k], xg[k + 1], xg[k + 2], xg[k + 3]
+                    h0, h1, h2, h3 = xh[k], xh[k + 1], xh[k + 2], xh[k + 3]
+                    pa, pb, pc, pd = PART[r], PART[r + 1], PART[r + 2], PART[r + 3]
+                    pe, pf, pg, ph = PART[r + 4], PART[r + 5], PART[r + 6], PART[r + 7]
+                    for j in range(nt):
+                        u0, u1, u2, u3 = w0[j], w1[j], w2[j], w3[j]
+                        pa[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                        pb[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                        pc[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+                        pd[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                        pe[j] += e0 * u0 + e1 * u1 + e2 * u2 + e3 * u3
+                        pf[j] += f0 * u0 + f1 * u1 + f2 * u2 + f3 * u3
+                        pg[j] += g0 * u0 + g1 * u1 + g2 * u2 + g3 * u3
+                        ph[j] += h0 * u0 + h1 * u1 + h2 * u2 + h3 * u3
+                    r += 8
+                while r + 4 <= n:
+                    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
+                    a0, a1, a2, a3 = xa[k], xa[k + 1], xa[k + 2], xa[k + 3]
+                    b0, b1, b2, b3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
+                    c0, c1, c2, c3 = xc[k], xc[k + 1], xc[k + 2], xc[k + 3]
+                    d0, d1, d2, d3 = xd[k], xd[k + 1], xd[k + 2], xd[k + 3]
+                    pa, pb, pc, pd = PART[r], PART[r + 1], PART[r + 2], PART[r + 3]
+                    for j in range(nt):
+                        u0, u1, u2, u3 = w0[j], w1[j], w2[j], w3[j]
+                        pa[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                        pb[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                        pc[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+                        pd[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                    r += 4
+                while r < n:
+                    x = X[r]
+                    x0 = x[k]
+                    x1 = x[k + 1]
+                    x2 = x[k + 2]
+                    x3 = x[k + 3]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+                    r += 1
+            for k in range(k4, k1):
+                wk = W[k, j0:j0 + nt]
+                for r in range(n):
+                    xk = X[r, k]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += xk * wk[j]
+            for r in range(n):
+                g = G[r, j0:j0 + nt]
+                p = PART[r]
+                for j in range(nt):
+                    g[j] += p[j]
+                    p[j] = 0
+
+
+VARIANTS = {"engine gemm_acc": gemm_acc, "k8": gemm_acc_k8, "r8": gemm_acc_r8}
 
 
 def main():
@@ -100,6 +184,10 @@ def main():
             fn(G, X, W, PART)
             err = np.max(np.abs(G - want))
             assert err < 1e-5, f"{name} differs from the float64 product by {err}"
+            if name == "r8":  # same per-row arithmetic as the engine's: must be bit-identical
+                G0 = np.zeros((n, N), np.float32)
+                gemm_acc(G0, X, W, np.zeros((n, max(TILE, N)), np.float32))
+                assert np.array_equal(G, G0), "r8 is not bit-identical to the engine's gemm_acc"
             fns[name] = (lambda fn=fn, G=G, PART=PART: fn(G, X, W, PART))
         out = np.empty((n, N), np.float32)
         fns["numpy BLAS (np.dot)"] = lambda: np.dot(X, W, out=out)
