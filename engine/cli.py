@@ -428,7 +428,9 @@ def cmd_demo(args):
         except ImportError:
             raise CliError("--plot needs matplotlib: pip install 'rnnjit[plot]' (or pip install matplotlib)",
                            EXIT_USAGE) from None
-    demo.main(realtime=args.realtime, plot_path=args.plot, quiet=args.quiet)
+    if args.seconds is not None and args.seconds <= 0:
+        raise CliError(f"--seconds must be positive, got {args.seconds}", EXIT_USAGE)
+    demo.main(realtime=args.realtime, plot_path=args.plot, quiet=args.quiet, seconds=args.seconds)
     return 0
 
 
@@ -470,6 +472,7 @@ def build_parser():
     p.add_argument("--realtime", action="store_true", help="play the recording at its real rate (250 Hz)")
     p.add_argument("--plot", metavar="PNG", help="write a figure of the signal, scores and flags (matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print only flagged events and the summary")
+    p.add_argument("--seconds", type=float, help="play only the first SECONDS of the recording")
     return parser
 
 

@@ -168,10 +168,17 @@ def test_keras_models_run_from_the_cli(tmp_path):
     r = rnnjit("run", tmp_path / "k.keras", tmp_path / "x.npy")
     assert r.returncode == 0, r.stderr
     np.testing.assert_allclose(_csv(r.stdout), want, atol=PARITY_F32, rtol=0)
+    r = rnnjit("convert", tmp_path / "k.keras", "-o", tmp_path / "k.npz")
+    assert r.returncode == 0, r.stderr
+    r = rnnjit("run", tmp_path / "k.npz", tmp_path / "x.npy", "--mode", "sequence")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(_csv(r.stdout), want, atol=PARITY_F32, rtol=0)
 
 
-def test_bench_times_rnnjit_against_torch_and_onnxruntime(models):
-    r = rnnjit("bench", models["dir"] / "m.onnx", "--steps", 300)
+@pytest.mark.parametrize("fmt", ["m.onnx", "m.pt"])
+def test_bench_times_rnnjit_against_torch_and_onnxruntime(models, fmt):
+    path = models["dir"] / fmt
+    r = rnnjit("bench", path, "--steps", 300, *_opts(path))
     assert r.returncode == 0, r.stderr + r.stdout
     for name in ("rnnjit step(out=)", "rnnjit step", "torch (module, step)", "onnxruntime"):
         assert any(line.startswith(name) and "x" in line for line in r.stdout.splitlines()), r.stdout

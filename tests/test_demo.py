@@ -54,6 +54,23 @@ def test_the_demo_prints_beats_as_they_happen_and_a_summary_with_precision_and_r
     assert re.search(r"speed: \d+ steps, [\d.]+ µs per step \(p50 [\d.]+, p99 [\d.]+\), \d+x real time", r.stdout)
 
 
+def test_realtime_plays_at_the_recordings_rate_and_prints_beats_as_they_happen():
+    """--realtime paces the samples at 250 Hz: the first beats are printed while the run is still going."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "demo", "--realtime", "--seconds", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_beat_at = None
+    t0 = time.monotonic()
+    for line in proc.stdout:
+        if " beat #" in line and first_beat_at is None:
+            first_beat_at = time.monotonic() - t0
+    total = time.monotonic() - t0
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert first_beat_at is not None and total >= 4.0   # 4 s of signal take at least 4 s to play
+    assert total - first_beat_at >= 1.0                   # and beats came out along the way, not all at the end
+
+
 def test_the_summary_agrees_with_an_evaluation_in_this_process(demo_run):
     """The printed precision/recall are what evaluate() gives on a fresh in-process scoring of the recording."""
     r, _ = demo_run

@@ -276,12 +276,25 @@ def plot(path, rec, out, events):
     plt.close(fig)
 
 
-def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, out=sys.stdout):
+def first_seconds(rec, seconds):
+    """The recording cut to its first ``seconds``, ground truth included."""
+    n = min(int(round(seconds * rec["fs"])), rec["signal"].size)
+    end = n / rec["fs"]
+    keep = rec["r_times"] < end
+    arts = rec["artifacts"][:, 0] < end
+    return dict(rec, signal=rec["signal"][:n], r_times=rec["r_times"][keep], beat_types=rec["beat_types"][keep],
+                visible=rec["visible"][keep], artifacts=np.minimum(rec["artifacts"][arts], end),
+                artifact_kinds=rec["artifact_kinds"][arts])
+
+
+def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, seconds=None, out=sys.stdout):
     """``rnnjit demo``: stream the shipped recording, print events as they happen, then the summary."""
     import engine
 
     model = engine.load(model_path) if model_path else load_model()
     rec = load_recording()
+    if seconds is not None:
+        rec = first_seconds(rec, seconds)
     fs, n = rec["fs"], rec["signal"].size
     print(f"rnnjit demo: {n / fs:.0f} s of ECG at {fs} Hz, streamed sample by sample "
           f"{'at its real rate' if realtime else 'as fast as possible'}", file=out)
