@@ -184,6 +184,7 @@ class StreamPool:
             local = model if isinstance(model, Model) else Model(_io.load_spec_any(model), dtype=dtype)
             self._source = ray.put(_io.spec_to_bytes(local.spec))
         self._dtype = local.dtype.name
+        self._local = local
         self.identity = local.identity
         self.input_size, self.output_size = local.input_size, local.output_size
         if not local.streamable:
@@ -239,23 +240,34 @@ class StreamPool:
         Actors that died are replaced first. Streams not in the checkpoint are dropped (their state is that
         of the checkpoint's moment: none). A snapshot of another model is refused before anything changes.
         """
+        from .session import Stream
+
+        for b in checkpoint.values():  # every snapshot checked here (checksum, model identity) before any actor
+            Stream.from_bytes(b, self._local)
         n = num_actors or len(self.actors)
-        alive = []
-        for a in self.actors:
-            try:
-                ray.get(a.ping.remote(), timeout=60)
-                alive.append(a)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                alive.append(None)
-        if n != len(self.actors) or any(a is None for a in alive):
-            for a in alive:
-                if a is not None:
-                    ray.kill(a)
-            self._spawn(n)
         parts = [{} for _ in range(n)]
         for i, b in checkpoint.items():
             parts[shard_of(i, n)][i] = b
-        ray.get([a.restore.remote(p) for a, p in zip(self.actors, parts)])
+        for attempt in range(2):
+            alive = []
+            for a in self.actors:
+                try:
+                    ray.get(a.ping.remote(), timeout=60)
+                    alive.append(a)
+                except ray.exceptions.RayError:  # died, dying, or unreachable
+                    alive.append(None)
+            if attempt or n != len(self.actors) or any(a is None for a in alive):
+                for a in alive:
+                    if a is not None:
+                        ray.kill(a)
+                self._spawn(n)
+            try:
+                ray.get([a.restore.remote(p) for a, p in zip(self.actors, parts)])
+                return
+            except ray.exceptions.RayActorError:
+                if attempt:  # a fresh pool died too: not something a retry fixes
+                    raise
+                # an actor that still answered the ping died since (a kill is asynchronous): respawn all
 
     def resize(self, num_actors):
         """Change the number of actors; every stream keeps its state (checkpoint, respawn, rehash, restore)."""
