@@ -66,13 +66,11 @@ def _load_spec(args):
     from engine.io import load_spec_any
 
     path = args.model
-    if not os.path.exists(path):
-        raise CliError(f"no such model file: {path}", EXIT_MODEL)
-    if os.path.isdir(path):
-        raise CliError(f"expected a model file, got a directory: {path}", EXIT_MODEL)
     try:
         return load_spec_any(path, **_load_options(args))
-    except engine.RnnjitError as exc:
+    except FileNotFoundError:
+        raise CliError(f"no such model file: {path}", EXIT_MODEL) from None
+    except engine.RnnjitError as exc:  # a directory, a bad file, an unsupported operator
         raise CliError(str(exc), EXIT_MODEL) from None
     except TypeError as exc:  # options a format does not take
         raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
@@ -221,6 +219,29 @@ def _is_float(s):
         return False
 
 
+def _csv_rows(lines, width, source):
+    """(line number, row) for each data row of CSV ``lines`` read one at a time: blank lines are skipped and
+    the first non-blank line may be a header."""
+    first = True
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if first:
+            first = False
+            if _is_header(line):
+                continue
+        yield lineno, _parse_row(line, lineno, width, source)
+
+
+def _read_csv(lines, width, source):
+    import numpy as np
+
+    rows = [row for _, row in _csv_rows(lines, width, source)]
+    if not rows:
+        raise CliError(f"{source}: no data rows (expected rows of {width} numbers)", EXIT_INPUT)
+    return np.vstack(rows)
+
+
 def _is_header(line):
     return any(not _is_float(p.strip()) for p in line.split(",") if p.strip())
 
@@ -244,17 +265,8 @@ def read_input(path, width):
             raise CliError(f"{path}: expected shape (T, {width}) (the model's input size), got {X.shape}",
                            EXIT_INPUT)
         return np.asarray(X, dtype=np.float64)
-    rows = []
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            if not rows and lineno == 1 and _is_header(line):
-                continue
-            rows.append(_parse_row(line, lineno, width, path))
-    if not rows:
-        raise CliError(f"{path}: no data rows (expected rows of {width} numbers)", EXIT_INPUT)
-    return np.vstack(rows)
+        return _read_csv(fh, width, path)
 
 
 class _Writer:
@@ -343,20 +355,11 @@ def cmd_run(args):
         x = np.empty(width, model.dtype)
         y = np.empty(model.output_size, model.dtype)
         writer = _Writer(args.output, model.dtype, model.output_size)
-        ns, lineno, first = [], 0, True
+        ns = []
         try:
-            while True:
-                line = sys.stdin.readline()
-                if not line:
-                    break
-                lineno += 1
-                if not line.strip():
-                    continue
-                if first and _is_header(line):
-                    first = False
-                    continue
-                first = False
-                x[:] = _parse_row(line, lineno, width, "<stdin>")
+            # readline, not iteration over sys.stdin: a row is handled as soon as it arrives
+            for _, row in _csv_rows(iter(sys.stdin.readline, ""), width, "<stdin>"):
+                x[:] = row
                 a = clock()
                 s.step(x, out=y)
                 ns.append(clock() - a)
@@ -368,7 +371,7 @@ def cmd_run(args):
         return 0
 
     if args.input == "-":
-        X = _stdin_all(width)
+        X = _read_csv(sys.stdin, width, "<stdin>")
     else:
         X = read_input(args.input, width)
     X = X.astype(model.dtype)
@@ -396,19 +399,6 @@ def cmd_run(args):
     finally:
         writer.close()
     return 0
-
-
-def _stdin_all(width):
-    import numpy as np
-
-    rows = []
-    for lineno, line in enumerate(sys.stdin, 1):
-        if not line.strip() or (not rows and lineno == 1 and _is_header(line)):
-            continue
-        rows.append(_parse_row(line, lineno, width, "<stdin>"))
-    if not rows:
-        raise CliError(f"<stdin>: no data rows (expected rows of {width} numbers)", EXIT_INPUT)
-    return np.vstack(rows)
 
 
 # ---------------------------------------------------------------------------------------------- bench / demo
