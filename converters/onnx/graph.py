@@ -29,6 +29,8 @@ from onnx import numpy_helper
 from engine import ModelSpec, Normalize
 from engine.errors import FormatError, SpecError, UnsafeFileError
 
+from ..limits import MAX_ELEMENTS
+
 
 class Unsupported(Exception):
     """This node cannot be expressed; the message says why."""
@@ -291,12 +293,9 @@ def _check_fold_size(node, feeds):
             return
     except (TypeError, ValueError, IndexError, OverflowError) as exc:
         raise Unsupported(f"cannot fold {op} ({exc})") from None
-    if n > MAX_TENSOR_ELEMENTS:
+    if n > MAX_ELEMENTS:
         raise FormatError(f"node {node.name or op!r} ({op}) would make a tensor of {n:.3g} elements; rnnjit refuses "
-                          f"tensors over {MAX_TENSOR_ELEMENTS} elements")
-
-
-MAX_TENSOR_ELEMENTS = 1 << 34  # as for torch checkpoints: larger is refused before anything is allocated
+                          f"tensors over {MAX_ELEMENTS} elements")
 
 
 def tensor_array(t, source):
@@ -307,10 +306,10 @@ def tensor_array(t, source):
     """
     name = t.name or "<unnamed>"
     dims = [int(d) for d in t.dims]
-    if any(d < 0 for d in dims) or math.prod(dims) > MAX_TENSOR_ELEMENTS:
-        raise FormatError(f"{source}: tensor {name!r} declares dims {dims}; rnnjit refuses tensors over "
-                          f"{MAX_TENSOR_ELEMENTS} elements")
     count = math.prod(dims)
+    if any(d < 0 for d in dims) or count > MAX_ELEMENTS:
+        raise FormatError(f"{source}: tensor {name!r} declares dims {dims}; rnnjit refuses tensors over "
+                          f"{MAX_ELEMENTS} elements")
     if t.data_location == onnx.TensorProto.EXTERNAL:
         return _external_array(t, name, dims, count, source)
     try:

@@ -28,9 +28,10 @@ import numpy as np
 
 from engine.errors import FormatError, UnsafeFileError
 
+from ..limits import MAX_ELEMENTS
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
-MAX_ELEMENTS = 1 << 34  # 16 Gi elements: anything larger is refused before allocation
 
 # torch storage type name -> numpy dtype of its bytes ("bfloat16" is read as uint16 and widened)
 STORAGE_DTYPES = {

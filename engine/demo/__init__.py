@@ -128,6 +128,10 @@ def ground_truth(rec):
     return sorted(out, key=lambda a: a[1])
 
 
+def _overlaps(a, b):
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def _span(ev):
     return (ev.time - 0.1, ev.time + 0.35) if ev.kind == "beat" else (ev.time, ev.end)
 
@@ -142,12 +146,8 @@ def evaluate(events, rec):
     """
     truth = ground_truth(rec)
     flags = [e for e in events if e.flagged]
-
-    def overlaps(a, b):
-        return a[0] < b[1] and b[0] < a[1]
-
-    true_flags = sum(any(overlaps(_span(f), g[1:]) for g in truth) for f in flags)
-    found = [any(overlaps(_span(f), g[1:]) for f in flags) for g in truth]
+    true_flags = sum(any(_overlaps(_span(f), g[1:]) for g in truth) for f in flags)
+    found = [any(_overlaps(_span(f), g[1:]) for f in flags) for g in truth]
     by_kind = {}
     for g, ok in zip(truth, found):
         n_ok, n_all = by_kind.get(g[0], (0, 0))
@@ -208,23 +208,20 @@ def score_recording(model, rec, *, realtime=False, on_event=None):
     return events, out, step_ns
 
 
-def _kind_of(ev, rec):
-    """What the flag overlaps in the ground truth, for the printout."""
-    for kind, s, e in ground_truth(rec):
-        a = _span(ev)
-        if a[0] < e and s < a[1]:
-            return kind
-    return "false alarm"
+def _kind_of(ev, truth):
+    """What the flag overlaps in the ground truth (a ground_truth() list), for the printout."""
+    return next((kind for kind, s, e in truth if _overlaps(_span(ev), (s, e))), "false alarm")
 
 
-def format_event(ev, rec=None):
+def format_event(ev, truth=None):
+    """One printed line; with ``truth`` (ground_truth()), a flag names the true anomaly it hits."""
     if ev.kind == "beat":
         rr = "    -   " if np.isnan(ev.rr) else f"{ev.rr:6.3f} s"
         line = f"{ev.time:9.3f} s  beat #{ev.index:<5d} RR {rr}  score {ev.score:4.2f}"
     else:
         line = f"{ev.time:9.3f} s  artifact   {ev.end - ev.time:5.2f} s long   score {ev.score:4.2f}"
     if ev.flagged:
-        line += "  << ANOMALY" + (f" (truth: {_kind_of(ev, rec)})" if rec is not None else "")
+        line += "  << ANOMALY" + (f" (truth: {_kind_of(ev, truth)})" if truth is not None else "")
     return line
 
 
@@ -307,9 +304,11 @@ def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, second
         print(f"(first use: compiled the kernels in {t_compile:.1f} s; cached for next time)", file=out)
     print(f"{'time':>11s}  event", file=out)
 
+    truth = ground_truth(rec)
+
     def show(ev):
         if not quiet or ev.flagged:
-            print(format_event(ev, rec), file=out, flush=realtime)
+            print(format_event(ev, truth), file=out, flush=realtime)
 
     t0 = time.perf_counter()
     events, outputs, step_ns = score_recording(model, rec, realtime=realtime, on_event=show)

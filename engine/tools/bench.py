@@ -46,7 +46,7 @@ def torch_equivalent(spec):
                 if acts[0] not in ("tanh", "relu"):
                     raise Unsupported(f"{where}: activation {acts[0]}")
                 kw["nonlinearity"] = acts[0]
-            elif acts != [a.lower() for a in _defaults(kind)]:
+            elif acts != list(layer.default_activations):
                 raise Unsupported(f"{where}: gate activations {acts}")
             if layer.proj_size:
                 kw["proj_size"] = layer.proj_size
@@ -122,12 +122,6 @@ def torch_equivalent(spec):
         return out
 
     return Step().eval(), zero_states
-
-
-def _defaults(kind):
-    from engine.spec import GRU, LSTM
-
-    return {"LSTM": LSTM, "GRU": GRU}[kind].default_activations
 
 
 def _contenders(model, log):
