@@ -55,7 +55,7 @@ class _Shard:
         spec = _io.load_spec(model_source) if isinstance(model_source, bytes) else _io.load_spec_any(model_source)
         self.model = Model(spec, dtype=dtype)
         self.index = index
-        self.slots = {}  # stream id -> row
+        self.slots = {}  # stream id -> row (the state arrays may have spare rows past len(slots))
         proto = self.model.streams(1)
         self.initial = {k: v[0].copy() for k, v in proto.get_state().items()}
         self.states = {k: np.empty((0, v.size), self.model.dtype) for k, v in self.initial.items()}
@@ -68,13 +68,15 @@ class _Shard:
         new = [i for i in dict.fromkeys(ids) if i not in self.slots]
         if new:
             start = len(self.slots)
+            end = start + len(new)
             for j, i in enumerate(new):
                 self.slots[i] = start + j
             for k, arr in self.states.items():
-                grown = np.empty((start + len(new), arr.shape[1]), arr.dtype)
-                grown[:start] = arr
-                grown[start:] = self.initial[k]
-                self.states[k] = grown
+                if end > arr.shape[0]:  # grow geometrically: streams arriving one by one copy O(n) in all
+                    grown = np.empty((max(end, 2 * arr.shape[0]), arr.shape[1]), arr.dtype)
+                    grown[:start] = arr[:start]
+                    self.states[k] = arr = grown
+                arr[start:end] = self.initial[k]
         return [self.slots[i] for i in ids]
 
     def _group(self, k):

@@ -94,14 +94,21 @@ def test_run_chunks_continue_the_same_stream_as_steps(pool, model):
     np.testing.assert_array_equal(got, want)
 
 
-def test_a_killed_actor_is_replaced_and_the_checkpoint_continues_identically(pool, model, tmp_path):
-    rng = np.random.default_rng(2)
-    ids = [f"s{i}" for i in range(20)]
-    before, after = _arrivals(rng, ids, 10), _arrivals(rng, ids, 10)
-    want_before, lone = _lone(model, before)
+def _first_half(pool, model, seed, n_ids, rounds):
+    """Step random arrivals through the pool; return (rng, ids, those arrivals, the next arrivals, and what
+    lone streams continuing from the first arrivals give for the next ones)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in range(n_ids)]
+    before, after = _arrivals(rng, ids, rounds), _arrivals(rng, ids, rounds)
+    _, lone = _lone(model, before)
     want_after, _ = _lone(model, after, lone)
     for batch, X in before:
         pool.step(batch, X)
+    return rng, ids, before, after, want_after
+
+
+def test_a_killed_actor_is_replaced_and_the_checkpoint_continues_identically(pool, model, tmp_path):
+    rng, ids, _, after, want_after = _first_half(pool, model, 2, 20, 10)
     dist.save_checkpoint(pool.checkpoint(), tmp_path / "pool.npz")
     pool.step(ids[:5], rng.standard_normal((5, I)).astype(np.float32))  # work after the checkpoint: rolled back
     ray.kill(pool.actors[1], no_restart=True)
@@ -119,13 +126,7 @@ def test_a_killed_actor_is_replaced_and_the_checkpoint_continues_identically(poo
 
 
 def test_resizing_from_2_to_3_actors_keeps_every_streams_state(pool, model):
-    rng = np.random.default_rng(3)
-    ids = [f"s{i}" for i in range(30)]
-    before, after = _arrivals(rng, ids, 8), _arrivals(rng, ids, 8)
-    _, lone = _lone(model, before)
-    want_after, _ = _lone(model, after, lone)
-    for batch, X in before:
-        pool.step(batch, X)
+    _, _, before, after, want_after = _first_half(pool, model, 3, 30, 8)
     held = {i for b, _ in before for i in b}
     pool.resize(3)
     assert pool.num_actors == 3

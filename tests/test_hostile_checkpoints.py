@@ -18,6 +18,7 @@ import torch
 import converters
 import engine
 from converters.pytorch.reader import load_checkpoint
+from tests.hostile.make_corpus import _legacy, _valid_torch_zip, _zip_replace
 
 
 class _Reduce:
@@ -48,24 +49,8 @@ def _payloads(marker):
 
 def _zip_with(pkl_bytes, extra=None, template=None):
     """A valid torch zip checkpoint whose data.pkl is replaced (and entries added)."""
-    src = io.BytesIO()
-    torch.save(template if template is not None else torch.nn.GRU(2, 3).state_dict(), src)
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(src.getvalue())) as zin, zipfile.ZipFile(out, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith("data.pkl") and pkl_bytes is not None:
-                data = pkl_bytes
-            zout.writestr(item, data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    return out.getvalue()
-
-
-def _legacy_with(obj_pickle):
-    head = b"".join(pickle.dumps(v, protocol=2) for v in
-                    (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}))
-    return head + obj_pickle + pickle.dumps([], protocol=2)
+    return _zip_replace(_valid_torch_zip(template), {"data.pkl": pkl_bytes} if pkl_bytes is not None else None,
+                        extra)
 
 
 @pytest.mark.parametrize("name", sorted(_payloads("m")))
@@ -73,7 +58,7 @@ def _legacy_with(obj_pickle):
 def test_pickled_callables_are_refused_and_never_run(tmp_path, name, container):
     marker = tmp_path / "ran"
     blob = pickle.dumps(_payloads(marker)[name], protocol=2)
-    data = _zip_with(blob) if container == "zip" else _legacy_with(blob)
+    data = _zip_with(blob) if container == "zip" else _legacy(blob)
     path = tmp_path / "evil.pt"
     path.write_bytes(data)
     with pytest.raises(engine.UnsafeFileError, match=r"this file pickles `[\w.]+`; rnnjit loads plain state_dicts"):
