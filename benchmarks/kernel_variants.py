@@ -3,14 +3,19 @@
     python -m benchmarks.kernel_variants
 
 Each variant is checked against a float64 NumPy product before it is timed, then timed interleaved with the
-engine's kernel and numpy's BLAS (OpenBLAS, one thread) at the batched shapes the sequence and streams suites
-use (LSTM 32x128: K = 128 recurrent rows, N = 512 gate units). A variant is promoted into
+engine's kernel and numpy's BLAS (OpenBLAS, one thread) at the shapes the step, sequence and streams suites
+use (LSTM 32x128: K = 160 stacked rows for a step, N = 512 gate units). A variant is promoted into
 engine/kernels/cells.py only when it wins clearly; the result of each trial is recorded in
 benchmarks/README.md.
 
-Variant ``k8``: the engine's loop order (TILE columns, 4 rows at once) with the K loop unrolled by 8 instead
-of 4, so each row's partial sums are loaded and stored half as often per multiply-add (the engine's inner loop
-does 4 partial loads and 4 stores per 16 FMAs; this one 4 and 4 per 32).
+The engine's kernel reads the weights as column panels (engine/kernels/layout.py) and keeps a 64-column
+accumulator tile, for one row or four, in vector registers. The variants below read the plain (K, N) layout:
+
+``tiled``: the engine's kernel before the panels (promoted out on 2026-11-22): TILE columns, the K loop
+unrolled by 4, partial sums in a scratch row that is loaded and stored for every 4 rows of W.
+Variant ``k8``: ``tiled`` with the K loop unrolled by 8, so the partial sums are loaded and stored half as
+often per multiply-add.
+Variant ``r8``: ``tiled`` with 8 rows at once instead of 4 (the same per-row arithmetic).
 """
 
 import time
@@ -19,7 +24,101 @@ import numpy as np
 
 from engine.config import jit
 from engine.kernels.cells import BLOCK, gemm_acc
-from engine.kernels.layout import TILE
+from engine.kernels.layout import PANEL, TILE
+
+
+@jit
+def gemv_acc_tiled(g, x, W, part):
+    """g (N,) += x (K,) @ W (K, N) for one row; part (>= N,) is scratch. gemm_acc's n == 1 case: a full-width
+    pass per 4 rows of W is cheaper than TILE-wide passes when there is only one row to reuse them for."""
+    K = x.shape[0]
+    N = W.shape[1]
+    for j in range(N):
+        part[j] = 0
+    for k0 in range(0, K, BLOCK):
+        k1 = min(k0 + BLOCK, K)
+        k4 = k1 - (k1 - k0) % 4
+        for k in range(k0, k4, 4):
+            x0 = x[k]
+            x1 = x[k + 1]
+            x2 = x[k + 2]
+            x3 = x[k + 3]
+            w0 = W[k]
+            w1 = W[k + 1]
+            w2 = W[k + 2]
+            w3 = W[k + 3]
+            for j in range(N):
+                part[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+        for k in range(k4, k1):
+            xk = x[k]
+            wk = W[k]
+            for j in range(N):
+                part[j] += xk * wk[j]
+        for j in range(N):
+            g[j] += part[j]
+            part[j] = 0
+
+
+@jit
+def gemm_acc_tiled(G, X, W, PART):
+    """G (n, N) += X (n, K) @ W (K, N); PART (n, >= max(TILE, N)) is scratch. All C-contiguous."""
+    n, K = X.shape
+    N = W.shape[1]
+    if n == 1:
+        gemv_acc_tiled(G[0], X[0], W, PART[0])
+        return
+    for j0 in range(0, N, TILE):
+        nt = min(j0 + TILE, N) - j0
+        for r in range(n):
+            p = PART[r]
+            for j in range(nt):
+                p[j] = 0
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            k4 = k1 - (k1 - k0) % 4
+            for k in range(k0, k4, 4):
+                w0 = W[k, j0:j0 + nt]
+                w1 = W[k + 1, j0:j0 + nt]
+                w2 = W[k + 2, j0:j0 + nt]
+                w3 = W[k + 3, j0:j0 + nt]
+                r = 0
+                while r + 4 <= n:        # 4 rows at once: each weight vector loaded once for 4 rows
+                    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
+                    a0, a1, a2, a3 = xa[k], xa[k + 1], xa[k + 2], xa[k + 3]
+                    b0, b1, b2, b3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
+                    c0, c1, c2, c3 = xc[k], xc[k + 1], xc[k + 2], xc[k + 3]
+                    d0, d1, d2, d3 = xd[k], xd[k + 1], xd[k + 2], xd[k + 3]
+                    pa, pb, pc, pd = PART[r], PART[r + 1], PART[r + 2], PART[r + 3]
+                    for j in range(nt):
+                        u0, u1, u2, u3 = w0[j], w1[j], w2[j], w3[j]
+                        pa[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                        pb[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                        pc[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+                        pd[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                    r += 4
+                while r < n:
+                    x = X[r]
+                    x0 = x[k]
+                    x1 = x[k + 1]
+                    x2 = x[k + 2]
+                    x3 = x[k + 3]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+                    r += 1
+            for k in range(k4, k1):
+                wk = W[k, j0:j0 + nt]
+                for r in range(n):
+                    xk = X[r, k]
+                    p = PART[r]
+                    for j in range(nt):
+                        p[j] += xk * wk[j]
+            for r in range(n):
+                g = G[r, j0:j0 + nt]
+                p = PART[r]
+                for j in range(nt):
+                    g[j] += p[j]
+                    p[j] = 0
 
 
 @jit
@@ -163,7 +262,7 @@ def gemm_acc_r8(G, X, W, PART):
                     p[j] = 0
 
 
-VARIANTS = {"engine gemm_acc": gemm_acc, "k8": gemm_acc_k8, "r8": gemm_acc_r8}
+VARIANTS = {"tiled (previous engine)": gemm_acc_tiled, "k8": gemm_acc_k8, "r8": gemm_acc_r8}
 
 
 def main():
@@ -171,28 +270,37 @@ def main():
 
     harness.pin_threads()
     rng = np.random.default_rng(0)
-    K, N = 128, 512
+    K, N = 160, 512
     rows = []
-    for n in (8, 32, 64, 256):
+    for n in (1, 8, 32, 64, 256):
         X = rng.uniform(-1, 1, (n, K)).astype(np.float32)
         W = rng.uniform(-0.1, 0.1, (K, N)).astype(np.float32)
         want = X.astype(np.float64) @ W.astype(np.float64)
-        fns = {}
+        npan = -(-N // PANEL)
+        Wp = np.zeros((K, npan * PANEL), np.float32)
+        Wp[:, :N] = W
+        Wp = np.ascontiguousarray(Wp.reshape(K, npan, PANEL).transpose(1, 0, 2))
+        G_engine = np.zeros((n, N), np.float32)
+        PART_engine = np.zeros((n, max(TILE, N)), np.float32)
+        gemm_acc(G_engine, X, Wp, 0, N, PART_engine)
+        err = np.max(np.abs(G_engine - want))
+        assert err < 1e-5, f"the engine's gemm_acc differs from the float64 product by {err}"
+        fns = {"engine gemm_acc (panels)": lambda G=G_engine, PART=PART_engine: gemm_acc(G, X, Wp, 0, N, PART)}
         for name, fn in VARIANTS.items():
+            if n == 1 and name != "tiled (previous engine)":
+                continue
             G = np.zeros((n, N), np.float32)
             PART = np.zeros((n, max(TILE, N)), np.float32)
             fn(G, X, W, PART)
             err = np.max(np.abs(G - want))
             assert err < 1e-5, f"{name} differs from the float64 product by {err}"
-            if name == "r8":  # same per-row arithmetic as the engine's: must be bit-identical
-                G0 = np.zeros((n, N), np.float32)
-                gemm_acc(G0, X, W, np.zeros((n, max(TILE, N)), np.float32))
-                assert np.array_equal(G, G0), "r8 is not bit-identical to the engine's gemm_acc"
+            # every variant sums each element in the same order as the engine's kernel: bit-identical results
+            assert np.array_equal(G, G_engine), f"{name} is not bit-identical to the engine's gemm_acc"
             fns[name] = (lambda fn=fn, G=G, PART=PART: fn(G, X, W, PART))
         out = np.empty((n, N), np.float32)
         fns["numpy BLAS (np.dot)"] = lambda: np.dot(X, W, out=out)
         samples = harness.measure(fns, rounds=5, calls=max(20, 4000 // n), warmup=50)
-        base = np.percentile(samples["engine gemm_acc"], 50)
+        base = np.percentile(samples["engine gemm_acc (panels)"], 50)
         for name, s in samples.items():
             p50 = np.percentile(s, 50)
             rows.append({"rows": n, "variant": name, "us": p50 / 1e3, "x engine": p50 / base})

@@ -45,11 +45,11 @@ def run(model, X):
     kind = {L.OP_LSTM: 0, L.OP_GRU: 1, L.OP_RNN: 2}[p.kind]
     I, H = p.in_size, int(p.meta[L.M_H])
     G = {0: 4, 1: 2, 2: 1}[kind]
-    M = np.ascontiguousarray(p.view(0, L.D_M, (I + H, G * H)))
+    M = np.ascontiguousarray(p.matrix(0, L.D_M, I + H, G * H))
     b = np.ascontiguousarray(p.view(0, L.D_B, (G * H,)))
     empty = np.zeros(1, np.float32)
     if kind == 1:
-        Wn, Rn = p.view(0, L.D_WXN, (I, H)), p.view(0, L.D_RHN, (H, H))
+        Wn, Rn = p.matrix(0, L.D_WXN, I, H), p.matrix(0, L.D_RHN, H, H)
         bxn, bhn = p.view(0, L.D_BXN, (H,)), p.view(0, L.D_BHN, (H,))
     else:
         Wn = Rn = bxn = bhn = empty

@@ -225,18 +225,18 @@ class Model:
             if B >= BLAS_MIN_BATCH:
                 self._recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse)
             elif p.kind == L.OP_LSTM:
-                XW = X2 @ p.view(d, L.D_M, (I, 4 * H)) + p.view(d, L.D_B, (4 * H,))       # (T*B, 4H)
+                XW = X2 @ p.matrix(d, L.D_M, I + Ho, 4 * H)[:I] + p.view(d, L.D_B, (4 * H,))       # (T*B, 4H)
                 work = np.empty(B * (5 * H + Ho + max(L.TILE, 4 * H)), dt)
                 lstm_sequence(XW.reshape(T, B, 4 * H), p.params, p.meta, d, h0[d], c0[d], Y, lens, reverse,
                               hT[d], cT[d], work)
             elif p.kind == L.OP_GRU:
-                XW = X2 @ p.view(d, L.D_M, (I, 2 * H)) + p.view(d, L.D_B, (2 * H,))       # r, z
-                XN = X2 @ p.view(d, L.D_WXN, (I, H)) + p.view(d, L.D_BXN, (H,))           # n, input part
+                XW = X2 @ p.matrix(d, L.D_M, I + H, 2 * H)[:I] + p.view(d, L.D_B, (2 * H,))       # r, z
+                XN = X2 @ p.matrix(d, L.D_WXN, I, H) + p.view(d, L.D_BXN, (H,))           # n, input part
                 work = np.empty(B * (5 * H + max(L.TILE, 2 * H)), dt)
                 gru_sequence(XW.reshape(T, B, 2 * H), XN.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens,
                              reverse, hT[d], work)
             else:
-                XW = X2 @ p.view(d, L.D_M, (I, H)) + p.view(d, L.D_B, (H,))
+                XW = X2 @ p.matrix(d, L.D_M, I + H, H)[:I] + p.view(d, L.D_B, (H,))
                 work = np.empty(B * (H + max(L.TILE, H)), dt)
                 rnn_sequence(XW.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
             outs.append(Y)
@@ -260,13 +260,13 @@ class Model:
         longest = _start(HT, h0[d], lens)
         XH = np.zeros((B, I + Ho), dt)                                                  # [x_t, H_t-1]
         if p.kind == L.OP_LSTM:
-            M, bias = p.view(d, L.D_M, (I + Ho, 4 * H)), p.view(d, L.D_B, (4 * H,))   # [W^T; R^T]
+            M, bias = p.matrix(d, L.D_M, I + Ho, 4 * H), p.view(d, L.D_B, (4 * H,))   # [W^T; R^T]
             CT = cT[d]
             _start(CT, c0[d], lens)
             G, HF = np.empty((B, 4 * H), dt), np.empty((B, H), dt)
             projected = bool(layer.proj_size)
             if projected:
-                Wp, PROJ = p.view(d, L.D_PROJ, (H, Ho)), np.empty((B, Ho), dt)
+                Wp, PROJ = p.matrix(d, L.D_PROJ, H, Ho), np.empty((B, Ho), dt)
             for s in range(longest):
                 seq_blas_load(XH, seq, HT, lens, s, reverse)
                 np.dot(XH, M, out=G)
@@ -275,8 +275,8 @@ class Model:
                     np.dot(HF, Wp, out=PROJ)
                     seq_blas_store(PROJ, HT, Y, lens, s, reverse)
         elif p.kind == L.OP_GRU:
-            M, bias = p.view(d, L.D_M, (I + H, 2 * H)), p.view(d, L.D_B, (2 * H,))
-            Wn, Rn = p.view(d, L.D_WXN, (I, H)), p.view(d, L.D_RHN, (H, H))
+            M, bias = p.matrix(d, L.D_M, I + H, 2 * H), p.view(d, L.D_B, (2 * H,))
+            Wn, Rn = p.matrix(d, L.D_WXN, I, H), p.matrix(d, L.D_RHN, H, H)
             GRZ, GXN, GHN, RH = (np.empty((B, 2 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt),
                                  np.zeros((B, H), dt))
             lbr = layer.linear_before_reset
@@ -288,7 +288,7 @@ class Model:
                 np.dot(HT if lbr else RH, Rn, out=GHN)
                 gru_blas_finish(GRZ, GXN, GHN, HT, Y, P, m, d, lens, s, reverse)
         else:
-            M, bias = p.view(d, L.D_M, (I + H, H)), p.view(d, L.D_B, (H,))
+            M, bias = p.matrix(d, L.D_M, I + H, H), p.view(d, L.D_B, (H,))
             G = np.empty((B, H), dt)
             for s in range(longest):
                 seq_blas_load(XH, seq, HT, lens, s, reverse)

@@ -5,6 +5,8 @@ Configurations come from hypothesis; each example draws a seed for torch's weigh
 in the falsifying example on failure.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 import engine
 from tests.helpers import spec_from_torch, torch_state_to_engine
-from tests.tolerances import PARITY_F32, PARITY_F64, assert_parity
+from tests.tolerances import PARITY_F32, PARITY_F64, TORCH_F32_FACTOR, assert_parity
 
 torch.set_num_threads(1)
 
@@ -79,6 +81,14 @@ def _initial_states(cfg, rng, m):
     return h0, c0
 
 
+def _torch_f32_error(m, X, h0, c0, ref):
+    """How far PyTorch's own float32 run is from its float64 run: the largest difference over every output."""
+    m32 = copy.deepcopy(m).float()
+    f32 = lambda a: None if a is None else a.astype(np.float32)  # noqa: E731
+    return max(float(np.abs(a.astype(np.float64) - b).max()) for a, b in
+               zip(_torch_run(m32, f32(X), f32(h0), f32(c0)), ref) if b is not None and b.size)
+
+
 @settings(max_examples=40)
 @given(cfg=configs())
 def test_run_matches_torch(cfg):
@@ -95,6 +105,8 @@ def test_run_matches_torch(cfg):
     init = torch_state_to_engine(h0, c0, cfg["layers"], D) if h0 is not None else None
     y, state = model.run(X, batch_first=cfg["batch_first"], initial_state=init, return_state=True)
     tol = TOL[cfg["dtype"]]
+    if cfg["dtype"] == "float32":
+        tol = max(tol, TORCH_F32_FACTOR * _torch_f32_error(m, X, h0, c0, (y_ref, h_ref, c_ref)))
     assert y.dtype == np.dtype(cfg["dtype"])
     assert y.shape == y_ref.shape
     dt = cfg["dtype"]

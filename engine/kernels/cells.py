@@ -21,10 +21,15 @@ Design:
   input/recurrent weights, P peepholes.
 """
 
+import llvmlite.ir as ir
+from numba import carray, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
 from ..config import jit
 from .activations import apply, sigmoid_, tanh_
 from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_BHN, D_BXN, D_FLT, D_M, D_PEEP, D_PROJ, D_RHN, D_WXN,
-                     F_CLIP, F_FAST, F_INPUT_FORGET, F_LBR, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN, TILE)
+                     F_CLIP, F_FAST, F_INPUT_FORGET, F_LBR, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN, PANEL, TILE)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -34,98 +39,105 @@ from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_BHN, D_BXN, D_FL
 BLOCK = 32  # rows of W per partial sum
 
 
+@intrinsic
+def _registers(typingctx, n, like):
+    """A pointer to n elements of ``like``'s dtype on the stack (an LLVM alloca). Unlike an array from
+    np.empty, nothing else can point into it, so once the loops over it are fully unrolled LLVM keeps its
+    elements in vector registers: the accumulator tile of ``_panel1``/``_panel4``."""
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+    count, dtype = n.literal_value, like.dtype
+
+    def codegen(context, builder, signature, args):
+        elem = context.get_value_type(dtype)
+        ptr = cgutils.alloca_once(builder, ir.ArrayType(elem, count))
+        return builder.bitcast(ptr, elem.as_pointer())
+
+    return types.CPointer(dtype)(n, like), codegen
+
+
 @jit
-def gemv_acc(g, x, W, part):
-    """g (N,) += x (K,) @ W (K, N) for one row; part (>= N,) is scratch. gemm_acc's n == 1 case: a full-width
-    pass per 4 rows of W is cheaper than TILE-wide passes when there is only one row to reuse them for."""
+def _panel1(g, x, Wp, koff, N, part):
+    """g[:N] += x (K,) @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL); part (>= PANEL,)."""
     K = x.shape[0]
-    N = W.shape[1]
-    for j in range(N):
-        part[j] = 0
-    for k0 in range(0, K, BLOCK):
-        k1 = min(k0 + BLOCK, K)
-        k4 = k1 - (k1 - k0) % 4
-        for k in range(k0, k4, 4):
-            x0 = x[k]
-            x1 = x[k + 1]
-            x2 = x[k + 2]
-            x3 = x[k + 3]
-            w0 = W[k]
-            w1 = W[k + 1]
-            w2 = W[k + 2]
-            w3 = W[k + 3]
-            for j in range(N):
-                part[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
-        for k in range(k4, k1):
-            xk = x[k]
-            wk = W[k]
-            for j in range(N):
-                part[j] += xk * wk[j]
-        for j in range(N):
-            g[j] += part[j]
-            part[j] = 0
-
-
-@jit
-def gemm_acc(G, X, W, PART):
-    """G (n, N) += X (n, K) @ W (K, N); PART (n, >= max(TILE, N)) is scratch. All C-contiguous."""
-    n, K = X.shape
-    N = W.shape[1]
-    if n == 1:
-        gemv_acc(G[0], X[0], W, PART[0])
-        return
-    for j0 in range(0, N, TILE):
-        nt = min(j0 + TILE, N) - j0
-        for r in range(n):
-            p = PART[r]
-            for j in range(nt):
-                p[j] = 0
+    acc = carray(_registers(64, g), (PANEL,))
+    for p in range(Wp.shape[0]):
+        w = Wp[p]
+        j0 = p * PANEL
+        full = j0 + PANEL <= N
         for k0 in range(0, K, BLOCK):
             k1 = min(k0 + BLOCK, K)
-            k4 = k1 - (k1 - k0) % 4
-            for k in range(k0, k4, 4):
-                w0 = W[k, j0:j0 + nt]
-                w1 = W[k + 1, j0:j0 + nt]
-                w2 = W[k + 2, j0:j0 + nt]
-                w3 = W[k + 3, j0:j0 + nt]
-                r = 0
-                while r + 4 <= n:        # 4 rows at once: each weight vector loaded once for 4 rows
-                    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
-                    a0, a1, a2, a3 = xa[k], xa[k + 1], xa[k + 2], xa[k + 3]
-                    b0, b1, b2, b3 = xb[k], xb[k + 1], xb[k + 2], xb[k + 3]
-                    c0, c1, c2, c3 = xc[k], xc[k + 1], xc[k + 2], xc[k + 3]
-                    d0, d1, d2, d3 = xd[k], xd[k + 1], xd[k + 2], xd[k + 3]
-                    pa, pb, pc, pd = PART[r], PART[r + 1], PART[r + 2], PART[r + 3]
-                    for j in range(nt):
-                        u0, u1, u2, u3 = w0[j], w1[j], w2[j], w3[j]
-                        pa[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
-                        pb[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
-                        pc[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
-                        pd[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
-                    r += 4
-                while r < n:
-                    x = X[r]
-                    x0 = x[k]
-                    x1 = x[k + 1]
-                    x2 = x[k + 2]
-                    x3 = x[k + 3]
-                    p = PART[r]
-                    for j in range(nt):
-                        p[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
-                    r += 1
-            for k in range(k4, k1):
-                wk = W[k, j0:j0 + nt]
-                for r in range(n):
-                    xk = X[r, k]
-                    p = PART[r]
-                    for j in range(nt):
-                        p[j] += xk * wk[j]
-            for r in range(n):
-                g = G[r, j0:j0 + nt]
-                p = PART[r]
-                for j in range(nt):
-                    g[j] += p[j]
-                    p[j] = 0
+            for j in range(PANEL):
+                acc[j] = 0
+            for k in range(k0, k1):
+                xk = x[k]
+                wk = w[koff + k]
+                for j in range(PANEL):
+                    acc[j] += xk * wk[j]
+            if full:
+                o = g[j0:j0 + PANEL]
+                for j in range(PANEL):
+                    o[j] += acc[j]
+            else:                        # the last, zero-padded panel: only N - j0 columns are real
+                for j in range(PANEL):
+                    part[j] = acc[j]
+                for j in range(N - j0):
+                    g[j0 + j] += part[j]
+
+
+@jit
+def _panel4(G, X, Wp, koff, N, r, PART):
+    """Rows r..r+3 of G[:, :N] += X @ Wp (as ``_panel1``): each weight vector is loaded once for four rows, and
+    every element is summed in the same order as ``_panel1`` sums it, so the results are bit-identical."""
+    K = X.shape[1]
+    acc = carray(_registers(256, G), (4, PANEL))
+    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
+    for p in range(Wp.shape[0]):
+        w = Wp[p]
+        j0 = p * PANEL
+        full = j0 + PANEL <= N
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            for i in range(4):
+                for j in range(PANEL):
+                    acc[i, j] = 0
+            for k in range(k0, k1):
+                wk = w[koff + k]
+                a, b, c, d = xa[k], xb[k], xc[k], xd[k]
+                for j in range(PANEL):
+                    u = wk[j]
+                    acc[0, j] += a * u
+                    acc[1, j] += b * u
+                    acc[2, j] += c * u
+                    acc[3, j] += d * u
+            if full:
+                for i in range(4):
+                    o = G[r + i, j0:j0 + PANEL]
+                    for j in range(PANEL):
+                        o[j] += acc[i, j]
+            else:
+                for i in range(4):
+                    for j in range(PANEL):
+                        PART[i, j] = acc[i, j]
+                for i in range(4):
+                    for j in range(N - j0):
+                        G[r + i, j0 + j] += PART[i, j]
+
+
+@jit
+def gemm_acc(G, X, Wp, koff, N, PART):
+    """G[:, :N] += X (n, K) @ W[koff:koff + K] for W (Ktot, N) stored as panels Wp (npan, Ktot, PANEL) (see
+    layout.py); PART (n, >= PANEL) is scratch. Rows go four at a time, the rest one by one; either way each
+    element's sum is the same sequence of operations, so n rows stepped together equal n rows stepped alone
+    bit for bit."""
+    n = X.shape[0]
+    r = 0
+    while r + 4 <= n:
+        _panel4(G, X, Wp, koff, N, r, PART)
+        r += 4
+    while r < n:
+        _panel1(G[r], X[r], Wp, koff, N, PART[r])
+        r += 1
 
 
 @jit
@@ -143,6 +155,13 @@ def _clamp(v, clip):
 @jit
 def _mat(P, offset, rows, cols):
     return P[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def _panels(P, offset, rows, cols):
+    """The panelled (rows, cols) matrix at ``offset``: (ceil(cols / PANEL), rows, PANEL), see layout.py."""
+    npan = (cols + PANEL - 1) // PANEL
+    return P[offset:offset + npan * rows * PANEL].reshape((npan, rows, PANEL))
 
 
 @jit
@@ -228,7 +247,7 @@ def lstm_step(X, Y, P, S, SC, m):
     n = X.shape[0]
     K = I + Ho
     base = M_DIR
-    M = _mat(P, m[base + D_M], K, 4 * H)
+    M = _panels(P, m[base + D_M], K, 4 * H)
     bias = P[m[base + D_B]:m[base + D_B] + 4 * H]
     XH = _rows(SC, 0, n, K)
     G = _rows(SC, n * K, n, 4 * H)
@@ -238,14 +257,14 @@ def lstm_step(X, Y, P, S, SC, m):
         _copy(XH[r], X[r])
         _copy(XH[r, I:], S[r, :Ho])
         _copy(G[r], bias)
-    gemm_acc(G, XH, M, PART)                     # G = b + [x h] [W^T; R^T]
+    gemm_acc(G, XH, M, 0, 4 * H, PART)           # G = b + [x h] [W^T; R^T]
     for r in range(n):
         _lstm_row(G[r], S[r, Ho:Ho + H], HF[r], P, m, base)
     if m[M_FLAGS] & F_PROJ:
         for r in range(n):
             for j in range(Ho):
                 Y[r, j] = 0
-        gemm_acc(Y, HF, _mat(P, m[base + D_PROJ], H, Ho), PART)   # h = (o . h(C)) W_hr^T
+        gemm_acc(Y, HF, _panels(P, m[base + D_PROJ], H, Ho), 0, Ho, PART)   # h = (o . h(C)) W_hr^T
     else:
         for r in range(n):
             _copy(Y[r], HF[r])
@@ -264,7 +283,7 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
     """
     I, H, Ho = m[M_IN], m[M_H], m[M_HO]
     base = M_DIR + d * DIR_STRIDE
-    R = _mat(P, m[base + D_M] + I * 4 * H, Ho, 4 * H)   # the h rows of [W^T; R^T]
+    R = _panels(P, m[base + D_M], I + Ho, 4 * H)     # [W^T; R^T]: its h rows start at row I
     B = XW.shape[1]
     G = _rows(work, 0, B, 4 * H)
     HF = _rows(work, B * 4 * H, B, H)
@@ -275,7 +294,7 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
     _start(CT, C0, lengths)
     for s in range(longest):
         _load_step(G, XW, lengths, s, reverse)
-        gemm_acc(G, HT, R, PART)
+        gemm_acc(G, HT, R, I, 4 * H, PART)
         for b in range(B):
             if s < lengths[b]:
                 _lstm_row(G[b], CT[b], HF[b], P, m, base)
@@ -283,7 +302,7 @@ def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
             for b in range(B):
                 for j in range(Ho):
                     PROJ[b, j] = 0
-            gemm_acc(PROJ, HF, _mat(P, m[base + D_PROJ], H, Ho), PART)
+            gemm_acc(PROJ, HF, _panels(P, m[base + D_PROJ], H, Ho), 0, Ho, PART)
         for b in range(B):
             L = lengths[b]
             if s < L:
@@ -388,11 +407,11 @@ def _gru_candidate(GHN, HS, RH, P, m, base, rows_bhn, PART):
     n = GHN.shape[0]
     for r in range(n):
         _copy(GHN[r], rows_bhn)
-    Rn = _mat(P, m[base + D_RHN], H, H)
+    Rn = _panels(P, m[base + D_RHN], H, H)
     if m[M_FLAGS] & F_LBR:
-        gemm_acc(GHN, HS, Rn, PART)
+        gemm_acc(GHN, HS, Rn, 0, H, PART)
     else:
-        gemm_acc(GHN, RH, Rn, PART)
+        gemm_acc(GHN, RH, Rn, 0, H, PART)
 
 
 @jit
@@ -405,8 +424,8 @@ def gru_step(X, Y, P, S, SC, m):
     n = X.shape[0]
     K = I + H
     base = M_DIR
-    M = _mat(P, m[base + D_M], K, 2 * H)
-    Wn = _mat(P, m[base + D_WXN], I, H)
+    M = _panels(P, m[base + D_M], K, 2 * H)
+    Wn = _panels(P, m[base + D_WXN], I, H)
     bias = P[m[base + D_B]:m[base + D_B] + 2 * H]
     bxn = P[m[base + D_BXN]:m[base + D_BXN] + H]
     bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
@@ -421,8 +440,8 @@ def gru_step(X, Y, P, S, SC, m):
         _copy(XH[r, I:], S[r])
         _copy(GRZ[r], bias)
         _copy(GXN[r], bxn)
-    gemm_acc(GRZ, XH, M, PART)                   # [r z] = b + [x h] [W_rz^T; R_rz^T]
-    gemm_acc(GXN, X, Wn, PART)                   # x W_n^T + Wb_n
+    gemm_acc(GRZ, XH, M, 0, 2 * H, PART)         # [r z] = b + [x h] [W_rz^T; R_rz^T]
+    gemm_acc(GXN, X, Wn, 0, H, PART)             # x W_n^T + Wb_n
     for r in range(n):
         _gru_gates(GRZ[r], S[r], RH[r], P, m, base)
     _gru_candidate(GHN, S, RH, P, m, base, bhn, PART)
@@ -437,7 +456,7 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
     work: flat scratch of B * (5H + max(TILE, 2H)). Other arguments as in lstm_sequence."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
-    R = _mat(P, m[base + D_M] + I * 2 * H, H, 2 * H)
+    R = _panels(P, m[base + D_M], I + H, 2 * H)      # h rows from row I
     bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
     B = XW.shape[1]
     GRZ = _rows(work, 0, B, 2 * H)
@@ -448,7 +467,7 @@ def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
     for s in range(_start(HT, H0, lengths)):
         _load_step(GRZ, XW, lengths, s, reverse)
         _load_step(GXN, XN, lengths, s, reverse)
-        gemm_acc(GRZ, HT, R, PART)
+        gemm_acc(GRZ, HT, R, I, 2 * H, PART)
         for b in range(B):
             if s < lengths[b]:
                 _gru_gates(GRZ[b], HT[b], RH[b], P, m, base)
@@ -528,7 +547,7 @@ def rnn_step(X, Y, P, S, SC, m):
     n = X.shape[0]
     K = I + H
     base = M_DIR
-    M = _mat(P, m[base + D_M], K, H)
+    M = _panels(P, m[base + D_M], K, H)
     bias = P[m[base + D_B]:m[base + D_B] + H]
     XH = _rows(SC, 0, n, K)
     G = _rows(SC, n * K, n, H)
@@ -537,7 +556,7 @@ def rnn_step(X, Y, P, S, SC, m):
         _copy(XH[r], X[r])
         _copy(XH[r, I:], S[r])
         _copy(G[r], bias)
-    gemm_acc(G, XH, M, PART)
+    gemm_acc(G, XH, M, 0, H, PART)
     for r in range(n):
         _rnn_row(G[r], S[r], P, m, base)
         _copy(Y[r], S[r])
@@ -548,13 +567,13 @@ def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
     """RNN recurrence for direction d. XW (T, B, H) = x W^T + b. work: flat scratch of B * (H + max(TILE, H))."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
-    R = _mat(P, m[base + D_M] + I * H, H, H)
+    R = _panels(P, m[base + D_M], I + H, H)          # h rows from row I
     B = XW.shape[1]
     G = _rows(work, 0, B, H)
     PART = _rows(work, B * H, B, max(TILE, H))
     for s in range(_start(HT, H0, lengths)):
         _load_step(G, XW, lengths, s, reverse)
-        gemm_acc(G, HT, R, PART)
+        gemm_acc(G, HT, R, I, H, PART)
         for b in range(B):
             L = lengths[b]
             if s < L:

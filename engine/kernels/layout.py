@@ -26,6 +26,11 @@ recurrent layers, per direction d at base ``M_DIR + d * DIR_STRIDE`` (offsets in
     D_FLT   (7,)                 clip, alpha_f, beta_f, alpha_g, beta_g, alpha_h, beta_h
     D_ACT0..2                    activation codes f, g, h
 
+Matrices (D_M, D_PROJ, D_WXN, D_RHN) are stored as column panels: a (K, N) matrix becomes
+(ceil(N / PANEL), K, PANEL), panel p holding columns p*PANEL.. of every row, the last panel zero-padded.
+A kernel then walks one panel's rows contiguously while PANEL accumulators stay in vector registers
+(cells.gemm_acc); ``Packed.matrix`` gives the plain (K, N) matrix back for BLAS.
+
 dense: D_W (out, in) = weight as given, D_BIAS (out,) or -1.   normalize: D_MEAN, D_SCALE.   activation: params
 [alpha, beta] at 0.
 """
@@ -48,4 +53,5 @@ F_LBR = 4           # GRU linear_before_reset
 F_PROJ = 8
 F_CLIP = 32
 
-TILE = 128          # gate units per tile of the batched gemm (kernels/cells.py); a scratch region is (n, TILE)
+TILE = 128          # minimum width of a per-row scratch region for cells.gemm_acc (>= PANEL)
+PANEL = 64          # columns per weight panel; cells._panel1/_panel4 size their register tiles as 64 and 4 * 64

@@ -1,7 +1,8 @@
 """Pack each ModelSpec layer into the flat (params, meta) form the kernels read (see kernels/layout.py).
 
 This is the one place where the canonical layout (PyTorch's, engine/spec.py) becomes the kernel layout:
-weights transposed so gate units are contiguous, input and recurrent weights stacked, biases pre-added.
+weights transposed so gate units are contiguous, input and recurrent weights stacked and cut into column
+panels, biases pre-added.
 """
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..spec import GRU, LSTM, RNN, Activation, Dense, Normalize
 class Packed:
     """One layer in kernel form. ``params`` (float, read-only) and ``meta`` (int64) are what a kernel sees."""
 
-    __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size")
+    __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size", "_plain")
 
     def __init__(self, layer, kind, params, meta, in_size, out_size, state_size=0, scratch_size=0):
         meta[L.M_LEN] = len(meta)
@@ -29,11 +30,24 @@ class Packed:
         self.layer, self.kind, self.params, self.meta = layer, kind, params, meta
         self.in_size, self.out_size = in_size, out_size
         self.state_size, self.scratch_size = state_size, scratch_size
+        self._plain = {}
 
     def view(self, d, slot, shape):
-        """A numpy view of one packed array (for the BLAS input projection in Model.run)."""
+        """A numpy view of one packed vector or plain array (biases, dense weights)."""
         offset = int(self.meta[L.M_DIR + d * L.DIR_STRIDE + slot])
         return self.params[offset:offset + int(np.prod(shape))].reshape(shape)
+
+    def matrix(self, d, slot, rows, cols):
+        """One panelled matrix (D_M, D_PROJ, D_WXN, D_RHN) as a plain read-only (rows, cols) array, for BLAS
+        (Model.run). Made once per Packed and kept: the copy costs as much as one GEMM with it."""
+        key = (d, slot)
+        if key not in self._plain:
+            npan = -(-cols // L.PANEL)
+            panels = self.view(d, slot, (npan, rows, L.PANEL))
+            plain = np.ascontiguousarray(panels.transpose(1, 0, 2).reshape(rows, npan * L.PANEL)[:, :cols])
+            plain.setflags(write=False)
+            self._plain[key] = plain
+        return self._plain[key]
 
 
 class _Buffer:
@@ -44,6 +58,17 @@ class _Buffer:
 
     def add(self, arr):
         arr = np.ascontiguousarray(arr, dtype=np.float64).ravel()
+        return self._append(arr)
+
+    def add_panels(self, matrix):
+        """A (K, N) matrix in the kernels' panel layout (kernels/layout.py)."""
+        K, N = matrix.shape
+        npan = -(-N // L.PANEL)
+        padded = np.zeros((K, npan * L.PANEL), np.float64)
+        padded[:, :N] = matrix
+        return self._append(padded.reshape(K, npan, L.PANEL).transpose(1, 0, 2).ravel())
+
+    def _append(self, arr):
         offset = self.size
         self.parts.append(arr)
         self.size += arr.size
@@ -77,20 +102,20 @@ def pack_recurrent(layer, dtype):
         b_hh = np.asarray(w.get("bias_hh", np.zeros(G * H)), np.float64)
         if layer.cell == "gru":
             # canonical r,z,n rows -> stacked [W_rz^T; R_rz^T] (I+H, 2H); n kept apart: W_n^T (I,H), R_n^T (H,H)
-            meta[base + L.D_M] = buf.add(np.concatenate([W[:2 * H].T, R[:2 * H].T], axis=0))
+            meta[base + L.D_M] = buf.add_panels(np.concatenate([W[:2 * H].T, R[:2 * H].T], axis=0))
             meta[base + L.D_B] = buf.add(b_ih[:2 * H] + b_hh[:2 * H])   # r, z biases pre-added
-            meta[base + L.D_WXN] = buf.add(W[2 * H:].T)
-            meta[base + L.D_RHN] = buf.add(R[2 * H:].T)
+            meta[base + L.D_WXN] = buf.add_panels(W[2 * H:].T)
+            meta[base + L.D_RHN] = buf.add_panels(R[2 * H:].T)
             meta[base + L.D_BXN] = buf.add(b_ih[2 * H:])
             meta[base + L.D_BHN] = buf.add(b_hh[2 * H:])                # apart: r multiplies it (lbr=1)
         else:
             # canonical (G*H, I) and (G*H, Ho), gates i,f,g,o -> stacked [W^T; R^T] (I+Ho, G*H), same gate order
-            meta[base + L.D_M] = buf.add(np.concatenate([W.T, R.T], axis=0))
+            meta[base + L.D_M] = buf.add_panels(np.concatenate([W.T, R.T], axis=0))
             meta[base + L.D_B] = buf.add(b_ih + b_hh)                   # biases pre-added
         if layer.cell == "lstm":
             meta[base + L.D_PEEP] = buf.add(w.get("peephole", np.zeros((3, H))))   # (3, H): i, f, o
             if layer.proj_size:
-                meta[base + L.D_PROJ] = buf.add(w["weight_hr"].T)               # (Ho, H) -> (H, Ho)
+                meta[base + L.D_PROJ] = buf.add_panels(w["weight_hr"].T)               # (Ho, H) -> (H, Ho)
         floats = [layer.clip if layer.clip is not None else 0.0]
         for k, act in enumerate(acts):
             floats += [act.alpha, act.beta]
