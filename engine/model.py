@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ShapeError, StateError
 from .kernels import layout as L
 from .kernels.cells import (_start, gru_blas_finish, gru_blas_gates, gru_sequence, lstm_blas_post, lstm_sequence,
-                            rnn_blas_post, rnn_sequence, seq_blas_load, seq_blas_store)
+                            rnn_blas_post, rnn_sequence, seq_blas_load, seq_blas_store, sequence_work_size)
 from .kernels.ops import run_op
 from .layers.pack import pack_spec
 from .session import Stream, Streams
@@ -204,7 +204,6 @@ class Model:
         T, B, I = seq.shape
         H, Ho, D = layer.hidden_size, layer.output_hidden, layer.num_directions
         dt = self._dtype
-        X2 = seq.reshape(T * B, I)
 
         def start(name, size, spec_initial):
             if name in states_in:
@@ -224,21 +223,14 @@ class Model:
             Y = np.zeros((T, B, Ho), dt)
             if B >= BLAS_MIN_BATCH:
                 self._recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse)
-            elif p.kind == L.OP_LSTM:
-                XW = X2 @ p.matrix(d, L.D_M, I + Ho, 4 * H)[:I] + p.view(d, L.D_B, (4 * H,))       # (T*B, 4H)
-                work = np.empty(B * (5 * H + Ho + max(L.TILE, 4 * H)), dt)
-                lstm_sequence(XW.reshape(T, B, 4 * H), p.params, p.meta, d, h0[d], c0[d], Y, lens, reverse,
-                              hT[d], cT[d], work)
-            elif p.kind == L.OP_GRU:
-                XW = X2 @ p.matrix(d, L.D_M, I + H, 2 * H)[:I] + p.view(d, L.D_B, (2 * H,))       # r, z
-                XN = X2 @ p.matrix(d, L.D_WXN, I, H) + p.view(d, L.D_BXN, (H,))           # n, input part
-                work = np.empty(B * (5 * H + max(L.TILE, 2 * H)), dt)
-                gru_sequence(XW.reshape(T, B, 2 * H), XN.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens,
-                             reverse, hT[d], work)
             else:
-                XW = X2 @ p.matrix(d, L.D_M, I + H, H)[:I] + p.view(d, L.D_B, (H,))
-                work = np.empty(B * (H + max(L.TILE, H)), dt)
-                rnn_sequence(XW.reshape(T, B, H), p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
+                work = np.zeros(sequence_work_size(layer.cell, B, I, H, Ho), dt)
+                if p.kind == L.OP_LSTM:
+                    lstm_sequence(seq, p.params, p.meta, d, h0[d], c0[d], Y, lens, reverse, hT[d], cT[d], work)
+                elif p.kind == L.OP_GRU:
+                    gru_sequence(seq, p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
+                else:
+                    rnn_sequence(seq, p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
             outs.append(Y)
         states_out[f"layers.{i}.h"] = hT
         if cT is not None:

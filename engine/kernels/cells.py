@@ -168,7 +168,7 @@ def _panel6(G, X, Wp, koff, N, r, PART):
 @jit
 def gemm_acc(G, X, Wp, koff, N, PART):
     """G[:, :N] += X (n, K) @ W[koff:koff + K] for W (Ktot, N) stored as panels Wp (npan, Ktot, PANEL) (see
-    layout.py); PART (n, >= PANEL) is scratch. Rows go six at a time (but 8 as 4 + 4), then four, the rest one
+    layout.py); PART (min(n, 6), >= PANEL) is scratch. Rows go six at a time (but 8 as 4 + 4), then four, the rest one
     by one; either way each element's sum is the same sequence of operations, so n rows stepped together equal
     n rows stepped alone bit for bit."""
     n = X.shape[0]
@@ -180,7 +180,7 @@ def gemm_acc(G, X, Wp, koff, N, PART):
         _panel4(G, X, Wp, koff, N, r, PART)
         r += 4
     while r < n:
-        _panel1(G[r], X[r], Wp, koff, N, PART[r])
+        _panel1(G[r], X[r], Wp, koff, N, PART[0])
         r += 1
 
 
@@ -222,15 +222,6 @@ def _start(HT, H0, lengths):
         _copy(HT[b], H0[b])
         longest = max(longest, lengths[b])
     return longest
-
-
-@jit
-def _load_step(G, XW, lengths, s, reverse):
-    """G[b] = XW[t, b] at recurrence step s for every sequence still running (t = s, or L-1-s reversed)."""
-    for b in range(G.shape[0]):
-        L = lengths[b]
-        if s < L:
-            _copy(G[b], XW[L - 1 - s if reverse else s, b])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -316,29 +307,80 @@ def lstm_step(X, Y, P, S, SC, m):
         _copy(S[r, :Ho], Y[r])
 
 
+CHUNK = 6   # timesteps whose input projections one _panel6 pass computes together (sequence kernels)
+
+
+def sequence_work_size(kind, B, I, H, Ho):
+    """Floats of scratch ``*_sequence`` needs for B sequences: its per-step regions (see each kernel), the
+    chunk's inputs XC (CHUNK * B, I) and projections GC, and PART (max(B, CHUNK), max(TILE, G * H))."""
+    gates = {"lstm": 4, "gru": 2, "rnn": 1}[kind]
+    steps = {"lstm": B * (5 * H + Ho), "gru": B * 5 * H, "rnn": B * H}[kind]
+    projections = CHUNK * B * (gates * H + (H if kind == "gru" else 0))
+    return steps + CHUNK * B * I + projections + max(B, CHUNK) * max(TILE, gates * H)
+
+
 @jit
-def lstm_sequence(XW, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
+def _chunk_inputs(XC, SEQ, lengths, s0, reverse):
+    """XC[c * B + b] = x_t of row b at recurrence step s0 + c (t = s, or L-1-s reversed); zeros past its end."""
+    B = SEQ.shape[1]
+    for c in range(XC.shape[0] // B):
+        s = s0 + c
+        for b in range(B):
+            L = lengths[b]
+            x = XC[c * B + b]
+            if s < L:
+                _copy(x, SEQ[L - 1 - s if reverse else s, b])
+            else:
+                for j in range(x.shape[0]):
+                    x[j] = 0
+
+
+@jit
+def _chunk_project(GC, XC, Wp, N, bias, PART):
+    """GC[:, :N] = bias + XC @ W[:K] (the x rows of the panelled Wp): CHUNK steps' input projections at once."""
+    for r in range(GC.shape[0]):
+        g = GC[r]
+        for j in range(N):
+            g[j] = bias[j]
+    gemm_acc(GC, XC, Wp, 0, N, PART)
+
+
+@jit
+def lstm_sequence(SEQ, P, m, d, H0, C0, Y, lengths, reverse, HT, CT, work):
     """Recurrence over whole sequences for direction d.
 
-    XW (T, B, 4H): x_t W^T + b for every step (from one GEMM). H0/C0 (B, H_out)/(B, H) initial states.
-    Y (T, B, H_out) out (rows past a sequence's length are left as they are: zeros from the caller).
-    HT/CT (B, ..) final states out. ``reverse`` runs each sequence from its own last valid step backwards.
-    work: flat scratch of B * (5H + H_out + max(TILE, 4H)).
+    SEQ (T, B, I) inputs. H0/C0 (B, H_out)/(B, H) initial states. Y (T, B, H_out) out (rows past a
+    sequence's length are left as they are: zeros from the caller). HT/CT (B, ..) final states out.
+    ``reverse`` runs each sequence from its own last valid step backwards. work: flat scratch of
+    ``sequence_work_size("lstm", ...)`` floats.
+
+    The input projections x_t W^T + b are made CHUNK steps at a time into a small buffer (one weight pass
+    for six rows), not for all T up front: a (T, B, 4H) array would cost its page faults on every call
+    and, for a long recording, gigabytes.
     """
     I, H, Ho = m[M_IN], m[M_H], m[M_HO]
     base = M_DIR + d * DIR_STRIDE
-    R = _panels(P, m[base + D_M], I + Ho, 4 * H)     # [W^T; R^T]: its h rows start at row I
-    B = XW.shape[1]
+    M = _panels(P, m[base + D_M], I + Ho, 4 * H)     # [W^T; R^T]: x rows, then h rows from row I
+    bias = P[m[base + D_B]:m[base + D_B] + 4 * H]
+    B = SEQ.shape[1]
     G = _rows(work, 0, B, 4 * H)
     HF = _rows(work, B * 4 * H, B, H)
     PROJ = _rows(work, B * 5 * H, B, Ho)
-    PART = _rows(work, B * (5 * H + Ho), B, max(TILE, 4 * H))
+    o = B * (5 * H + Ho)
+    XC = _rows(work, o, CHUNK * B, I)
+    GC = _rows(work, o + CHUNK * B * I, CHUNK * B, 4 * H)
+    PART = _rows(work, o + CHUNK * B * (I + 4 * H), max(B, CHUNK), max(TILE, 4 * H))
     projected = (m[M_FLAGS] & F_PROJ) != 0
     longest = _start(HT, H0, lengths)
     _start(CT, C0, lengths)
     for s in range(longest):
-        _load_step(G, XW, lengths, s, reverse)
-        gemm_acc(G, HT, R, I, 4 * H, PART)
+        c = s % CHUNK
+        if c == 0:
+            _chunk_inputs(XC, SEQ, lengths, s, reverse)
+            _chunk_project(GC, XC, M, 4 * H, bias, PART)
+        for b in range(B):
+            _copy(G[b], GC[c * B + b])
+        gemm_acc(G, HT, M, I, 4 * H, PART)
         for b in range(B):
             if s < lengths[b]:
                 _lstm_row(G[b], CT[b], HF[b], P, m, base)
@@ -495,23 +537,37 @@ def gru_step(X, Y, P, S, SC, m):
 
 
 @jit
-def gru_sequence(XW, XN, P, m, d, H0, Y, lengths, reverse, HT, work):
-    """GRU recurrence for direction d. XW (T, B, 2H) = x W_rz^T + b_rz; XN (T, B, H) = x W_n^T + Wb_n.
-    work: flat scratch of B * (5H + max(TILE, 2H)). Other arguments as in lstm_sequence."""
+def gru_sequence(SEQ, P, m, d, H0, Y, lengths, reverse, HT, work):
+    """GRU recurrence for direction d; SEQ (T, B, I). work: ``sequence_work_size("gru", ...)`` floats. The
+    input projections x W_rz^T + b_rz and x W_n^T + Wb_n are made CHUNK steps at a time (see lstm_sequence).
+    Other arguments as in lstm_sequence."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
-    R = _panels(P, m[base + D_M], I + H, 2 * H)      # h rows from row I
+    M = _panels(P, m[base + D_M], I + H, 2 * H)      # [W_rz^T; R_rz^T]: h rows from row I
+    Wn = _panels(P, m[base + D_WXN], I, H)
+    bias = P[m[base + D_B]:m[base + D_B] + 2 * H]
+    bxn = P[m[base + D_BXN]:m[base + D_BXN] + H]
     bhn = P[m[base + D_BHN]:m[base + D_BHN] + H]
-    B = XW.shape[1]
+    B = SEQ.shape[1]
     GRZ = _rows(work, 0, B, 2 * H)
     GXN = _rows(work, B * 2 * H, B, H)
     GHN = _rows(work, B * 3 * H, B, H)
     RH = _rows(work, B * 4 * H, B, H)
-    PART = _rows(work, B * 5 * H, B, max(TILE, 2 * H))
+    o = B * 5 * H
+    XC = _rows(work, o, CHUNK * B, I)
+    GC = _rows(work, o + CHUNK * B * I, CHUNK * B, 2 * H)
+    NC = _rows(work, o + CHUNK * B * (I + 2 * H), CHUNK * B, H)
+    PART = _rows(work, o + CHUNK * B * (I + 3 * H), max(B, CHUNK), max(TILE, 2 * H))
     for s in range(_start(HT, H0, lengths)):
-        _load_step(GRZ, XW, lengths, s, reverse)
-        _load_step(GXN, XN, lengths, s, reverse)
-        gemm_acc(GRZ, HT, R, I, 2 * H, PART)
+        c = s % CHUNK
+        if c == 0:
+            _chunk_inputs(XC, SEQ, lengths, s, reverse)
+            _chunk_project(GC, XC, M, 2 * H, bias, PART)
+            _chunk_project(NC, XC, Wn, H, bxn, PART)
+        for b in range(B):
+            _copy(GRZ[b], GC[c * B + b])
+            _copy(GXN[b], NC[c * B + b])
+        gemm_acc(GRZ, HT, M, I, 2 * H, PART)
         for b in range(B):
             if s < lengths[b]:
                 _gru_gates(GRZ[b], HT[b], RH[b], P, m, base)
@@ -607,17 +663,27 @@ def rnn_step(X, Y, P, S, SC, m):
 
 
 @jit
-def rnn_sequence(XW, P, m, d, H0, Y, lengths, reverse, HT, work):
-    """RNN recurrence for direction d. XW (T, B, H) = x W^T + b. work: flat scratch of B * (H + max(TILE, H))."""
+def rnn_sequence(SEQ, P, m, d, H0, Y, lengths, reverse, HT, work):
+    """RNN recurrence for direction d; SEQ (T, B, I). work: ``sequence_work_size("rnn", ...)`` floats. Input
+    projections CHUNK steps at a time (see lstm_sequence)."""
     I, H = m[M_IN], m[M_H]
     base = M_DIR + d * DIR_STRIDE
-    R = _panels(P, m[base + D_M], I + H, H)          # h rows from row I
-    B = XW.shape[1]
+    M = _panels(P, m[base + D_M], I + H, H)          # [W^T; R^T]: h rows from row I
+    bias = P[m[base + D_B]:m[base + D_B] + H]
+    B = SEQ.shape[1]
     G = _rows(work, 0, B, H)
-    PART = _rows(work, B * H, B, max(TILE, H))
+    o = B * H
+    XC = _rows(work, o, CHUNK * B, I)
+    GC = _rows(work, o + CHUNK * B * I, CHUNK * B, H)
+    PART = _rows(work, o + CHUNK * B * (I + H), max(B, CHUNK), max(TILE, H))
     for s in range(_start(HT, H0, lengths)):
-        _load_step(G, XW, lengths, s, reverse)
-        gemm_acc(G, HT, R, I, H, PART)
+        c = s % CHUNK
+        if c == 0:
+            _chunk_inputs(XC, SEQ, lengths, s, reverse)
+            _chunk_project(GC, XC, M, H, bias, PART)
+        for b in range(B):
+            _copy(G[b], GC[c * B + b])
+        gemm_acc(G, HT, M, I, H, PART)
         for b in range(B):
             L = lengths[b]
             if s < L:
