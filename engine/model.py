@@ -26,7 +26,10 @@ from .session import Stream, Streams
 from .spec import ModelSpec
 
 
-BLAS_MIN_BATCH = 8  # run(): from this many sequences on, the recurrent GEMM of each timestep goes to BLAS
+# run(): from this many sequences on, the recurrent GEMM of each timestep goes to BLAS. Measured crossover
+# (LSTM 32x128, T=200): the compiled path is faster at 8 and 16 sequences (22.9 vs 24.0, 54.9 vs 61.3 us per
+# step), BLAS at 32 and 64 (99.8 vs 116.3, 144.1 vs 197.2).
+BLAS_MIN_BATCH = 24
 
 
 class Model:
@@ -241,7 +244,7 @@ class Model:
     def _recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse):
         """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
         batch (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the GEMM
-        is 2-4x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
+        is 1.4-2x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
         below it, where a Python-level loop per timestep would cost more than it saves. The input projection is
         not done for all T up front here: its (T, B, 4H) result would be written to fresh memory, and at batch
         32 the page faults alone cost as much as the recurrence."""
