@@ -5,8 +5,6 @@ Configurations come from hypothesis; each example draws a seed for torch's weigh
 in the falsifying example on failure.
 """
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -15,7 +13,7 @@ from hypothesis import strategies as st
 
 import engine
 from tests.helpers import spec_from_torch, torch_state_to_engine
-from tests.tolerances import PARITY_F32, PARITY_F64, TORCH_F32_FACTOR, assert_parity
+from tests.tolerances import PARITY_F32, PARITY_F64, assert_parity
 
 torch.set_num_threads(1)
 
@@ -33,12 +31,19 @@ def _module(kind, I, H, layers, bidirectional, proj, batch_first, seed):
     else:
         m = torch.nn.RNN(I, H, nonlinearity=kind.split("_")[1], **common)
     with torch.no_grad():
-        # Non-trivial but stable weights: 1.5x torch's default range, so the recurrent matrices have a
-        # spectral radius near 0.9. (A chaotic model, radius ~2, amplifies float32 rounding until even
+        # Non-trivial but stable weights: 1.5x torch's default range, with every recurrent gate block's
+        # spectral norm capped at 0.9. (A chaotic model, radius ~2, amplifies float32 rounding until even
         # torch's float32 differs from its float64 by 4e-2 at T=2000: no float32 engine can match that.)
         for name, p in m.named_parameters():
             fan_in = p.shape[1] if p.dim() == 2 else H
             p.uniform_(-1.5 / fan_in ** 0.5, 1.5 / fan_in ** 0.5)
+            if name.startswith("weight_hh"):
+                # The range alone bounds the radius only on average: a small H can draw a gate block with
+                # radius 1.8, and a 3-layer ReLU RNN then grows 1.3x per step (|y| ~ 2e5 by T=47).
+                for block in p.view(-1, H, p.shape[1]):  # one (H, H or proj) block per gate
+                    norm = float(torch.linalg.matrix_norm(block.double(), 2))
+                    if norm > 0.9:
+                        block.mul_(0.9 / norm)
     return m.double().eval()
 
 
@@ -81,14 +86,6 @@ def _initial_states(cfg, rng, m):
     return h0, c0
 
 
-def _torch_f32_error(m, X, h0, c0, ref):
-    """How far PyTorch's own float32 run is from its float64 run: the largest difference over every output."""
-    m32 = copy.deepcopy(m).float()
-    f32 = lambda a: None if a is None else a.astype(np.float32)  # noqa: E731
-    return max(float(np.abs(a.astype(np.float64) - b).max()) for a, b in
-               zip(_torch_run(m32, f32(X), f32(h0), f32(c0)), ref) if b is not None and b.size)
-
-
 @settings(max_examples=40)
 @given(cfg=configs())
 def test_run_matches_torch(cfg):
@@ -105,8 +102,6 @@ def test_run_matches_torch(cfg):
     init = torch_state_to_engine(h0, c0, cfg["layers"], D) if h0 is not None else None
     y, state = model.run(X, batch_first=cfg["batch_first"], initial_state=init, return_state=True)
     tol = TOL[cfg["dtype"]]
-    if cfg["dtype"] == "float32":
-        tol = max(tol, TORCH_F32_FACTOR * _torch_f32_error(m, X, h0, c0, (y_ref, h_ref, c_ref)))
     assert y.dtype == np.dtype(cfg["dtype"])
     assert y.shape == y_ref.shape
     dt = cfg["dtype"]

@@ -1,19 +1,25 @@
 """LSTM, GRU and RNN cell kernels: one timestep for n rows (``*_step``) and whole sequences (``*_sequence``).
 
 Design:
-* Gate pre-activations are one accumulation over the packed (I + H_out, G*H) matrix [W^T; R^T]: the loop
-  over K is outside (unrolled by 4), the loop over gate units inside is contiguous, so it compiles to
-  vertical FMAs with no horizontal sums (PERFORMANCE.md: the row-dot layout was 1.2-1.4x slower).
-* Rows are batched: ``gemm_acc`` tiles the gate units (TILE columns) and, for every 4 rows of W, updates
-  all n rows, so the weights are read once per timestep whatever the number of streams or sequences
-  (one gemv per row read them n times: 2.3x slower than onnxruntime at 64 streams).
-* Blocked accumulation: each BLOCK of W rows is summed into a partial buffer, then added to the gates,
-  which halves float32 rounding error at fan-in 512 (g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20;
-  accumulating in float64 bought nothing more and cost 1.5x).
-* Step and sequence share the per-row cell updates (``_lstm_row`` ...). A sequence gets its input
-  projection X @ W^T + b from one BLAS GEMM done by the caller (engine/model.py); here the recurrence
-  runs time-outer, batch-inner; per-row lengths and the reverse direction are a matter of indexing
-  (rows past their length are computed by the gemm but never written back).
+* Gate pre-activations are one accumulation over the packed (I + H_out, G*H) matrix [W^T; R^T], stored
+  as 64-column panels (npan, I + H_out, PANEL) (layout.py): the loop over K is outside, the 64 gate
+  units of a panel inside, contiguous, so it compiles to vertical FMAs with no horizontal sums
+  (PERFORMANCE.md: the row-dot layout was 1.2-1.4x slower).
+* The accumulator tile lives in registers: ``_registers`` gives a stack array that LLVM promotes once
+  the loops over it are unrolled. ``gemm_acc`` takes the rows six (``_panel6``), four (``_panel4``) or
+  one (``_panel1``) at a time and loads each weight vector once for all of them, so the weights are read
+  once per timestep whatever the number of streams or sequences (one gemv per row read them n times:
+  2.3x slower than onnxruntime at 64 streams). benchmarks/kernel_variants.py times the alternatives.
+* Blocked accumulation: each BLOCK of K is summed into the zeroed tile, then added to the gates, which
+  halves float32 rounding error at fan-in 512 (g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20;
+  accumulating in float64 bought nothing more and cost 1.5x). Every element is summed in the same order
+  whichever of the three paths computes it: n rows stepped together equal n rows stepped alone, bit for bit.
+* Step and sequence share the per-row cell updates (``_lstm_row`` ...). Below the BLAS batch a sequence
+  kernel projects the inputs of CHUNK timesteps in one ``_panel6`` pass into a small work area, then
+  runs the recurrence time-outer, batch-inner (a (T, B, G*H) projection array up front cost page faults
+  of up to 2 us per step); at larger batches engine/model.py drives BLAS GEMMs and the ``*_blas_*``
+  kernels here do the elementwise parts. Per-row lengths and the reverse direction are a matter of
+  indexing (rows past their length are computed but never written back).
 * Two update paths: ``fast`` (default activations, no clip/peephole/input_forget) is branch-free and
   vectorizes; ``generic`` evaluates any ONNX activation with exact math, element by element.
 * Nothing here allocates: scratch comes from the caller as contiguous 2-D regions (see the packer and
