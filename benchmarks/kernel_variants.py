@@ -9,7 +9,9 @@ engine/kernels/cells.py only when it wins clearly; the result of each trial is r
 benchmarks/README.md.
 
 The engine's kernel reads the weights as column panels (engine/kernels/layout.py) and keeps a 64-column
-accumulator tile, for one row or four, in vector registers. The variants below read the plain (K, N) layout:
+accumulator tile, for one, two (float64), four or six rows, in vector registers. float64 is timed too (the
+engine and ``tiled`` only). To see the code an AVX2 machine gets, run with NUMBA_CPU_NAME=znver3 (and a
+separate NUMBA_CACHE_DIR). The variants below read the plain (K, N) layout:
 
 ``tiled``: the engine's kernel before the panels (promoted out on 2026-11-22): TILE columns, the K loop
 unrolled by 4, partial sums in a scratch row that is loaded and stored for every 4 rows of W.
@@ -25,6 +27,8 @@ import numpy as np
 from engine.config import jit
 from engine.kernels.cells import BLOCK, gemm_acc
 from engine.kernels.layout import PANEL, TILE
+
+from . import harness
 
 
 @jit
@@ -265,46 +269,53 @@ def gemm_acc_r8(G, X, W, PART):
 VARIANTS = {"tiled (previous engine)": gemm_acc_tiled, "k8": gemm_acc_k8, "r8": gemm_acc_r8}
 
 
-def main():
-    from . import harness
+def _trial(rng, dtype, n, K, N):
+    """One shape and dtype: every variant checked, then timed against the engine's kernel and BLAS."""
+    X = rng.uniform(-1, 1, (n, K)).astype(dtype)
+    W = rng.uniform(-0.1, 0.1, (K, N)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    want = X.astype(np.float64) @ W.astype(np.float64)
+    npan = -(-N // PANEL)
+    Wp = np.zeros((K, npan * PANEL), dtype)
+    Wp[:, :N] = W
+    Wp = np.ascontiguousarray(Wp.reshape(K, npan, PANEL).transpose(1, 0, 2))
+    G_engine = np.zeros((n, N), dtype)
+    PART_engine = np.zeros((n, max(TILE, N)), dtype)
+    gemm_acc(G_engine, X, Wp, 0, N, PART_engine)
+    err = np.max(np.abs(G_engine - want))
+    assert err < tol, f"the engine's gemm_acc differs from the float64 product by {err}"
+    fns = {"engine gemm_acc (panels)": lambda G=G_engine, PART=PART_engine: gemm_acc(G, X, Wp, 0, N, PART)}
+    for name, fn in VARIANTS.items():
+        if (n == 1 or dtype == np.float64) and name != "tiled (previous engine)":
+            continue
+        G = np.zeros((n, N), dtype)
+        PART = np.zeros((n, max(TILE, N)), dtype)
+        fn(G, X, W, PART)
+        err = np.max(np.abs(G - want))
+        assert err < tol, f"{name} differs from the float64 product by {err}"
+        # every variant sums each element in the same order as the engine's kernel: bit-identical results
+        assert np.array_equal(G, G_engine), f"{name} is not bit-identical to the engine's gemm_acc"
+        fns[name] = (lambda fn=fn, G=G, PART=PART: fn(G, X, W, PART))
+    out = np.empty((n, N), dtype)
+    fns["numpy BLAS (np.dot)"] = lambda: np.dot(X, W, out=out)
+    samples = harness.measure(fns, rounds=5, calls=max(20, 4000 // n), warmup=50)
+    base = np.percentile(samples["engine gemm_acc (panels)"], 50)
+    rows = []
+    for name, s in samples.items():
+        p50 = np.percentile(s, 50)
+        rows.append({"dtype": dtype.name, "rows": n, "variant": name, "us": p50 / 1e3, "x engine": p50 / base})
+    return rows
 
+
+def main():
     harness.pin_threads()
     rng = np.random.default_rng(0)
     K, N = 160, 512
     rows = []
-    for n in (1, 8, 32, 64, 256):
-        X = rng.uniform(-1, 1, (n, K)).astype(np.float32)
-        W = rng.uniform(-0.1, 0.1, (K, N)).astype(np.float32)
-        want = X.astype(np.float64) @ W.astype(np.float64)
-        npan = -(-N // PANEL)
-        Wp = np.zeros((K, npan * PANEL), np.float32)
-        Wp[:, :N] = W
-        Wp = np.ascontiguousarray(Wp.reshape(K, npan, PANEL).transpose(1, 0, 2))
-        G_engine = np.zeros((n, N), np.float32)
-        PART_engine = np.zeros((n, max(TILE, N)), np.float32)
-        gemm_acc(G_engine, X, Wp, 0, N, PART_engine)
-        err = np.max(np.abs(G_engine - want))
-        assert err < 1e-5, f"the engine's gemm_acc differs from the float64 product by {err}"
-        fns = {"engine gemm_acc (panels)": lambda G=G_engine, PART=PART_engine: gemm_acc(G, X, Wp, 0, N, PART)}
-        for name, fn in VARIANTS.items():
-            if n == 1 and name != "tiled (previous engine)":
-                continue
-            G = np.zeros((n, N), np.float32)
-            PART = np.zeros((n, max(TILE, N)), np.float32)
-            fn(G, X, W, PART)
-            err = np.max(np.abs(G - want))
-            assert err < 1e-5, f"{name} differs from the float64 product by {err}"
-            # every variant sums each element in the same order as the engine's kernel: bit-identical results
-            assert np.array_equal(G, G_engine), f"{name} is not bit-identical to the engine's gemm_acc"
-            fns[name] = (lambda fn=fn, G=G, PART=PART: fn(G, X, W, PART))
-        out = np.empty((n, N), np.float32)
-        fns["numpy BLAS (np.dot)"] = lambda: np.dot(X, W, out=out)
-        samples = harness.measure(fns, rounds=5, calls=max(20, 4000 // n), warmup=50)
-        base = np.percentile(samples["engine gemm_acc (panels)"], 50)
-        for name, s in samples.items():
-            p50 = np.percentile(s, 50)
-            rows.append({"rows": n, "variant": name, "us": p50 / 1e3, "x engine": p50 / base})
-    print(harness.table(rows, ["rows", "variant", "us", "x engine"],
+    for dtype in (np.float32, np.float64):
+        for n in (1, 8, 32, 64, 256):
+            rows += _trial(rng, np.dtype(dtype), n, K, N)
+    print(harness.table(rows, ["dtype", "rows", "variant", "us", "x engine"],
                         f"gemm_acc variants: G (n, {N}) += X (n, {K}) @ W ({K}, {N}), p50 µs per call "
                         f"(x engine < 1: faster)"))
     return rows

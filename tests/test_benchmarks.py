@@ -27,3 +27,17 @@ def test_each_benchmark_suite_runs_in_its_quick_form(tmp_path, suite):
     if suite == "step":
         names = {row["contender"] for row in data["results"]}
         assert {"rnnjit step", "onnxruntime io_binding", "torch nn.LSTMCell", "numpy", "C roofline"} <= names
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernel_variants_check_every_variant_before_timing_it(dtype):
+    # odd sizes: a partial last panel, K not a multiple of the unrolling, rows left over after six and four
+    import numpy as np
+
+    from benchmarks import kernel_variants
+
+    for n in (1, 3, 7, 8, 13):
+        rows = kernel_variants._trial(np.random.default_rng(n), np.dtype(dtype), n, 37, 70)
+        names = {row["variant"] for row in rows}
+        assert {"engine gemm_acc (panels)", "tiled (previous engine)", "numpy BLAS (np.dot)"} <= names
+        assert all(row["dtype"] == dtype and row["us"] > 0 for row in rows)

@@ -7,7 +7,7 @@ Design:
   (PERFORMANCE.md: the row-dot layout was 1.2-1.4x slower).
 * The accumulator tile lives in registers: ``_registers`` gives a stack array that LLVM promotes once
   the loops over it are unrolled. ``gemm_acc`` takes the rows six (``_panel6``), four (``_panel4``) or
-  one (``_panel1``) at a time and loads each weight vector once for all of them, so the weights are read
+  one (``_panel1``) at a time (float64: two, ``_panel2``) and loads each weight vector once for all of them, so the weights are read
   once per timestep whatever the number of streams or sequences (one gemv per row read them n times:
   2.3x slower than onnxruntime at 64 streams). benchmarks/kernel_variants.py times the alternatives.
 * Blocked accumulation: each BLOCK of K is summed into the zeroed tile, then added to the gates, which
@@ -131,6 +131,43 @@ def _panel4(G, X, Wp, koff, N, r, PART):
 
 
 @jit
+def _panel2(G, X, Wp, koff, N, r, PART):
+    """``_panel4`` for two rows: float64's path, whose 64-column tile takes twice the registers (16 of 32
+    AVX-512 registers for two rows; four or six rows spill: 1.6x slower per row at 64 rows)."""
+    K = X.shape[1]
+    acc = carray(_registers(128, G), (2, PANEL))
+    xa, xb = X[r], X[r + 1]
+    for p in range(Wp.shape[0]):
+        w = Wp[p]
+        j0 = p * PANEL
+        full = j0 + PANEL <= N
+        for k0 in range(0, K, BLOCK):
+            k1 = min(k0 + BLOCK, K)
+            for i in range(2):
+                for j in range(PANEL):
+                    acc[i, j] = 0
+            for k in range(k0, k1):
+                wk = w[koff + k]
+                a, b = xa[k], xb[k]
+                for j in range(PANEL):
+                    u = wk[j]
+                    acc[0, j] += a * u
+                    acc[1, j] += b * u
+            if full:
+                for i in range(2):
+                    o = G[r + i, j0:j0 + PANEL]
+                    for j in range(PANEL):
+                        o[j] += acc[i, j]
+            else:
+                for i in range(2):
+                    for j in range(PANEL):
+                        PART[i, j] = acc[i, j]
+                for i in range(2):
+                    for j in range(N - j0):
+                        G[r + i, j0 + j] += PART[i, j]
+
+
+@jit
 def _panel6(G, X, Wp, koff, N, r, PART):
     """``_panel4`` for six rows: 24 of the 32 AVX-512 registers hold accumulators (1.2-1.4x faster per row
     than four rows at 64 and 256 rows; benchmarks/kernel_variants.py)."""
@@ -174,11 +211,15 @@ def _panel6(G, X, Wp, koff, N, r, PART):
 @jit
 def gemm_acc(G, X, Wp, koff, N, PART):
     """G[:, :N] += X (n, K) @ W[koff:koff + K] for W (Ktot, N) stored as panels Wp (npan, Ktot, PANEL) (see
-    layout.py); PART (min(n, 6), >= PANEL) is scratch. Rows go six at a time (but 8 as 4 + 4), then four, the rest one
-    by one; either way each element's sum is the same sequence of operations, so n rows stepped together equal
-    n rows stepped alone bit for bit."""
+    layout.py); PART (min(n, 6), >= PANEL) is scratch. float32 rows go six at a time (but 8 as 4 + 4), then
+    four, the rest one by one; float64 rows two at a time. Either way each element's sum is the same sequence
+    of operations, so n rows stepped together equal n rows stepped alone bit for bit."""
     n = X.shape[0]
     r = 0
+    if G.itemsize == 8:                  # float64: pairs (a constant per compiled type; the branch folds away)
+        while r + 2 <= n:
+            _panel2(G, X, Wp, koff, N, r, PART)
+            r += 2
     while n - r >= 6 and n - r != 8:
         _panel6(G, X, Wp, koff, N, r, PART)
         r += 6
