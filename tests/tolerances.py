@@ -25,6 +25,7 @@ REFERENCE_F64 = 1e-9
 # few ulps of the engine's dtype at that value; wherever 1e-5 is representable it stays 1e-5.
 ULPS = 4
 
+
 def assert_parity(actual, desired, atol, dtype, what="output"):
     """|actual - desired| <= max(atol, ULPS ulps of dtype at |desired|), elementwise, with a clear report."""
     import numpy as np

@@ -6,16 +6,16 @@ Design:
   units of a panel inside, contiguous, so it compiles to vertical FMAs with no horizontal sums
   (PERFORMANCE.md: the row-dot layout was 1.2-1.4x slower).
 * The accumulator tile lives in registers: ``_registers`` gives a stack array that LLVM promotes once
-  the loops over it are unrolled. ``gemm_acc`` takes the rows six (``_panel6``), four (``_panel4``) or
-  one (``_panel1``) at a time (float64: two, ``_panel2``) and loads each weight vector once for all of them, so the weights are read
-  once per timestep whatever the number of streams or sequences (one gemv per row read them n times:
-  2.3x slower than onnxruntime at 64 streams). benchmarks/kernel_variants.py times the alternatives.
+  the loops over it are unrolled. ``gemm_acc`` takes the rows six, four or one at a time (float64: two;
+  ``_panel``) and loads each weight vector once for all of them, so the weights are read once per
+  timestep whatever the number of streams or sequences (one gemv per row read them n times: 2.3x slower
+  than onnxruntime at 64 streams). benchmarks/kernel_variants.py times the alternatives.
 * Blocked accumulation: each BLOCK of K is summed into the zeroed tile, then added to the gates, which
   halves float32 rounding error at fan-in 512 (g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20;
   accumulating in float64 bought nothing more and cost 1.5x). Every element is summed in the same order
   whichever of the three paths computes it: n rows stepped together equal n rows stepped alone, bit for bit.
 * Step and sequence share the per-row cell updates (``_lstm_row`` ...). Below the BLAS batch a sequence
-  kernel projects the inputs of CHUNK timesteps in one ``_panel6`` pass into a small work area, then
+  kernel projects the inputs of CHUNK timesteps in one six-row ``_panel`` pass into a small work area, then
   runs the recurrence time-outer, batch-inner (a (T, B, G*H) projection array up front cost page faults
   of up to 2 us per step); at larger batches engine/model.py drives BLAS GEMMs and the ``*_blas_*``
   kernels here do the elementwise parts. Per-row lengths and the reverse direction are a matter of
@@ -28,7 +28,7 @@ Design:
 """
 
 import llvmlite.ir as ir
-from numba import carray, types
+from numba import carray, literally, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -46,164 +46,61 @@ BLOCK = 32  # rows of W per partial sum
 
 
 @intrinsic
-def _registers(typingctx, n, like):
-    """A pointer to n elements of ``like``'s dtype on the stack (an LLVM alloca). Unlike an array from
-    np.empty, nothing else can point into it, so once the loops over it are fully unrolled LLVM keeps its
-    elements in vector registers: the accumulator tile of ``_panel1``/``_panel4``."""
-    if not isinstance(n, types.IntegerLiteral):
+def _registers(typingctx, rows, cols, like):
+    """A pointer to rows * cols elements of ``like``'s dtype on the stack (an LLVM alloca); rows and cols
+    are compile-time constants. Unlike an array from np.empty, nothing else can point into it, so once the
+    loops over it are fully unrolled LLVM keeps its elements in vector registers: ``_panel``'s tile."""
+    if not (isinstance(rows, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
         return None
-    count, dtype = n.literal_value, like.dtype
+    count, dtype = rows.literal_value * cols.literal_value, like.dtype
 
     def codegen(context, builder, signature, args):
         elem = context.get_value_type(dtype)
         ptr = cgutils.alloca_once(builder, ir.ArrayType(elem, count))
         return builder.bitcast(ptr, elem.as_pointer())
 
-    return types.CPointer(dtype)(n, like), codegen
+    return types.CPointer(dtype)(rows, cols, like), codegen
 
 
 @jit
-def _panel1(g, x, Wp, koff, N, part):
-    """g[:N] += x (K,) @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL); part (>= PANEL,)."""
-    K = x.shape[0]
-    acc = carray(_registers(64, g), (PANEL,))
+def _panel(G, X, Wp, koff, N, r, PART, R):
+    """Rows r..r+R-1 of G[:, :N] += X @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL).
+
+    R is a compile-time constant (one specialization per row count): the R x PANEL accumulator tile and
+    the R inputs of the current k stay in registers, and each weight vector is loaded once for all R rows.
+    Every element is summed in the same order whatever R is, so results are bit-identical across R.
+    PART (>= R, >= PANEL) receives the tile of the last, zero-padded panel."""
+    literally(R)
+    K = X.shape[1]
+    acc = carray(_registers(R, PANEL, G), (R, PANEL))
+    xk = carray(_registers(R, 1, G), (R,))
     for p in range(Wp.shape[0]):
         w = Wp[p]
         j0 = p * PANEL
         full = j0 + PANEL <= N
         for k0 in range(0, K, BLOCK):
             k1 = min(k0 + BLOCK, K)
-            for j in range(PANEL):
-                acc[j] = 0
+            for i in range(R):
+                for j in range(PANEL):
+                    acc[i, j] = 0
             for k in range(k0, k1):
-                xk = x[k]
                 wk = w[koff + k]
+                for i in range(R):
+                    xk[i] = X[r + i, k]
                 for j in range(PANEL):
-                    acc[j] += xk * wk[j]
+                    u = wk[j]
+                    for i in range(R):
+                        acc[i, j] += xk[i] * u
             if full:
-                o = g[j0:j0 + PANEL]
-                for j in range(PANEL):
-                    o[j] += acc[j]
+                for i in range(R):
+                    o = G[r + i, j0:j0 + PANEL]
+                    for j in range(PANEL):
+                        o[j] += acc[i, j]
             else:                        # the last, zero-padded panel: only N - j0 columns are real
-                for j in range(PANEL):
-                    part[j] = acc[j]
-                for j in range(N - j0):
-                    g[j0 + j] += part[j]
-
-
-@jit
-def _panel4(G, X, Wp, koff, N, r, PART):
-    """Rows r..r+3 of G[:, :N] += X @ Wp (as ``_panel1``): each weight vector is loaded once for four rows, and
-    every element is summed in the same order as ``_panel1`` sums it, so the results are bit-identical."""
-    K = X.shape[1]
-    acc = carray(_registers(256, G), (4, PANEL))
-    xa, xb, xc, xd = X[r], X[r + 1], X[r + 2], X[r + 3]
-    for p in range(Wp.shape[0]):
-        w = Wp[p]
-        j0 = p * PANEL
-        full = j0 + PANEL <= N
-        for k0 in range(0, K, BLOCK):
-            k1 = min(k0 + BLOCK, K)
-            for i in range(4):
-                for j in range(PANEL):
-                    acc[i, j] = 0
-            for k in range(k0, k1):
-                wk = w[koff + k]
-                a, b, c, d = xa[k], xb[k], xc[k], xd[k]
-                for j in range(PANEL):
-                    u = wk[j]
-                    acc[0, j] += a * u
-                    acc[1, j] += b * u
-                    acc[2, j] += c * u
-                    acc[3, j] += d * u
-            if full:
-                for i in range(4):
-                    o = G[r + i, j0:j0 + PANEL]
-                    for j in range(PANEL):
-                        o[j] += acc[i, j]
-            else:
-                for i in range(4):
+                for i in range(R):
                     for j in range(PANEL):
                         PART[i, j] = acc[i, j]
-                for i in range(4):
-                    for j in range(N - j0):
-                        G[r + i, j0 + j] += PART[i, j]
-
-
-@jit
-def _panel2(G, X, Wp, koff, N, r, PART):
-    """``_panel4`` for two rows: float64's path, whose 64-column tile takes twice the registers (16 of 32
-    AVX-512 registers for two rows; four or six rows spill: 1.6x slower per row at 64 rows)."""
-    K = X.shape[1]
-    acc = carray(_registers(128, G), (2, PANEL))
-    xa, xb = X[r], X[r + 1]
-    for p in range(Wp.shape[0]):
-        w = Wp[p]
-        j0 = p * PANEL
-        full = j0 + PANEL <= N
-        for k0 in range(0, K, BLOCK):
-            k1 = min(k0 + BLOCK, K)
-            for i in range(2):
-                for j in range(PANEL):
-                    acc[i, j] = 0
-            for k in range(k0, k1):
-                wk = w[koff + k]
-                a, b = xa[k], xb[k]
-                for j in range(PANEL):
-                    u = wk[j]
-                    acc[0, j] += a * u
-                    acc[1, j] += b * u
-            if full:
-                for i in range(2):
-                    o = G[r + i, j0:j0 + PANEL]
-                    for j in range(PANEL):
-                        o[j] += acc[i, j]
-            else:
-                for i in range(2):
-                    for j in range(PANEL):
-                        PART[i, j] = acc[i, j]
-                for i in range(2):
-                    for j in range(N - j0):
-                        G[r + i, j0 + j] += PART[i, j]
-
-
-@jit
-def _panel6(G, X, Wp, koff, N, r, PART):
-    """``_panel4`` for six rows: 24 of the 32 AVX-512 registers hold accumulators (1.2-1.4x faster per row
-    than four rows at 64 and 256 rows; benchmarks/kernel_variants.py)."""
-    K = X.shape[1]
-    acc = carray(_registers(384, G), (6, PANEL))
-    xa, xb, xc, xd, xe, xf = X[r], X[r + 1], X[r + 2], X[r + 3], X[r + 4], X[r + 5]
-    for p in range(Wp.shape[0]):
-        w = Wp[p]
-        j0 = p * PANEL
-        full = j0 + PANEL <= N
-        for k0 in range(0, K, BLOCK):
-            k1 = min(k0 + BLOCK, K)
-            for i in range(6):
-                for j in range(PANEL):
-                    acc[i, j] = 0
-            for k in range(k0, k1):
-                wk = w[koff + k]
-                a, b, c, d, e, f = xa[k], xb[k], xc[k], xd[k], xe[k], xf[k]
-                for j in range(PANEL):
-                    u = wk[j]
-                    acc[0, j] += a * u
-                    acc[1, j] += b * u
-                    acc[2, j] += c * u
-                    acc[3, j] += d * u
-                    acc[4, j] += e * u
-                    acc[5, j] += f * u
-            if full:
-                for i in range(6):
-                    o = G[r + i, j0:j0 + PANEL]
-                    for j in range(PANEL):
-                        o[j] += acc[i, j]
-            else:
-                for i in range(6):
-                    for j in range(PANEL):
-                        PART[i, j] = acc[i, j]
-                for i in range(6):
+                for i in range(R):
                     for j in range(N - j0):
                         G[r + i, j0 + j] += PART[i, j]
 
@@ -218,16 +115,16 @@ def gemm_acc(G, X, Wp, koff, N, PART):
     r = 0
     if G.itemsize == 8:                  # float64: pairs (a constant per compiled type; the branch folds away)
         while r + 2 <= n:
-            _panel2(G, X, Wp, koff, N, r, PART)
+            _panel(G, X, Wp, koff, N, r, PART, 2)
             r += 2
-    while n - r >= 6 and n - r != 8:
-        _panel6(G, X, Wp, koff, N, r, PART)
+    while n - r >= 6 and n - r != 8:     # six rows: 24 of the 32 AVX-512 registers hold accumulators
+        _panel(G, X, Wp, koff, N, r, PART, 6)
         r += 6
     while r + 4 <= n:
-        _panel4(G, X, Wp, koff, N, r, PART)
+        _panel(G, X, Wp, koff, N, r, PART, 4)
         r += 4
     while r < n:
-        _panel1(G[r], X[r], Wp, koff, N, PART[0])
+        _panel(G, X, Wp, koff, N, r, PART, 1)
         r += 1
 
 
@@ -368,7 +265,7 @@ def lstm_step(X, Y, P, S, SC, m):
         _copy(S[r, :Ho], Y[r])
 
 
-CHUNK = 6   # timesteps whose input projections one _panel6 pass computes together (sequence kernels)
+CHUNK = 6   # timesteps whose input projections one six-row _panel pass computes together (sequence kernels)
 
 
 def sequence_work_size(kind, B, I, H, Ho):

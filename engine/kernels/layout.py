@@ -54,4 +54,4 @@ F_PROJ = 8
 F_CLIP = 32
 
 TILE = 128          # minimum width of a per-row scratch region for cells.gemm_acc (>= PANEL)
-PANEL = 64          # columns per weight panel; cells._panel1/_panel4 size their register tiles as 64 and 4 * 64
+PANEL = 64          # columns per weight panel; cells._panel sizes its register tile as rows x 64
