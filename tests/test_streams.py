@@ -245,6 +245,46 @@ def test_kernels_release_the_gil(rng):
     assert ticks > 10000, ticks
 
 
+def test_compiled_layer_releases_the_gil_only_where_it_pays(rng):
+    """Releasing the GIL costs ~50 ns: a step of a tiny model keeps it, larger steps and long step_n release it."""
+    from engine._ext._stepcore import GIL_RELEASE_WORK
+
+    def lstm(I, H):
+        return engine.Model(engine.ModelSpec([engine.LSTM(I, H, random_weights(rng, "lstm", I, H))]))
+
+    tiny, big = lstm(8, 32), lstm(32, 64)
+    assert tiny._packed[0].params.size < GIL_RELEASE_WORK <= big._packed[0].params.size
+    assert not tiny.stream().releases_gil
+    assert big.stream().releases_gil
+    assert tiny.streams(4).releases_gil  # four rows of the tiny model are work enough
+    # a long step_n of the tiny model runs without the GIL: another thread keeps running meanwhile
+    s = tiny.stream()
+    X = np.zeros((300_000, 8), np.float32)
+    s.step_n(X[:1])
+    started = threading.Event()
+
+    def worker():
+        started.set()
+        s.step_n(X)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        started.wait()
+        ticks = 0
+        while t.is_alive():
+            ticks += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert ticks > 10000, ticks
+    # holding the GIL or not, the numbers are the same
+    a, b = tiny.stream(), tiny.stream()
+    np.testing.assert_array_equal(np.stack([a.step(x) for x in X[:50] + 0.5]), b.step_n(X[:50] + 0.5))
+
+
 def test_one_stream_used_by_two_threads_at_once_is_refused_not_corrupted(rng):
     layer = engine.LSTM(64, 256, random_weights(rng, "lstm", 64, 256, scale=0.05))
     s = engine.Model(engine.ModelSpec([layer])).stream()

@@ -6,7 +6,8 @@ itself at small sizes. ``StepCore`` instead holds, in C fields, the address of e
 ``@cfunc`` (``engine.kernels.ops.op_cfunc``) and raw pointers to every packed weight, state and scratch buffer,
 all allocated once by the Python side (engine/session.py), which also keeps them alive. ``step`` checks
 its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
-calls the kernel once per layer. Anything off the fast path (a list, float64 into a float32 model, a
+calls the kernel once per layer (holding the GIL instead when the call is too small for the release to pay,
+see ``GIL_RELEASE_WORK``). Anything off the fast path (a list, float64 into a float32 model, a
 strided view) goes to ``_coerce_input`` in Python, which converts or raises the engine's ShapeError.
 
 The pure-Python twin (engine/_ext/twin.py) has the same class, methods and signatures.
@@ -17,6 +18,14 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 cnp.import_array()
+
+# Releasing and retaking the GIL costs ~50 ns, a sixth of a whole LSTM 8x32 step, and lets another thread
+# run Python for only as long as the kernel takes. Like numpy's NPY_BEGIN_THREADS_THRESHOLDED, a call
+# releases it only when it does at least this much work: parameters read per step (about one multiply-add
+# each) x rows x timesteps. 16384 is an LSTM of (input + hidden) x 4 hidden = 16K, e.g. 32x32 or 8x56, whose
+# kernel takes ~0.5 us; a step_n of 100 timesteps of the smallest model clears it too.
+cdef int64_t _GIL_WORK = 16384
+GIL_RELEASE_WORK = _GIL_WORK
 
 ctypedef void (*op_t)(void *x, void *y, void *params, void *state, void *scratch, int64_t *meta,
                       int64_t n) noexcept nogil
@@ -29,7 +38,8 @@ cdef class StepCore:
     cdef int nops
     cdef int64_t n, in_size, out_size, itemsize
     cdef int typenum
-    cdef bint single, ready, busy
+    cdef bint single, ready, busy, release
+    cdef int64_t work
     cdef void **params
     cdef void **states
     cdef void **bufs
@@ -76,6 +86,8 @@ cdef class StepCore:
                 self.bufs[i] = cnp.PyArray_DATA(arr)
         arr = scratch
         self.scratch = cnp.PyArray_DATA(arr)
+        self.work = n * sum(int(cnp.PyArray_SIZE(<cnp.ndarray>p)) for p in params)
+        self.release = self.work >= _GIL_WORK
         self.ready = True
 
     def __dealloc__(self):
@@ -107,13 +119,14 @@ cdef class StepCore:
             return False
         return ndim == 1 or cnp.PyArray_DIMS(arr)[1] == d1
 
-    cdef inline void _enter(self) except *:
+    cdef inline int _enter(self) except -1:
         if not self.ready:
             raise RuntimeError("this stream was not built by Model.stream()/Model.streams()")
         if self.busy:
             raise RuntimeError("this stream is being stepped by another thread; give each thread its own "
                                "stream (model.stream() is cheap)")
         self.busy = True
+        return 0
 
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.
@@ -142,7 +155,10 @@ cdef class StepCore:
         yp = cnp.PyArray_DATA(<cnp.ndarray>out)
         self._enter()
         try:
-            with nogil:
+            if self.release:
+                with nogil:
+                    self._run(xp, yp)
+            else:
                 self._run(xp, yp)
         finally:
             self.busy = False
@@ -179,9 +195,19 @@ cdef class StepCore:
         ystride = self.out_size * self.itemsize
         self._enter()
         try:
-            with nogil:
+            if self.work * T >= _GIL_WORK:
+                with nogil:
+                    for t in range(T):
+                        self._run(xp + t * xstride, yp + t * ystride)
+            else:
                 for t in range(T):
                     self._run(xp + t * xstride, yp + t * ystride)
         finally:
             self.busy = False
         return out
+
+    @property
+    def releases_gil(self):
+        """Whether ``step`` runs the kernels without the GIL (False for models too small for it to pay;
+        ``step_n`` releases it when its timesteps together are large enough)."""
+        return bool(self.release)

@@ -96,3 +96,9 @@ class StepCore:
         finally:
             self._busy.release()
         return out
+
+    @property
+    def releases_gil(self):
+        """Always True here: numba's dispatcher releases the GIL for every kernel call. (The compiled layer
+        holds it for steps too small for the release to pay.)"""
+        return True
