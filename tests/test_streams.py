@@ -208,23 +208,14 @@ def test_step_with_out_allocates_nothing_after_warm_up(model):
     assert not grown, f"step(out=) allocated: {grown[:5]}"
 
 
-def test_kernels_release_the_gil(rng):
-    """While one thread is inside a long step_n, another thread keeps running Python code."""
-    H = 256
-    layer = engine.LSTM(64, H, random_weights(rng, "lstm", 64, H, scale=0.05))
-    model = engine.Model(engine.ModelSpec([layer]))
-    s = model.stream()
-    X = np.zeros((1, 64), np.float32)
-    s.step_n(X)  # compile / warm up
-    # 2000 steps of H=256 are ~50 ms in one compiled call. (Under the pure-Python twin step_n is a Python
-    # loop that retakes the GIL between steps, and this spinning thread makes each retake wait for the
-    # 5 ms switch interval, so more steps would only make the twin run slow, not the test stronger.)
-    X = np.zeros((2000 if engine.COMPILED else 400, 64), np.float32)
+def _ticks_during(call):
+    """How many times this thread's Python loop runs while another thread is inside ``call()``: a few
+    hundred if the call holds the GIL throughout, hundreds of thousands if it releases it."""
     started = threading.Event()
 
     def worker():
         started.set()
-        s.step_n(X)
+        call()
 
     # A short switch interval hands the GIL back promptly when the worker asks for it after the call;
     # with the default 5 ms this thread would spin for a whole interval then, whatever the kernel did.
@@ -240,6 +231,22 @@ def test_kernels_release_the_gil(rng):
         t.join()
     finally:
         sys.setswitchinterval(interval)
+    return ticks
+
+
+def test_kernels_release_the_gil(rng):
+    """While one thread is inside a long step_n, another thread keeps running Python code."""
+    H = 256
+    layer = engine.LSTM(64, H, random_weights(rng, "lstm", 64, H, scale=0.05))
+    model = engine.Model(engine.ModelSpec([layer]))
+    s = model.stream()
+    X = np.zeros((1, 64), np.float32)
+    s.step_n(X)  # compile / warm up
+    # 2000 steps of H=256 are ~50 ms in one compiled call. (Under the pure-Python twin step_n is a Python
+    # loop that retakes the GIL between steps, and this spinning thread makes each retake wait for the
+    # 5 ms switch interval, so more steps would only make the twin run slow, not the test stronger.)
+    X = np.zeros((2000 if engine.COMPILED else 400, 64), np.float32)
+    ticks = _ticks_during(lambda: s.step_n(X))
     # With the GIL held for the whole call, this loop runs only around the call (a few hundred
     # iterations); released, it runs the whole time (hundreds of thousands).
     assert ticks > 10000, ticks
@@ -261,24 +268,7 @@ def test_compiled_layer_releases_the_gil_only_where_it_pays(rng):
     s = tiny.stream()
     X = np.zeros((300_000, 8), np.float32)
     s.step_n(X[:1])
-    started = threading.Event()
-
-    def worker():
-        started.set()
-        s.step_n(X)
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        t = threading.Thread(target=worker)
-        t.start()
-        started.wait()
-        ticks = 0
-        while t.is_alive():
-            ticks += 1
-        t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    ticks = _ticks_during(lambda: s.step_n(X))
     assert ticks > 10000, ticks
     # holding the GIL or not, the numbers are the same
     a, b = tiny.stream(), tiny.stream()
