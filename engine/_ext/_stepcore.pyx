@@ -38,8 +38,8 @@ cdef class StepCore:
     cdef int nops
     cdef int64_t n, in_size, out_size, itemsize
     cdef int typenum
-    cdef bint single, ready, busy, release
-    cdef int64_t work
+    cdef bint single, ready, busy
+    cdef int64_t work  # parameters x rows read per step: the GIL is released from _GIL_WORK on
     cdef void **params
     cdef void **states
     cdef void **bufs
@@ -87,7 +87,6 @@ cdef class StepCore:
         arr = scratch
         self.scratch = cnp.PyArray_DATA(arr)
         self.work = n * sum(int(cnp.PyArray_SIZE(<cnp.ndarray>p)) for p in params)
-        self.release = self.work >= _GIL_WORK
         self.ready = True
 
     def __dealloc__(self):
@@ -105,6 +104,11 @@ cdef class StepCore:
             dst = y if i == self.nops - 1 else self.bufs[i]
             self.fns[i](src, dst, self.params[i], self.states[i], self.scratch, self.metas[i], self.n)
             src = dst
+
+    cdef inline void _run_steps(self, char *xp, char *yp, int64_t T, int64_t xstride, int64_t ystride) noexcept nogil:
+        cdef int64_t t
+        for t in range(T):
+            self._run(xp + t * xstride, yp + t * ystride)
 
     cdef inline bint _fits(self, object a, int ndim, int64_t d0, int64_t d1) noexcept:
         """a is an exact ndarray of our dtype, C-contiguous, with shape (d0,) or (d0, d1)."""
@@ -155,7 +159,7 @@ cdef class StepCore:
         yp = cnp.PyArray_DATA(<cnp.ndarray>out)
         self._enter()
         try:
-            if self.release:
+            if self.work >= _GIL_WORK:
                 with nogil:
                     self._run(xp, yp)
             else:
@@ -167,7 +171,7 @@ cdef class StepCore:
     def step_n(self, X, out=None):
         """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream)."""
         cdef cnp.ndarray xa, ya
-        cdef int64_t t, T
+        cdef int64_t T
         cdef char *xp
         cdef char *yp
         cdef int64_t xstride, ystride
@@ -197,11 +201,9 @@ cdef class StepCore:
         try:
             if self.work * T >= _GIL_WORK:
                 with nogil:
-                    for t in range(T):
-                        self._run(xp + t * xstride, yp + t * ystride)
+                    self._run_steps(xp, yp, T, xstride, ystride)
             else:
-                for t in range(T):
-                    self._run(xp + t * xstride, yp + t * ystride)
+                self._run_steps(xp, yp, T, xstride, ystride)
         finally:
             self.busy = False
         return out
@@ -210,4 +212,4 @@ cdef class StepCore:
     def releases_gil(self):
         """Whether ``step`` runs the kernels without the GIL (False for models too small for it to pay;
         ``step_n`` releases it when its timesteps together are large enough)."""
-        return bool(self.release)
+        return self.work >= _GIL_WORK
