@@ -62,6 +62,16 @@ def torch_state_to_engine(h0, c0, num_layers, D):
     return state
 
 
+def cap_gate_norms(weight_hh, H, max_norm):
+    """Scale each gate's (H, Ho) block of a recurrent matrix (G * H, Ho), in place, down to spectral norm
+    ``max_norm`` where it is above it, so the recurrence contracts."""
+    for g in range(weight_hh.shape[0] // H):
+        block = weight_hh[g * H:(g + 1) * H]
+        norm = np.linalg.norm(block.astype(np.float64), 2)
+        if norm > max_norm:
+            block *= max_norm / norm
+
+
 def random_weights(rng, cell, I, H, *, Ho=None, peephole=False, scale=0.5, max_norm=0.9):
     """Random canonical weights for one direction of a recurrent layer (non-trivial, incl. biases).
 
@@ -75,11 +85,7 @@ def random_weights(rng, cell, I, H, *, Ho=None, peephole=False, scale=0.5, max_n
     weight_ih = rng.uniform(-scale, scale, (G * H, I))
     weight_hh = rng.uniform(-scale, scale, (G * H, Ho))
     if max_norm is not None:
-        for g in range(G):
-            block = weight_hh[g * H:(g + 1) * H]
-            norm = np.linalg.norm(block, 2)
-            if norm > max_norm:
-                block *= max_norm / norm
+        cap_gate_norms(weight_hh, H, max_norm)
     w = {"weight_ih": weight_ih,
          "weight_hh": weight_hh,
          "bias_ih": rng.uniform(-scale, scale, G * H),
