@@ -113,7 +113,7 @@ def gemm_acc(G, X, Wp, koff, N, PART):
     of operations, so n rows stepped together equal n rows stepped alone bit for bit."""
     n = X.shape[0]
     r = 0
-    if G.itemsize == 8:                  # float64: pairs (a constant per compiled type; the branch folds away)
+    if G.itemsize == 8:                  # float64: pairs (a run-time test: float32 code carries the pair path unused)
         while r + 2 <= n:
             _panel(G, X, Wp, koff, N, r, PART, 2)
             r += 2
