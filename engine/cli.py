@@ -85,40 +85,10 @@ def _load_model(args):
 
 
 def source_format(path):
-    """What kind of file ``path`` is, in words (by content where it tells, else by extension)."""
-    import zipfile
+    """What kind of file ``path`` is, in words (converters/formats.py: by content first)."""
+    from converters.formats import identify
 
-    ext = os.path.splitext(path)[1].lower()
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if ext == ".npz" and head.startswith(b"PK"):
-        from engine.io import HEADER_KEY
-
-        with zipfile.ZipFile(path) as zf:
-            if f"{HEADER_KEY}.npy" in zf.namelist():
-                from engine.io import FORMAT_VERSION
-                return f"rnnjit native (.npz, format version {FORMAT_VERSION})"
-        return "PyTorch state_dict saved as .npz (parameter names)"
-    if ext == ".onnx":
-        try:
-            import onnx
-
-            m = onnx.load(path, load_external_data=False)
-            opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default="?")
-            producer = f", from {m.producer_name} {m.producer_version}".rstrip() if m.producer_name else ""
-            return f"ONNX (opset {opset}{producer})"
-        except Exception:  # noqa: BLE001 - the load itself already succeeded; this is description only
-            return "ONNX"
-    if ext in (".pt", ".pth", ".bin", ".ckpt"):
-        return "PyTorch checkpoint (" + ("zip" if head.startswith(b"PK") else "legacy pickle") + \
-            ", read without torch)"
-    if ext == ".safetensors":
-        return "safetensors"
-    if ext == ".keras":
-        return "Keras 3 (.keras)"
-    if ext in (".h5", ".hdf5"):
-        return "Keras HDF5 (.h5)"
-    return ext or "unknown"
+    return identify(path).description(path)
 
 
 _CONVENTIONS = {"LSTM": "gates i,f,g,o (PyTorch order; ONNX i,o,f,c and Keras i,f,c,o are permuted on load)",

@@ -10,7 +10,6 @@ It is read with ``allow_pickle=False``: an object array in the file is an error,
 ``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
 """
 
-import inspect
 import io
 import json
 import os
@@ -73,7 +72,7 @@ def load_spec(path):
     try:
         archive = np.load(source, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise FormatError(f"{path}: not a readable .npz model ({exc})") from None
+        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise FormatError(f"{path}: expected an .npz archive holding an rnnjit model, got a single .npy array")
     with archive:
@@ -131,7 +130,9 @@ def load(path, **options):
 
 
 def load_spec_any(path, **options):
-    """A ModelSpec from any supported file: native ``.npz`` here, everything else through ``converters``.
+    """A ModelSpec from any supported file, whatever its name: the format is recognized by content first
+    (converters/formats.py, the one table of formats), and ``options`` are checked against that format's
+    reader before the file is read (a wrong option is a TypeError, the caller's mistake).
 
     Whatever goes wrong inside a parser on a malformed file comes out as ``FormatError`` (the engine's own
     errors pass through as they are); ``MemoryError`` is not caught: no loader may attempt an allocation its
@@ -142,33 +143,20 @@ def load_spec_any(path, **options):
         raise FileNotFoundError(f"no such model file: {path_str}")
     if os.path.isdir(path_str):
         raise FormatError(f"{path_str}: expected a model file, got a directory")
-    with open(path_str, "rb") as fh:
-        head = fh.read(4)
-    if head.startswith(b"PK") and path_str.endswith(".npz"):
-        try:
-            with zipfile.ZipFile(path_str) as zf:
-                names = zf.namelist()
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - zipfile raises BadZipFile, NotImplementedError, struct.error, ...
-            raise FormatError(f"{path_str}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
-        if f"{HEADER_KEY}.npy" in names:
-            if options:
-                raise TypeError(f"native rnnjit models take no load options, got {sorted(options)}")
-            return _guarded(path_str, load_spec, path_str)
     try:
-        import converters
+        from converters.formats import identify
     except ImportError:
-        raise FormatError(f"{path_str}: not a native rnnjit model, and the converters package is not "
-                          f"installed to read other formats") from None
-    reader = converters.reader_for(path_str)
-    # a wrong option is the caller's TypeError, not the file's: checked before the file is read
-    inspect.signature(reader).bind(path_str, **options)
-    unknown = set(options) - set(getattr(reader, "option_names", options))
-    if unknown:
-        raise TypeError(f"{reader.__name__}() got unexpected option(s) {sorted(unknown)}; it takes "
-                        f"{sorted(reader.option_names)}")
-    return _guarded(path_str, reader, path_str, **options)
+        raise FormatError(f"{path_str}: the converters package (installed with rnnjit) is missing; it is what "
+                          f"tells model formats apart") from None
+    fmt = _guarded(path_str, identify, path_str)
+    fmt.check_options(options)
+    return _guarded(path_str, fmt.reader, path_str, **options)
+
+
+def native_format_version(path):
+    """The format_version a native file's header states (for descriptions; load_spec checks it)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(archive[HEADER_KEY].tobytes().decode("utf-8")).get("format_version")
 
 
 def _guarded(path, fn, *args, **kwargs):

@@ -186,5 +186,5 @@ def test_unexpected_parser_exceptions_become_format_errors_but_wrong_options_sta
     (tmp_path / "m.npz").write_bytes(data)
     with pytest.raises(engine.FormatError):
         engine.load(tmp_path / "m.npz")
-    with pytest.raises(TypeError, match=r"unexpected option\(s\) \['bogus'\]"):
+    with pytest.raises(TypeError, match="got unexpected bogus"):
         engine.load(os.path.join(CORPUS, "torch_zip_truncated.pt"), bogus=1)

@@ -3,12 +3,9 @@
 
 import os
 
-import numpy as np
-
 from engine.errors import FormatError
 
 from .module import spec_from_module
-from .reader import load_checkpoint
 from .state_dict import spec_from_state_dict
 
 # where training scripts usually put the model's weights inside a checkpoint dict
@@ -40,49 +37,30 @@ def select_state_dict(obj, key=None, source="checkpoint"):
     raise FormatError(f"{source}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
 
 
-def read_arrays(path):
-    """{name: array} from a .pt/.pth/.bin checkpoint, a .safetensors file or an .npz of named arrays."""
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".safetensors":
-        from ..safetensors_reader import load_safetensors
-
-        return load_safetensors(path), "chain"
-    if ext == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}, "module"
-        except (OSError, ValueError, EOFError) as exc:
-            raise FormatError(f"{path}: unreadable .npz ({exc})") from None
-    return load_checkpoint(path), "module"
+def spec_from_arrays(loaded, *, key=None, source="checkpoint", dtype="float32", **options):
+    """A ModelSpec from what a checkpoint file held (its state_dict, or a dict around one): ``key`` picks the
+    state_dict inside; the other options go to ``spec_from_state_dict``."""
+    state = select_state_dict(loaded, key, source)
+    return spec_from_state_dict(state, dtype=dtype, source=source, **options)
 
 
 def from_torch(obj, *, key=None, dtype="float32", **options):
-    """A ModelSpec from a PyTorch model: a path (.pt .pth .bin .safetensors .npz), a state_dict, or a live
-    nn.Module. ``key`` picks the state_dict inside a checkpoint dict; other options go to
-    ``spec_from_state_dict`` (layers, activations, head_activation, rnn_nonlinearity, ignore, order)."""
+    """A ModelSpec from a PyTorch model: a path (a torch.save checkpoint, zip or legacy, whatever its name; a
+    .safetensors file; an .npz of named arrays), a state_dict, or a live nn.Module. ``key`` picks the
+    state_dict inside a checkpoint dict; other options go to ``spec_from_state_dict`` (layers, activations,
+    head_activation, rnn_nonlinearity, ignore)."""
     if isinstance(obj, (str, os.PathLike)):
+        from ..formats import TORCH_FORMATS, identify
+
         source = os.fspath(obj)
-        loaded, order = read_arrays(obj)
-        options.setdefault("order", order)
-        state = select_state_dict(loaded, key, source)
-        return spec_from_state_dict(state, dtype=dtype, source=source, **options)
+        fmt = identify(source)
+        if fmt.name not in TORCH_FORMATS:
+            raise FormatError(f"{source}: this is a {fmt.title} file, not a PyTorch checkpoint, safetensors or "
+                              f".npz of named arrays; engine.load(path) reads it")
+        return fmt.read(source, key=key, dtype=dtype, **options)
     if hasattr(obj, "named_children") and hasattr(obj, "state_dict"):
         if options or key:
             raise TypeError(f"a live module needs no options (its structure says it all), got "
                             f"{sorted(options) + (['key'] if key else [])}")
         return spec_from_module(obj, dtype=dtype)
-    state = select_state_dict(obj, key, "state_dict")
-    return spec_from_state_dict(state, dtype=dtype, **options)
-
-
-def _option_names():
-    import inspect
-
-    from .state_dict import spec_from_state_dict
-
-    params = inspect.signature(spec_from_state_dict).parameters.values()
-    return {"key", "dtype"} | {p.name for p in params if p.kind == p.KEYWORD_ONLY}
-
-
-from_torch.option_names = _option_names()
+    return spec_from_arrays(obj, key=key, source="state_dict", dtype=dtype, order="module", **options)
