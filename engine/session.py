@@ -16,6 +16,7 @@ The header holds the snapshot version, the model identity (a hash of its packed 
 the arrays' names and shapes. ``from_bytes`` checks all of it and refuses a snapshot of another model.
 """
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -140,15 +141,30 @@ class _StreamBase:
             raise IndexError(f"stream index must be an integer in [0, {self._n}), got {i!r}")
         return int(i) % self._n
 
-    def _reset_rows(self, rows):
-        for view, initial in self._slots.values():
-            view[rows] = initial
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """Hold the stream (the call layer's busy flag) while the state is read or written here: a stream
+        that another thread is stepping, resetting or reading refuses, and is never changed under it."""
+        self._take()
+        try:
+            yield
+        finally:
+            self._give()
 
-    def get_state(self):
-        """A copy of the state: {'layers.<i>.h': array, 'layers.<i>.c': array (LSTM)}."""
+    def _reset_rows(self, rows):
+        with self._exclusive():
+            for view, initial in self._slots.values():
+                view[rows] = initial
+
+    def _copy_state(self):
         if self._single:
             return {name: view[0].copy() for name, (view, _) in self._slots.items()}
         return {name: view.copy() for name, (view, _) in self._slots.items()}
+
+    def get_state(self):
+        """A copy of the state: {'layers.<i>.h': array, 'layers.<i>.c': array (LSTM)}."""
+        with self._exclusive():
+            return self._copy_state()
 
     def set_state(self, state):
         """Replace the state with ``state`` (a dict as returned by get_state); checked before anything changes."""
@@ -167,13 +183,15 @@ class _StreamBase:
                 raise StateError(f"state {name!r} must be a float array of shape {expected}, "
                                  f"got {arr.dtype} {arr.shape}")
             checked[name] = arr
-        for name, (view, _) in self._slots.items():
-            view[...] = checked[name]
+        with self._exclusive():
+            for name, (view, _) in self._slots.items():
+                view[...] = checked[name]
 
     # ---- snapshots ----
     def to_bytes(self):
         """The state as a versioned, checksummed snapshot tied to this model (see the module docstring)."""
-        state = self.get_state()
+        with self._exclusive():
+            state = self._copy_state()
         names = sorted(state)
         header = {"version": SNAPSHOT_VERSION, "model": self._model.identity, "dtype": self.dtype.name,
                   "n": self._n, "single": self._single,

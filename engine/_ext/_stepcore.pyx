@@ -124,13 +124,23 @@ cdef class StepCore:
         return ndim == 1 or cnp.PyArray_DIMS(arr)[1] == d1
 
     cdef inline int _enter(self) except -1:
+        # check-and-set with the GIL held and no Python code in between: atomic against other threads
         if not self.ready:
             raise RuntimeError("this stream was not built by Model.stream()/Model.streams()")
         if self.busy:
-            raise RuntimeError("this stream is being stepped by another thread; give each thread its own "
-                               "stream (model.stream() is cheap)")
+            raise RuntimeError("this stream is in use by another thread (stepping it, or reading or writing its "
+                               "state); give each thread its own stream (model.stream() is cheap)")
         self.busy = True
         return 0
+
+    def _take(self):
+        """Hold the stream for a state operation of the Python side (reset, get_state, set_state, to_bytes):
+        the same busy flag ``step`` holds, so either waits for nothing and refuses while the other runs."""
+        self._enter()
+
+    def _give(self):
+        """Release what ``_take`` held."""
+        self.busy = False
 
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.

@@ -54,8 +54,17 @@ class StepCore:
         if not getattr(self, "_ready", False):
             raise RuntimeError("this stream was not built by Model.stream()/Model.streams()")
         if not self._busy.acquire(blocking=False):
-            raise RuntimeError("this stream is being stepped by another thread; give each thread its own "
-                               "stream (model.stream() is cheap)")
+            raise RuntimeError("this stream is in use by another thread (stepping it, or reading or writing its "
+                               "state); give each thread its own stream (model.stream() is cheap)")
+
+    def _take(self):
+        """Hold the stream for a state operation of the Python side (reset, get_state, set_state, to_bytes):
+        the same lock ``step`` holds, so either refuses while the other runs."""
+        self._enter()
+
+    def _give(self):
+        """Release what ``_take`` held."""
+        self._busy.release()
 
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.
