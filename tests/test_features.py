@@ -57,9 +57,11 @@ def _layer(cell, rng, I=5, H=7, peephole=False, direction="forward", activations
     return CELL[cell](I, H, weights, direction=direction, activations=activations, **kwargs)
 
 
-def _check(layer, rng, *, lengths=None, with_state=False, T=11, B=3):
+def _check(layer, rng, *, lengths=None, with_state=False, T=11, B=3, X=None):
     D = layer.num_directions
-    X = rng.uniform(-1, 1, (T, B, layer.input_size))
+    if X is None:
+        X = rng.uniform(-1, 1, (T, B, layer.input_size))
+    T, B = X.shape[:2]
     h0 = rng.uniform(-0.5, 0.5, (D, B, layer.output_hidden)) if with_state else None
     c0 = rng.uniform(-0.5, 0.5, (D, B, layer.hidden_size)) if with_state and layer.cell == "lstm" else None
     y_ref, h_ref, c_ref = naive.recurrent(layer, X, lengths, h0, c0)
@@ -123,3 +125,37 @@ def test_sequence_lengths_and_initial_states_match_reference_and_onnxruntime(cel
 def test_every_gate_function_is_covered_by_the_activation_cases():
     covered = {name for names in ACTIVATION_SETS for name in names}
     assert covered == set(GATE_FUNCTIONS)
+
+
+# features whose gate functions are ONNX's (not PyTorch's), driven into saturation
+SATURATED = {
+    "lstm peepholes, input_forget": ("lstm", {"peephole": True, "input_forget": True}),
+    "lstm activation list": ("lstm", {"activations": ["hard_sigmoid", "softsign", ("scaled_tanh", 1.3, 0.7)]}),
+    "lstm defaults, clip 30": ("lstm", {"clip": 30.0}),
+    "gru linear_before_reset=0": ("gru", {"linear_before_reset": False}),
+    "gru activation list": ("gru", {"activations": [("hard_sigmoid", 0.3, 0.4), "softsign"]}),
+    "rnn sigmoid": ("rnn", {"activations": ["sigmoid"]}),
+    "rnn tanh reverse": ("rnn", {"direction": "reverse"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SATURATED))
+def test_saturated_gates_match_reference_and_onnxruntime(case):
+    """Weights of scale 3 with a few huge entries and inputs in [-8, 8]: gate pre-activations of |x| 20 to
+    hundreds, where the float32 tanh/sigmoid approximations run on their clamps."""
+    cell, kwargs = SATURATED[case]
+    rng = np.random.default_rng(_seed("saturated", case))
+    kwargs = dict(kwargs)
+    I, H = 5, 7
+    D = 2 if kwargs.get("direction") == "bidirectional" else 1
+    weights = []
+    for _ in range(D):
+        w = random_weights(rng, cell, I, H, scale=3.0, peephole=kwargs.pop("peephole", False))
+        flat = w["weight_ih"].reshape(-1)
+        flat[rng.choice(flat.size, 3, replace=False)] = [40.0, -60.0, 90.0]
+        weights.append(w)
+    layer = CELL[cell](I, H, weights, **kwargs)
+    X = rng.uniform(-8, 8, (11, 3, I))
+    pre = np.einsum("tbi,gi->tbg", X, weights[0]["weight_ih"])
+    assert np.abs(pre).max() > 200
+    _check(layer, rng, X=X)
