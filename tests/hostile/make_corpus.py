@@ -80,6 +80,9 @@ def _valid_torch_zip(obj=None):
     return buf.getvalue()
 
 
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)   # every zip entry's timestamp: the corpus is the same bytes on every run
+
+
 def _zip_replace(data, replace=None, extra=None, transform=None):
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
@@ -90,9 +93,10 @@ def _zip_replace(data, replace=None, extra=None, transform=None):
                     body = new
             if transform:
                 body = transform(item.filename, body)
+            item.date_time = FIXED_DATE
             zout.writestr(item, body)
         for name, body in (extra or {}).items():
-            zout.writestr(name, body)
+            zout.writestr(zipfile.ZipInfo(name, FIXED_DATE), body)
     return out.getvalue()
 
 
@@ -100,6 +104,32 @@ def _legacy(obj_pickle):
     head = b"".join(pickle.dumps(v, protocol=2) for v in
                     (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}))
     return head + obj_pickle + pickle.dumps([], protocol=2)
+
+
+class _StorageSkipper(pickle.Unpickler):
+    """Reads past a torch.save object pickle of our own making, building nothing from it."""
+
+    class Anything(dict):
+        """Whatever the pickle builds: a dict that takes items and attributes."""
+
+    def find_class(self, module, name):
+        return lambda *args, **kwargs: self.Anything()
+
+    def persistent_load(self, pid):
+        return None
+
+
+def _renumber_legacy_keys(data):
+    """torch's legacy writer names each storage by its memory address; renumber them 0, 1, ... (zero-padded to
+    the same length, so the pickles stay valid) for a file that is the same bytes on every run."""
+    stream = io.BytesIO(data)
+    for _ in range(3):                                  # magic, protocol, sys info
+        pickle.load(stream)
+    _StorageSkipper(stream).load()                      # the object (its storages only referenced)
+    keys = pickle.load(stream)                          # the sorted storage keys
+    for i, key in enumerate(keys):
+        data = data.replace(key.encode(), str(i).zfill(len(key)).encode())
+    return data
 
 
 def torch_files():
@@ -116,8 +146,9 @@ def torch_files():
             f"this file pickles `{PAYLOAD_GLOBAL[name]}`")
     add("torch_zip_truncated.pt", valid[:200], "FormatError", "not a readable zip checkpoint")
     buf = io.BytesIO()
-    torch.save(torch.nn.LSTM(3, 4).state_dict(), buf, _use_new_zipfile_serialization=False)
-    add("torch_legacy_truncated.pt", buf.getvalue()[:-50], "FormatError", "bytes remain")
+    # one storage: the legacy writer orders storages by memory address, which differs between runs
+    torch.save({"weight": torch.arange(40.0)}, buf, _use_new_zipfile_serialization=False)
+    add("torch_legacy_truncated.pt", _renumber_legacy_keys(buf.getvalue())[:-50], "FormatError", "bytes remain")
     big = _valid_torch_zip({"w": torch.ones(1000, 1000)})
     add("torch_storage_shorter_than_declared.pt",
         _zip_replace(big, transform=lambda n, b: b[:100] if n.endswith("/data/0") else b),
@@ -271,6 +302,25 @@ def onnx_files():
 
 
 # ------------------------------------------------------------------------------------------- Keras
+def _stable_keras_entry(name, body):
+    """Keras writes the save time into metadata.json and memory addresses as config.json's shared_object_id
+    (they only link shared objects): fix the one, renumber the others by first appearance."""
+    if name == "metadata.json":
+        meta = json.loads(body)
+        meta["date_saved"] = "2000-01-01@00:00:00"
+        return json.dumps(meta).encode()
+    if name == "config.json":
+        ids = {}
+
+        def renumber(obj):
+            if isinstance(obj, dict):
+                return {k: (ids.setdefault(v, len(ids)) if k == "shared_object_id" else renumber(v))
+                        for k, v in obj.items()}
+            return [renumber(v) for v in obj] if isinstance(obj, list) else obj
+        return json.dumps(renumber(json.loads(body))).encode()
+    return body
+
+
 def keras_files(tmp):
     import h5py
     import keras
@@ -279,7 +329,7 @@ def keras_files(tmp):
     kpath, hpath = os.path.join(tmp, "k.keras"), os.path.join(tmp, "k.h5")
     model.save(kpath)
     model.save(hpath)
-    valid = open(kpath, "rb").read()
+    valid = _zip_replace(open(kpath, "rb").read(), transform=_stable_keras_entry)
 
     def with_config(transform):
         def t(name, body):
@@ -311,6 +361,11 @@ def keras_files(tmp):
 def main(out=None):
     out = out or os.path.join(HERE, "corpus")
     os.makedirs(out, exist_ok=True)
+    import keras
+    import torch
+
+    torch.manual_seed(0)            # the templates' weights, so that the corpus is the same bytes every time
+    keras.utils.set_random_seed(0)
     torch_files()
     native_files()
     safetensors_files()
