@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from tests.tolerances import PARITY_F32  # noqa: E402
+from tests.tolerances import PARITY_F32, PARITY_F64  # noqa: E402
 
 CLI = [sys.executable, "-m", "engine"]
 I, H, O = 3, 8, 2
@@ -183,6 +183,91 @@ def test_bench_times_rnnjit_against_torch_and_onnxruntime(models, fmt):
     for name in ("rnnjit step(out=)", "rnnjit step", "torch (module, step)", "onnxruntime"):
         assert any(line.startswith(name) and "x" in line for line in r.stdout.splitlines()), r.stdout
     assert "differ" not in r.stdout and "left out" not in r.stdout
+
+
+# ---- the loading flags, each passed through the command line and each shown to matter
+class Flagged(nn.Module):
+    """A checkpoint that needs every loading flag: a ReLU RNN (the state_dict cannot say so), a hidden
+    activation and a head activation (nor those), an auxiliary layer that is not on the scoring path, and the
+    weights under an unusual key of the checkpoint dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(I, H, nonlinearity="relu", batch_first=True)
+        self.fc1 = nn.Linear(H, 6)
+        self.fc2 = nn.Linear(6, O)
+        self.aux = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(self.rnn(x)[0]))))
+
+
+FLAGS = {"--key": "ema_weights", "--ignore": "aux", "--rnn-nonlinearity": "relu", "--activation": "fc1=relu",
+         "--head-activation": "sigmoid", "--dtype": "float64"}
+
+
+@pytest.fixture(scope="module")
+def flagged(tmp_path_factory, models):
+    d = tmp_path_factory.mktemp("flagged")
+    torch.manual_seed(11)
+    net = Flagged().double().eval()
+    torch.save({"ema_weights": net.state_dict(), "epoch": 7}, d / "ckpt.pth")
+    with torch.no_grad():
+        Y = net(torch.from_numpy(models["X"]).double()[None])[0].numpy()
+    params = sum(p.numel() for name, p in net.named_parameters() if not name.startswith("aux."))
+    return {"path": d / "ckpt.pth", "Y": Y, "params": params, "X": models["dir"] / "x.npy"}
+
+
+def _flags(drop=(), **override):
+    flags = dict(FLAGS, **override)
+    return [v for k, val in flags.items() if k not in drop and val is not None for v in (k, val)]
+
+
+def _run_npy(flagged, tmp_path, flags):
+    out = tmp_path / "y.npy"
+    r = rnnjit("run", flagged["path"], flagged["X"], "-o", out, "--no-progress", *flags)
+    return r, (np.load(out) if r.returncode == 0 else None)
+
+
+@pytest.mark.parametrize("layers", [[], ["--layers", "rnn,fc1,fc2"]])
+def test_every_loading_flag_is_passed_through_and_the_result_is_torchs(flagged, tmp_path, layers):
+    r, Y = _run_npy(flagged, tmp_path, _flags() + layers)
+    assert r.returncode == 0, r.stderr
+    assert Y.dtype == np.float64                       # --dtype float64: the outputs are float64 computations
+    np.testing.assert_allclose(Y, flagged["Y"], atol=PARITY_F64, rtol=0)
+
+
+@pytest.mark.parametrize("flag", ["--rnn-nonlinearity", "--activation", "--head-activation", "--dtype"])
+def test_without_each_flag_the_model_is_another_one(flagged, tmp_path, flag):
+    r, Y = _run_npy(flagged, tmp_path, _flags(drop=(flag,)))
+    assert r.returncode == 0, r.stderr
+    if flag == "--dtype":                              # float32 arithmetic: still torch's model, to float32
+        assert Y.dtype == np.float32
+        np.testing.assert_allclose(Y, flagged["Y"], atol=PARITY_F32, rtol=0)
+        assert np.abs(Y - flagged["Y"]).max() > PARITY_F64
+    else:
+        assert np.abs(Y - flagged["Y"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("flag,message", [("--key", "say which holds the model's state_dict with key="),
+                                          ("--ignore", "do not chain into one model")])
+def test_without_key_or_ignore_the_checkpoint_is_refused_with_a_reason(flagged, tmp_path, flag, message):
+    r, _ = _run_npy(flagged, tmp_path, _flags(drop=(flag,)))
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert message in r.stderr and r.stderr.startswith("rnnjit: ")
+
+
+def test_layers_chooses_the_groups_that_form_the_model(flagged, tmp_path):
+    r, Y = _run_npy(flagged, tmp_path, _flags() + ["--layers", "rnn,fc1", "--ignore", "fc2"])
+    assert r.returncode == 0, r.stderr
+    assert Y.shape == (len(flagged["Y"]), 6)          # fc1's width: fc2 left out
+
+
+def test_info_counts_the_parameters_of_the_chosen_layers(flagged):
+    r = rnnjit("info", flagged["path"], "--no-timing", *_flags())
+    assert r.returncode == 0, r.stderr
+    assert f"dtype float64, {flagged['params']} parameters" in r.stdout
+    assert "RNN(3, 8, activations=relu)" in r.stdout
 
 
 # ---- errors: message and exit code as documented in `rnnjit --help` / engine/cli.py

@@ -15,7 +15,7 @@ import torch
 
 import engine
 from engine import demo
-from tests.tolerances import PARITY_F32
+from tests.tolerances import FLOAT32_STORAGE, PARITY_F32, SAME_FLOAT64_ARITHMETIC
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "heartbeat")
@@ -137,10 +137,10 @@ def test_the_shipped_recording_is_the_simulators_output_for_its_seed():
     rec = demo.load_recording()
     again = ecg.make_recording(train.HELD_OUT_SECONDS, train.HELD_OUT_SEED, pvc_rate=0.08, dropouts=3, bursts=3)
     assert int(rec["seed"]) == train.HELD_OUT_SEED not in train.TRAIN_SEEDS
-    np.testing.assert_allclose(rec["signal"], again["signal"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(rec["signal"], again["signal"], atol=FLOAT32_STORAGE, rtol=0)
     np.testing.assert_array_equal(rec["beat_types"], again["beat_types"])
-    np.testing.assert_allclose(rec["r_times"], again["r_times"], atol=1e-12)
-    np.testing.assert_allclose(rec["artifacts"], again["artifacts"], atol=1e-12)
+    np.testing.assert_allclose(rec["r_times"], again["r_times"], atol=SAME_FLOAT64_ARITHMETIC, rtol=0)
+    np.testing.assert_allclose(rec["artifacts"], again["artifacts"], atol=SAME_FLOAT64_ARITHMETIC, rtol=0)
     assert (rec["beat_types"] == "V").sum() >= 10 and sorted(rec["artifact_kinds"]) == ["dropout"] * 3 + ["noise"] * 3
 
 

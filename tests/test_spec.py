@@ -10,6 +10,7 @@ import engine
 from engine import io as native
 from tests.helpers import random_weights
 from tests.reference import naive
+from tests.tolerances import REFERENCE_F64
 
 
 def _full_spec(rng):
@@ -41,7 +42,7 @@ def test_native_format_round_trips_every_layer_and_feature(tmp_path, rng):
     np.testing.assert_array_equal(a, b)
     # and the loaded model is the model the spec describes
     ref = naive.run(spec, X.transpose(1, 0, 2)[:, :1])
-    np.testing.assert_allclose(b[:1].transpose(1, 0, 2), ref, atol=1e-9)
+    np.testing.assert_allclose(b[:1].transpose(1, 0, 2), ref, atol=REFERENCE_F64, rtol=0)
 
 
 def test_loading_a_newer_format_version_is_refused(tmp_path, rng):

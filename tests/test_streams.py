@@ -120,6 +120,36 @@ def test_snapshot_of_another_model_or_altered_bytes_is_refused(model, rng):
         engine.Streams.from_bytes(blob, model)
 
 
+def _resealed(blob, **header_changes):
+    """A snapshot with its JSON header changed and its checksum recomputed (what a newer writer would make)."""
+    import hashlib
+    import json
+    import struct
+
+    from engine.session import SNAPSHOT_MAGIC
+
+    start = len(SNAPSHOT_MAGIC) + 4
+    (hlen,) = struct.unpack_from("<I", blob, len(SNAPSHOT_MAGIC))
+    header = json.loads(blob[start:start + hlen])
+    header.update(header_changes)
+    hjson = json.dumps(header).encode()
+    body = SNAPSHOT_MAGIC + struct.pack("<I", len(hjson)) + hjson + blob[start + hlen:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def test_a_snapshot_of_a_newer_version_is_refused_with_the_versions_named(model, rng):
+    from engine.session import SNAPSHOT_VERSION
+
+    s = model.stream()
+    s.step_n(rng.uniform(-1, 1, (5, model.input_size)))
+    blob = s.to_bytes()
+    assert engine.Stream.from_bytes(_resealed(blob), model).get_state().keys() == s.get_state().keys()
+    newer = _resealed(blob, version=SNAPSHOT_VERSION + 1)
+    with pytest.raises(engine.StateError, match=f"version {SNAPSHOT_VERSION + 1} is newer than this rnnjit "
+                                                f"reads \\({SNAPSHOT_VERSION}\\)"):
+        engine.Stream.from_bytes(newer, model)
+
+
 def test_set_state_with_wrong_keys_or_shapes_is_refused_and_changes_nothing(model, rng):
     s = model.stream()
     before = s.get_state()
