@@ -14,7 +14,6 @@ import numpy as np
 import converters
 import engine
 from engine._ext import twin
-from engine.kernels.ops import run_op
 from engine.session import _SingleStream
 
 TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -83,7 +82,7 @@ class NumbaDirect(Contender):
     def step(self, x):
         src = x.reshape(1, -1)
         for p, s, y in zip(self.packed, self.states, self.outs):
-            run_op(src, y, p.params, s, self.scratch, p.meta)
+            p.kind.step(src, y, p.params, s, self.scratch, p.meta)
             src = y
         return src[0]
 

@@ -5,7 +5,7 @@
 Each variant is checked against a float64 NumPy product before it is timed, then timed interleaved with the
 engine's kernel and numpy's BLAS (OpenBLAS, one thread) at the shapes the step, sequence and streams suites
 use (LSTM 32x128: K = 160 stacked rows for a step, N = 512 gate units). A variant is promoted into
-engine/kernels/cells.py only when it wins clearly; the result of each trial is recorded in
+engine/kernels/linalg.py only when it wins clearly; the result of each trial is recorded in
 benchmarks/README.md.
 
 The engine's kernel reads the weights as column panels (engine/kernels/layout.py) and keeps a 64-column
@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from engine.config import jit
-from engine.kernels.cells import BLOCK, gemm_acc
+from engine.kernels.linalg import BLOCK, gemm_acc
 from engine.kernels.layout import PANEL, TILE
 
 from . import harness

@@ -42,7 +42,7 @@ def run(model, X):
     if len(model._packed) != 1:
         raise ValueError("the roofline runs one recurrent layer")
     p = model._packed[0]
-    kind = {L.OP_LSTM: 0, L.OP_GRU: 1, L.OP_RNN: 2}[p.kind]
+    kind = {"lstm": 0, "gru": 1, "rnn": 2}[p.kind.name]    # the C loop's cell switch
     I, H = p.in_size, int(p.meta[L.M_H])
     G = {0: 4, 1: 2, 2: 1}[kind]
     M = np.ascontiguousarray(p.matrix(0, L.D_M, I + H, G * H))

@@ -91,11 +91,6 @@ def source_format(path):
     return identify(path).description(path)
 
 
-_CONVENTIONS = {"LSTM": "gates i,f,g,o (PyTorch order; ONNX i,o,f,c and Keras i,f,c,o are permuted on load)",
-                "GRU": "gates r,z,n (PyTorch order; ONNX z,r,h and Keras z,r,h are permuted on load)",
-                "RNN": "one gate"}
-
-
 # ---------------------------------------------------------------------------------------------- info
 def estimate_step_us(model, steps=2000):
     """Measured p50 µs per step (stream) or per timestep of run() for sequence-only models."""
@@ -128,12 +123,14 @@ def cmd_info(args):
     print(f"file: {args.model}")
     print(f"format: {source_format(args.model)}")
     print(model.summary())
+    from engine.layers import kind_of
+
     kinds = []
     for layer in model.spec.layers:
-        name = type(layer).__name__
-        if name in _CONVENTIONS and name not in kinds:
-            kinds.append(name)
-            print(f"{name}: {_CONVENTIONS[name]}")
+        kind = kind_of(layer)
+        if kind.convention and kind not in kinds:
+            kinds.append(kind)
+            print(f"{type(layer).__name__}: {kind.convention}")
     print(f"input size {model.input_size}, output size {model.output_size}, dtype {model.dtype.name}, "
           f"{model.num_parameters} parameters")
     print("streaming: " + ("yes (stream / streams)" if model.streamable else

@@ -1,9 +1,10 @@
 """Model: a ModelSpec packed for the kernels once; immutable and shared by every stream and thread.
 
-``run`` scores whole sequences: for each recurrent layer the input projection of all timesteps is one
-GEMM through numpy's BLAS (X @ W^T + b, the packed (I, G*H) block), then the recurrence runs in one
-compiled call per direction (engine/kernels/cells.py). Streaming goes through ``stream()`` /
-``streams(n)`` (engine/session.py).
+``run`` scores whole sequences layer by layer, each through its kind's ``run`` (engine/layers/): a recurrent
+layer runs its compiled sequence kernel per direction below the BLAS batch (the input projections a few
+timesteps at a time inside it), and from BLAS_MIN_BATCH sequences one BLAS GEMM of [x_t, H_t-1] per timestep;
+a dense layer is one GEMM over all frames. Streaming goes through ``stream()`` / ``streams(n)``
+(engine/session.py).
 
 Shapes: ``run(X)`` takes (T, I), or (B, T, I) with ``batch_first=True`` (the default) or (T, B, I) with
 ``batch_first=False``, and returns the same leading shape with output_size last. ``lengths`` (B,) gives
@@ -17,19 +18,10 @@ import hashlib
 import numpy as np
 
 from .errors import ShapeError, StateError
-from .kernels import layout as L
-from .kernels.cells import (_start, gru_blas_finish, gru_blas_gates, gru_sequence, lstm_blas_post, lstm_sequence,
-                            rnn_blas_post, rnn_sequence, seq_blas_load, seq_blas_store, sequence_work_size)
-from .kernels.ops import run_op
-from .layers.pack import pack_spec
+from .layers import pack_spec
+from .layers.recurrent import BLAS_MIN_BATCH  # noqa: F401 - where run() switches to BLAS, re-exported
 from .session import Stream, Streams
 from .spec import ModelSpec
-
-
-# run(): from this many sequences on, the recurrent GEMM of each timestep goes to BLAS. Measured crossover
-# (LSTM 32x128, T=200): the compiled path is faster at 8 and 16 sequences (22.9 vs 24.0, 54.9 vs 61.3 us per
-# step), BLAS at 32 and 64 (99.8 vs 116.3, 144.1 vs 197.2).
-BLAS_MIN_BATCH = 24
 
 
 class Model:
@@ -144,19 +136,7 @@ class Model:
         states_in = self._initial_states(initial_state, B, arr.ndim == 2)
         states_out = {}
         for i, p in enumerate(self._packed):
-            if p.kind in (L.OP_LSTM, L.OP_GRU, L.OP_RNN):
-                seq = self._run_recurrent(i, p, seq, lens, states_in, states_out)
-            elif p.kind == L.OP_DENSE:
-                W = p.view(0, L.D_W, (p.out_size, p.in_size))
-                y = seq.reshape(T * B, p.in_size) @ W.T
-                if p.meta[L.M_DIR + L.D_BIAS] >= 0:
-                    y += p.view(0, L.D_BIAS, (p.out_size,))
-                seq = y.reshape(T, B, p.out_size)
-            else:
-                y = np.empty((T * B, p.out_size), self._dtype)
-                run_op(seq.reshape(T * B, p.in_size), y, p.params, np.empty((T * B, 0), self._dtype),
-                       np.empty(0, self._dtype), p.meta)
-                seq = y.reshape(T, B, p.out_size)
+            seq = p.kind.run(p, seq, lens, states_in, states_out, f"layers.{i}")
         if arr.ndim == 2:
             out = seq[:, 0, :]
             states_out = {k: v[:, 0, :] for k, v in states_out.items()}
@@ -180,13 +160,10 @@ class Model:
             return {}
         if not isinstance(initial_state, dict):
             raise StateError(f"initial_state must be a dict of arrays, got {type(initial_state).__name__}")
-        allowed = {}
+        allowed = {}   # name -> (directions, size)
         for i, p in enumerate(self._packed):
-            if p.kind in (L.OP_LSTM, L.OP_GRU, L.OP_RNN):
-                layer = p.layer
-                allowed[f"layers.{i}.h"] = (layer.num_directions, layer.output_hidden)
-                if p.kind == L.OP_LSTM:
-                    allowed[f"layers.{i}.c"] = (layer.num_directions, layer.hidden_size)
+            for slot in p.kind.state_slots(p.layer):
+                allowed[f"layers.{i}.{slot.name}"] = (slot.directions, slot.size)
         unknown = set(initial_state) - set(allowed)
         if unknown:
             raise StateError(f"initial_state has unknown keys {sorted(unknown)}; this model takes {sorted(allowed)}")
@@ -201,91 +178,3 @@ class Model:
                 raise StateError(f"initial_state {name!r} must have shape (D, H) = {(D, size)}{batch}, got {arr.shape}")
             out[name] = np.ascontiguousarray(arr, dtype=self._dtype)
         return out
-
-    def _run_recurrent(self, i, p, seq, lens, states_in, states_out):
-        layer = p.layer
-        T, B, I = seq.shape
-        H, Ho, D = layer.hidden_size, layer.output_hidden, layer.num_directions
-        dt = self._dtype
-
-        def start(name, size, spec_initial):
-            if name in states_in:
-                return states_in[name]
-            init = np.zeros((D, size), dt) if spec_initial is None else spec_initial.astype(dt)
-            return np.ascontiguousarray(np.broadcast_to(init[:, None, :], (D, B, size)))
-
-        h0 = start(f"layers.{i}.h", Ho, layer.initial_h)
-        hT = np.zeros((D, B, Ho), dt)
-        c0 = cT = None
-        if p.kind == L.OP_LSTM:
-            c0 = start(f"layers.{i}.c", H, layer.initial_c)
-            cT = np.zeros((D, B, H), dt)
-        outs = []
-        for d in range(D):
-            reverse = layer.direction == "reverse" or d == 1
-            Y = np.zeros((T, B, Ho), dt)
-            if B >= BLAS_MIN_BATCH:
-                self._recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse)
-            else:
-                work = np.zeros(sequence_work_size(layer.cell, B, I, H, Ho), dt)
-                if p.kind == L.OP_LSTM:
-                    lstm_sequence(seq, p.params, p.meta, d, h0[d], c0[d], Y, lens, reverse, hT[d], cT[d], work)
-                elif p.kind == L.OP_GRU:
-                    gru_sequence(seq, p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
-                else:
-                    rnn_sequence(seq, p.params, p.meta, d, h0[d], Y, lens, reverse, hT[d], work)
-            outs.append(Y)
-        states_out[f"layers.{i}.h"] = hT
-        if cT is not None:
-            states_out[f"layers.{i}.c"] = cT
-        return outs[0] if D == 1 else np.concatenate(outs, axis=2)
-
-    @staticmethod
-    def _recurrence_blas(p, d, seq, B, h0, hT, c0, cT, Y, lens, reverse):
-        """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
-        batch (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the GEMM
-        is 1.4-2x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
-        below it, where a Python-level loop per timestep would cost more than it saves. The input projection is
-        not done for all T up front here: its (T, B, 4H) result would be written to fresh memory, and at batch
-        32 the page faults alone cost as much as the recurrence."""
-        layer, m, P = p.layer, p.meta, p.params
-        I, H, Ho = layer.input_size, layer.hidden_size, layer.output_hidden
-        dt = hT.dtype
-        HT = hT[d]
-        longest = _start(HT, h0[d], lens)
-        XH = np.zeros((B, I + Ho), dt)                                                  # [x_t, H_t-1]
-        if p.kind == L.OP_LSTM:
-            M, bias = p.matrix(d, L.D_M, I + Ho, 4 * H), p.view(d, L.D_B, (4 * H,))   # [W^T; R^T]
-            CT = cT[d]
-            _start(CT, c0[d], lens)
-            G, HF = np.empty((B, 4 * H), dt), np.empty((B, H), dt)
-            projected = bool(layer.proj_size)
-            if projected:
-                Wp, PROJ = p.matrix(d, L.D_PROJ, H, Ho), np.empty((B, Ho), dt)
-            for s in range(longest):
-                seq_blas_load(XH, seq, HT, lens, s, reverse)
-                np.dot(XH, M, out=G)
-                lstm_blas_post(G, bias, P, m, d, CT, HF, HT, Y, lens, s, reverse, projected)
-                if projected:
-                    np.dot(HF, Wp, out=PROJ)
-                    seq_blas_store(PROJ, HT, Y, lens, s, reverse)
-        elif p.kind == L.OP_GRU:
-            M, bias = p.matrix(d, L.D_M, I + H, 2 * H), p.view(d, L.D_B, (2 * H,))
-            Wn, Rn = p.matrix(d, L.D_WXN, I, H), p.matrix(d, L.D_RHN, H, H)
-            GRZ, GXN, GHN, RH = (np.empty((B, 2 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt),
-                                 np.zeros((B, H), dt))
-            lbr = layer.linear_before_reset
-            for s in range(longest):
-                seq_blas_load(XH, seq, HT, lens, s, reverse)
-                np.dot(XH, M, out=GRZ)
-                np.dot(XH[:, :I], Wn, out=GXN)
-                gru_blas_gates(GRZ, bias, HT, RH, P, m, d, lens, s, reverse)
-                np.dot(HT if lbr else RH, Rn, out=GHN)
-                gru_blas_finish(GRZ, GXN, GHN, HT, Y, P, m, d, lens, s, reverse)
-        else:
-            M, bias = p.matrix(d, L.D_M, I + H, H), p.view(d, L.D_B, (H,))
-            G = np.empty((B, H), dt)
-            for s in range(longest):
-                seq_blas_load(XH, seq, HT, lens, s, reverse)
-                np.dot(XH, M, out=G)
-                rnn_blas_post(G, bias, P, m, d, HT, Y, lens, s, reverse)

@@ -5,8 +5,9 @@ outputs between layers; the weights stay in the Model, shared by every stream an
 ``step_n`` are the compiled call layer's (engine/_ext); this module adds what does not need to be fast:
 input coercion and its errors, reset, state get/set and snapshots.
 
-State is a dict of plain numpy arrays named ``layers.<i>.h`` and ``layers.<i>.c`` (LSTM only), one entry
-per recurrent layer; for ``Streams`` each array has a leading axis of n.
+State is a dict of plain numpy arrays named ``layers.<i>.<slot>``, one per state slot of each layer's kind
+(engine/layers/: a recurrent layer's ``h``, and an LSTM's ``c``); for ``Streams`` each array has a leading
+axis of n.
 
 Snapshot format (``to_bytes``), little-endian::
 
@@ -25,11 +26,10 @@ import numpy as np
 
 from ._ext import COMPILED, StepCore
 from .errors import ShapeError, StateError, StreamingError
-from .kernels.layout import OP_GRU, OP_LSTM, OP_RNN
+from .kernels.entry import compile_entry
 
 SNAPSHOT_MAGIC = b"RNNJITST"
 SNAPSHOT_VERSION = 1
-_RECURRENT = (OP_LSTM, OP_GRU, OP_RNN)
 
 
 class _StreamBase:
@@ -37,8 +37,8 @@ class _StreamBase:
 
     def __init__(self, model, n, single):
         if not model.streamable:
-            bad = [f"layer {i} ({type(l).__name__}, direction={l.direction})" for i, l in
-                   enumerate(model.spec.layers) if getattr(l, "direction", "forward") != "forward"]
+            bad = [f"layer {i} ({type(p.layer).__name__}, {p.kind.reads_future(p.layer)})"
+                   for i, p in enumerate(model._packed) if p.kind.reads_future(p.layer)]
             raise StreamingError(f"this model cannot be stepped one timestep at a time: {', '.join(bad)} "
                                  f"needs the whole sequence (it reads the future). Use model.run(X) instead.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -51,24 +51,19 @@ class _StreamBase:
         self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
         scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
         bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
-        # one C entry point per layer (the twin calls the numba dispatcher instead and needs none)
-        fnaddrs = [_kernel_address(dt, p.kind) if COMPILED else 0 for p in packed]
-        super().__init__(fnaddrs, n, model.input_size, model.output_size, dt.name,
+        # per layer, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
+        kernels = [compile_entry(dt.name, p.kind.entry).address if COMPILED else p.kind.step for p in packed]
+        super().__init__(kernels, n, model.input_size, model.output_size, dt.name,
                          [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
                          single)
-        # name -> (layer index, view (n, size) into the state buffer, initial row)
+        # name -> (view (n, size) into the layer's state buffer, initial row)
         self._slots = {}
         for i, p in enumerate(packed):
-            if p.kind not in _RECURRENT:
-                continue
-            layer = p.layer
             rows = self._state_bufs[i].reshape(n, p.state_size)
-            Ho, H = layer.output_hidden, layer.hidden_size
-            h0 = layer.initial_h[0] if layer.initial_h is not None else np.zeros(Ho)
-            self._slots[f"layers.{i}.h"] = (rows[:, :Ho], h0.astype(dt))
-            if p.kind == OP_LSTM:
-                c0 = layer.initial_c[0] if layer.initial_c is not None else np.zeros(H)
-                self._slots[f"layers.{i}.c"] = (rows[:, Ho:Ho + H], c0.astype(dt))
+            for slot in p.kind.state_slots(p.layer):
+                initial = np.zeros(slot.size) if slot.initial is None else slot.initial[0]   # the forward direction
+                self._slots[f"layers.{i}.{slot.name}"] = (rows[:, slot.offset:slot.offset + slot.size],
+                                                          initial.astype(dt))
         self._single = single
         self.reset()
 
@@ -299,9 +294,3 @@ class Streams(_StreamGroup, StepCore):
     One call steps them all; each stream's numbers are what a lone stream would give. Build with
     ``model.streams(n)``.
     """
-
-
-def _kernel_address(dtype, kind):
-    from .kernels.ops import op_cfunc
-
-    return op_cfunc(dtype.name, kind).address

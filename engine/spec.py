@@ -96,6 +96,7 @@ class Activation:
     """
 
     kind = "activation"
+    input_size = None   # any width: the layer before says
 
     def __init__(self, name, alpha=None, beta=None):
         self.name = _canonical_activation_name(name)
@@ -426,6 +427,8 @@ class Dense:
     def in_features(self):
         return self.weight.shape[1]
 
+    input_size = in_features
+
     @property
     def out_features(self):
         return self.weight.shape[0]
@@ -468,6 +471,8 @@ class Normalize:
     @property
     def size(self):
         return self.mean.shape[0]
+
+    input_size = size
 
     def output_size(self, input_size=None):
         return self.size
@@ -529,11 +534,9 @@ class ModelSpec:
                 raise SpecError(f"layer {i}: expected an LSTM, GRU, RNN, Dense, Normalize or Activation, "
                                 f"got {type(layer).__name__}")
         if input_size is None:
-            first = next((layer for layer in layers if not isinstance(layer, Activation)), None)
-            if first is None:
+            input_size = next((layer.input_size for layer in layers if layer.input_size is not None), None)
+            if input_size is None:
                 raise SpecError("a model of activations only needs input_size")
-            input_size = {"recurrent": lambda l: l.input_size, "dense": lambda l: l.in_features,
-                          "normalize": lambda l: l.size}[first.kind](first)
         self.input_size = _positive_int(input_size, "input_size", "ModelSpec")
         dtype = np.dtype(dtype).name
         if dtype not in DTYPES:
@@ -549,8 +552,11 @@ class ModelSpec:
 
     @property
     def streamable(self):
-        """True when every layer can be stepped one timestep at a time (no reverse or bidirectional RNN)."""
-        return all(getattr(layer, "direction", "forward") == "forward" for layer in self.layers)
+        """True when every layer can be stepped one timestep at a time (none reads the future, as a reverse
+        or bidirectional RNN does)."""
+        from .layers import kind_of
+
+        return not any(kind_of(layer).reads_future(layer) for layer in self.layers)
 
     def __repr__(self):
         body = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

@@ -1,7 +1,7 @@
 """Model.run at batch >= BLAS_MIN_BATCH takes each timestep's recurrent GEMM through BLAS: every layer
 feature there must give what the compiled per-sequence path gives, and what the outside frameworks give
 directly at such a batch, with ragged lengths and initial states: PyTorch for what it has, onnxruntime for
-the ONNX features PyTorch lacks. A spy on Model._recurrence_blas asserts that the BLAS path really ran."""
+the ONNX features PyTorch lacks. A spy on RecurrentKind._recurrence_blas asserts that the BLAS path really ran."""
 
 import zlib
 
@@ -11,7 +11,7 @@ import torch
 
 import converters
 import engine
-from engine.model import BLAS_MIN_BATCH, Model
+from engine.layers.recurrent import BLAS_MIN_BATCH, RecurrentKind
 from tests.helpers import random_weights
 from tests.onnx_oracle import run_in_onnxruntime
 from tests.tolerances import BLAS_VS_KERNEL_F32, BLAS_VS_KERNEL_F64, PARITY_F32, assert_parity
@@ -59,15 +59,15 @@ def test_the_blas_batch_path_equals_the_per_sequence_path_for_every_feature(name
 
 @pytest.fixture
 def blas_calls(monkeypatch):
-    """Records every (layer kind, direction) that Model.run sends down the BLAS path."""
+    """Records every (cell, direction) that Model.run sends down the BLAS path."""
     calls = []
-    real = Model._recurrence_blas
+    real = RecurrentKind._recurrence_blas
 
-    def spy(p, d, *args):
+    def spy(self, p, d, *args):
         calls.append((p.layer.cell, d))
-        return real(p, d, *args)
+        return real(self, p, d, *args)
 
-    monkeypatch.setattr(Model, "_recurrence_blas", staticmethod(spy))
+    monkeypatch.setattr(RecurrentKind, "_recurrence_blas", spy)
     return calls
 
 

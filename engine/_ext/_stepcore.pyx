@@ -3,7 +3,7 @@
 
 Design: a numba dispatcher call costs ~0.4 us plus ~0.11 us per array argument, more than the kernel
 itself at small sizes. ``StepCore`` instead holds, in C fields, the address of each layer's numba
-``@cfunc`` (``engine.kernels.ops.op_cfunc``) and raw pointers to every packed weight, state and scratch buffer,
+``@cfunc`` (its kind's entry point, ``engine.kernels.entry.compile_entry``) and raw pointers to every packed weight, state and scratch buffer,
 all allocated once by the Python side (engine/session.py), which also keeps them alive. ``step`` checks
 its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
 calls the kernel once per layer (holding the GIL instead when the call is too small for the release to pay,
@@ -47,15 +47,16 @@ cdef class StepCore:
     cdef void *scratch
     cdef object _keep
 
-    def __init__(self, fnaddrs, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+        """``kernels``: per layer, the address of its C entry point (the twin takes step dispatchers here)."""
         cdef int i
         cdef cnp.ndarray arr
         if self.ready:
             raise RuntimeError("StepCore is already initialized")
         self.nops = len(params)
-        if not (len(fnaddrs) == len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) \
+        if not (len(kernels) == len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) \
                 or self.nops == 0:
-            raise ValueError("StepCore: fnaddrs, params, metas and states need one entry per layer, bufs one fewer")
+            raise ValueError("StepCore: kernels, params, metas and states need one entry per layer, bufs one fewer")
         self.n, self.in_size, self.out_size = n, in_size, out_size
         self.single = single
         dt = cnp.dtype(dtype)
@@ -71,9 +72,9 @@ cdef class StepCore:
                 or self.fns == NULL:
             raise MemoryError()
         for i in range(self.nops):
-            if not fnaddrs[i]:
+            if not isinstance(kernels[i], int) or not kernels[i]:
                 raise ValueError(f"StepCore: layer {i} has no kernel address")
-            self.fns[i] = <op_t><size_t>fnaddrs[i]
+            self.fns[i] = <op_t><size_t>kernels[i]
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], cnp.dtype("int64"))):
                 if type(a) is not cnp.ndarray or a.dtype != want or not a.flags.c_contiguous:
                     raise TypeError(f"StepCore: layer {i} buffers must be C-contiguous {want} ndarrays")

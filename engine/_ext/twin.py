@@ -1,8 +1,8 @@
 """Pure-Python twin of the compiled call layer (engine/_ext/_stepcore.pyx): same class, same signatures.
 
 Used when the Cython extension is not built, or when ``RNNJIT_PUREPYTHON=1``. It calls the very same
-numba kernel (``run_op``, through numba's dispatcher, which releases the GIL) on numpy views of the same
-buffers, so results are identical; only the per-call overhead differs (a few microseconds per step).
+numba kernels (each kind's ``step``, through numba's dispatcher, which releases the GIL) on numpy views of the
+same buffers, so results are identical; only the per-call overhead differs (a few microseconds per step).
 """
 
 import threading
@@ -10,18 +10,17 @@ import threading
 import numpy as np
 
 from ..kernels.layout import M_OUT, M_STATE
-from ..kernels.ops import run_op
 
 
 class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    def __init__(self, fnaddrs, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
         nops = len(params)
-        if not (len(fnaddrs) == len(metas) == len(states) == nops and len(bufs) == nops - 1) or nops == 0:
-            raise ValueError("StepCore: fnaddrs, params, metas and states need one entry per layer, bufs one fewer")
+        if not (len(kernels) == len(metas) == len(states) == nops and len(bufs) == nops - 1) or nops == 0:
+            raise ValueError("StepCore: kernels, params, metas and states need one entry per layer, bufs one fewer")
         dt = np.dtype(dtype)
         for i in range(nops):
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], np.dtype("int64"))):
@@ -32,7 +31,7 @@ class StepCore:
         for i in range(nops):
             m = metas[i]
             y = bufs[i].reshape(n, m[M_OUT]) if i < nops - 1 else None
-            self._ops.append((params[i], states[i].reshape(n, m[M_STATE]), m, y))
+            self._ops.append((kernels[i], params[i], states[i].reshape(n, m[M_STATE]), m, y))
         self._scratch = scratch
         self._busy = threading.Lock()
         self._ready = True
@@ -41,9 +40,9 @@ class StepCore:
         n = self._n
         src = x.reshape(n, -1)
         last = len(self._ops) - 1
-        for i, (params, state, meta, buf) in enumerate(self._ops):
+        for i, (step, params, state, meta, buf) in enumerate(self._ops):
             dst = y.reshape(n, -1) if i == last else buf
-            run_op(src, dst, params, state, self._scratch, meta)
+            step(src, dst, params, state, self._scratch, meta)
             src = dst
 
     def _fits(self, a, ndim, d0, d1):

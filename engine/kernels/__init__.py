@@ -1,9 +1,12 @@
 """numba-compiled kernels: typed, allocation-free, writing into caller buffers.
 
-layout.py       the packed (params, meta) layout shared with the packer
-activations.py  exact and fast activation functions
-cells.py        LSTM / GRU / RNN step and sequence kernels
-ops.py          dense / activation / normalize, the per-layer dispatch and its C entry point
+layout.py       the packed (params, meta) layout shared with the packers (engine/layers/)
+linalg.py       the register-tiled panel accumulation and flat-buffer views every weighted kernel shares
+recurrence.py   what the recurrent sequence kernels share (chunked projections, the BLAS path's load/store)
+lstm.py gru.py rnn.py dense.py normalize.py
+                one kind's kernels each: its step over n rows (and sequences) and its C entry point
+activations.py  exact and fast activation functions, and the activation layer's kernel
+entry.py        compiling a kind's C entry point for a dtype
 
 Design (cache invalidation): numba's on-disk cache keys each function by the timestamp of its OWN source
 file, not of the functions it inlines from other files, so after an edit to cells.py the cached
@@ -16,7 +19,7 @@ import hashlib
 import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_SOURCES = ("layout.py", "activations.py", "cells.py", "ops.py", os.path.join("..", "config.py"))
+_SOURCES = tuple(sorted(f for f in os.listdir(_HERE) if f.endswith(".py"))) + (os.path.join("..", "config.py"),)
 _STAMP = "rnnjit-kernel-sources.sha256"
 
 

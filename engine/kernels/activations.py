@@ -15,12 +15,13 @@ Design:
 """
 
 import numpy as np
-from numba import types
+from numba import carray, types
 from numba.extending import overload
 
-from ..config import FASTMATH
+from ..config import FASTMATH, jit
+from .layout import M_CODE, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
 
-# ---- codes shared with the packer (engine/layers/pack.py) -------------------------------------------
+# ---- codes shared with the packers (engine/layers/) ---------------------------------------------------
 IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
     SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX = range(15)
 CODES = {
@@ -122,3 +123,40 @@ def _apply_overload(code, alpha, beta, x):
             return beta * (x if x > zero else alpha * (np.exp(x) - one))
         return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
     return impl
+
+
+# ---- the activation layer: a function applied elementwise, or softmax / log-softmax over each row ------
+
+@jit
+def activation_step(X, Y, P, S, SC, m):
+    """Y = act(X) elementwise, or softmax / log-softmax over each row."""
+    code = m[M_CODE]
+    alpha, beta = P[0], P[1]
+    n, F = X.shape
+    for r in range(n):
+        x = X[r]
+        y = Y[r]
+        if code == SOFTMAX or code == LOG_SOFTMAX:
+            mx = x[0]
+            for j in range(1, F):
+                mx = x[j] if x[j] > mx else mx
+            total = x[0] - x[0]
+            for j in range(F):
+                total += np.exp(x[j] - mx)
+            if code == SOFTMAX:
+                for j in range(F):
+                    y[j] = np.exp(x[j] - mx) / total
+            else:
+                lt = np.log(total)
+                for j in range(F):
+                    y[j] = x[j] - mx - lt
+        else:
+            for j in range(F):
+                y[j] = apply(code, alpha, beta, x[j])
+
+
+def activation_entry(x, y, p, s, sc, meta, n):
+    """The C entry point (compiled per dtype by engine.kernels.entry.compile_entry): activation_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    activation_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                    carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

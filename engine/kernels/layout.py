@@ -3,7 +3,7 @@
 Design: the compiled call layer crosses into a kernel with a fixed C signature
 ``op(x, y, params, state, scratch, meta, n)`` (six pointers and the row count), so every layer kind packs
 its weights into one contiguous ``params`` buffer and describes it in ``meta`` with the offsets below.
-The packer (engine/layers/pack.py) writes these; the kernels (cells.py, ops.py) read them. Both import
+The packers (each kind's room, engine/layers/) write these; the kernels (engine/kernels/) read them. Both import
 the names from here, so a layout change is one edit.
 
 meta header (all layer kinds)::

@@ -1,0 +1,65 @@
+"""GRU: gates r, z, n (PyTorch's order; ONNX's and Keras's z, r, h are permuted by the converters), with
+``linear_before_reset`` kept as a flag (PyTorch and Keras reset_after=True: 1; ONNX's default: 0).
+
+Packed per direction (kernels/layout.py): D_M [W_rz^T; R_rz^T] (I + H, 2H) as panels and D_B their pre-added
+biases; the candidate n apart, since r multiplies only its recurrent part: D_WXN W_n^T (I, H), D_RHN R_n^T
+(H, H) as panels, D_BXN and D_BHN its two biases. A stream's state row is h (H).
+"""
+
+import numpy as np
+
+from ..kernels import layout as L
+from ..kernels.gru import gru_blas_finish, gru_blas_gates, gru_entry, gru_sequence, gru_step, gru_work_size
+from ..kernels.recurrence import seq_blas_load
+from ..spec import GRU
+from .recurrent import RecurrentKind
+
+
+class GRUKind(RecurrentKind):
+    name, code, spec_class = "gru", L.OP_GRU, GRU
+    step, entry = staticmethod(gru_step), staticmethod(gru_entry)
+    convention = "gates r,z,n (PyTorch order; ONNX z,r,h and Keras z,r,h are permuted on load)"
+
+    def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
+        W, R = w["weight_ih"], w["weight_hh"]                       # (3H, I), (3H, H)
+        H = layer.hidden_size
+        # canonical r,z,n rows -> stacked [W_rz^T; R_rz^T] (I+H, 2H); n kept apart: W_n^T (I,H), R_n^T (H,H)
+        meta[base + L.D_M] = buf.add_panels(np.concatenate([W[:2 * H].T, R[:2 * H].T], axis=0))
+        meta[base + L.D_B] = buf.add(b_ih[:2 * H] + b_hh[:2 * H])   # r, z biases pre-added
+        meta[base + L.D_WXN] = buf.add_panels(W[2 * H:].T)
+        meta[base + L.D_RHN] = buf.add_panels(R[2 * H:].T)
+        meta[base + L.D_BXN] = buf.add(b_ih[2 * H:])
+        meta[base + L.D_BHN] = buf.add(b_hh[2 * H:])                # apart: r multiplies it (lbr=1)
+
+    def flags(self, layer):
+        return L.F_LBR if layer.linear_before_reset else 0
+
+    def sizes(self, layer):
+        H = layer.hidden_size
+        # gru_step's scratch regions per row: XH (I + H), 5H of gates and candidates, PART (max(TILE, 2H))
+        return H, layer.input_size + H + 5 * H + max(L.TILE, 2 * H)
+
+    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
+        layer = p.layer
+        work = np.zeros(gru_work_size(seq.shape[1], layer.input_size, layer.hidden_size, layer.output_hidden),
+                        seq.dtype)
+        gru_sequence(seq, p.params, p.meta, d, h0, Y, lens, reverse, hT, work)
+
+    def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):
+        layer, m, P = p.layer, p.meta, p.params
+        I, H = layer.input_size, layer.hidden_size
+        B, dt = seq.shape[1], seq.dtype
+        M, bias = p.matrix(d, L.D_M, I + H, 2 * H), p.view(d, L.D_B, (2 * H,))
+        Wn, Rn = p.matrix(d, L.D_WXN, I, H), p.matrix(d, L.D_RHN, H, H)
+        GRZ, GXN, GHN, RH = np.empty((B, 2 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt), np.zeros((B, H), dt)
+        lbr = layer.linear_before_reset
+        for s in range(longest):
+            seq_blas_load(XH, seq, HT, lens, s, reverse)
+            np.dot(XH, M, out=GRZ)
+            np.dot(XH[:, :I], Wn, out=GXN)
+            gru_blas_gates(GRZ, bias, HT, RH, P, m, d, lens, s, reverse)
+            np.dot(HT if lbr else RH, Rn, out=GHN)
+            gru_blas_finish(GRZ, GXN, GHN, HT, Y, P, m, d, lens, s, reverse)
+
+
+KIND = GRUKind()

@@ -1,0 +1,52 @@
+"""Vanilla (Elman) RNN: one gate, H_t = f(X_t W^T + H_t-1 R^T + b).
+
+Packed per direction (kernels/layout.py): D_M [W^T; R^T] (I + H, H) as panels, D_B the pre-added biases.
+A stream's state row is h (H).
+"""
+
+import numpy as np
+
+from ..kernels import layout as L
+from ..kernels.recurrence import seq_blas_load
+from ..kernels.rnn import rnn_blas_post, rnn_entry, rnn_sequence, rnn_step, rnn_work_size
+from ..spec import RNN, Activation
+from .recurrent import RecurrentKind
+
+
+class RNNKind(RecurrentKind):
+    name, code, spec_class = "rnn", L.OP_RNN, RNN
+    step, entry = staticmethod(rnn_step), staticmethod(rnn_entry)
+    convention = "one gate"
+
+    def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
+        # canonical (H, I) and (H, H) -> stacked [W^T; R^T] (I + H, H)
+        meta[base + L.D_M] = buf.add_panels(np.concatenate([w["weight_ih"].T, w["weight_hh"].T], axis=0))
+        meta[base + L.D_B] = buf.add(b_ih + b_hh)                   # biases pre-added
+
+    def is_fast(self, layer, acts):
+        # the branch-free path knows tanh and ReLU (kernels/rnn.py: _rnn_row)
+        return layer.clip is None and acts[0] in (Activation("tanh"), Activation("relu"))
+
+    def sizes(self, layer):
+        H = layer.hidden_size
+        # rnn_step's scratch regions per row: XH (I + H), G (H), PART (max(TILE, H))
+        return H, layer.input_size + H + H + max(L.TILE, H)
+
+    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
+        layer = p.layer
+        work = np.zeros(rnn_work_size(seq.shape[1], layer.input_size, layer.hidden_size, layer.output_hidden),
+                        seq.dtype)
+        rnn_sequence(seq, p.params, p.meta, d, h0, Y, lens, reverse, hT, work)
+
+    def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):
+        layer, m, P = p.layer, p.meta, p.params
+        I, H = layer.input_size, layer.hidden_size
+        M, bias = p.matrix(d, L.D_M, I + H, H), p.view(d, L.D_B, (H,))
+        G = np.empty((seq.shape[1], H), seq.dtype)
+        for s in range(longest):
+            seq_blas_load(XH, seq, HT, lens, s, reverse)
+            np.dot(XH, M, out=G)
+            rnn_blas_post(G, bias, P, m, d, HT, Y, lens, s, reverse)
+
+
+KIND = RNNKind()
