@@ -185,6 +185,20 @@ def test_bench_times_rnnjit_against_torch_and_onnxruntime(models, fmt):
     assert "differ" not in r.stdout and "left out" not in r.stdout
 
 
+def test_bench_keeps_torch_for_a_dense_layer_without_bias(tmp_path):
+    import engine
+    from tests.helpers import random_weights
+
+    rng = np.random.default_rng(4)
+    spec = engine.ModelSpec([engine.GRU(I, H, random_weights(rng, "gru", I, H)),
+                             engine.Dense(rng.uniform(-1, 1, (O, H)))])          # no bias
+    spec.save(tmp_path / "nobias.npz")
+    r = rnnjit("bench", tmp_path / "nobias.npz", "--steps", 300)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert any(line.startswith("torch (module, step)") for line in r.stdout.splitlines()), r.stdout
+    assert "differ" not in r.stdout and "left out" not in r.stdout
+
+
 # ---- the loading flags, each passed through the command line and each shown to matter
 class Flagged(nn.Module):
     """A checkpoint that needs every loading flag: a ReLU RNN (the state_dict cannot say so), a hidden

@@ -60,10 +60,11 @@ def torch_equivalent(spec):
                                                        if src is not None else 0.0)
             mods.append(m)
         elif kind == "Dense":
-            m = nn.Linear(layer.in_features, layer.out_features)
+            m = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
             with torch.no_grad():
                 m.weight.copy_(torch.from_numpy(np.array(layer.weight, np.float32)))
-                m.bias.copy_(torch.from_numpy(np.array(layer.bias, np.float32)))
+                if layer.bias is not None:
+                    m.bias.copy_(torch.from_numpy(np.array(layer.bias, np.float32)))
             mods.append(m)
         elif kind == "Activation":
             if layer.name not in _TORCH_ACTS or (layer.name in ("elu", "leaky_relu") and layer.alpha not in
