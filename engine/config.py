@@ -32,6 +32,8 @@ FASTMATH = {"nnan", "ninf", "nsz", "contract", "reassoc"}
 JIT_OPTIONS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=CACHE)
 # C-callable kernels (numba @cfunc) take the same flags but nogil, which only applies to dispatchers.
 CFUNC_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy", cache=CACHE)
+# numba overloads (the activation functions kernels inline): the code-generation flags alone.
+OVERLOAD_OPTIONS = dict(fastmath=FASTMATH, error_model="numpy")
 
 
 def jit(fn=None, **overrides):

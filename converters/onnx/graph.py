@@ -104,7 +104,6 @@ class Converter:
         self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
         self.state_inputs = {}          # graph input name -> [(layer index, kind, roles, rows)]
         self.lengths_input = None
-        self.layer_states = {}          # layer index -> {"h": value, "c": value} given as initial states
         graph = model.graph
         for init in graph.initializer:
             self.values[init.name] = tensor_array(init, source)

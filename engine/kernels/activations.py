@@ -18,7 +18,7 @@ import numpy as np
 from numba import carray, types
 from numba.extending import overload
 
-from ..config import FASTMATH, jit
+from ..config import OVERLOAD_OPTIONS, jit
 from .layout import M_CODE, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
 
 # ---- codes shared with the packers (engine/layers/) ---------------------------------------------------
@@ -55,7 +55,7 @@ def _is_f32(x):
     return isinstance(x, types.Float) and x.bitwidth == 32
 
 
-@overload(tanh_, jit_options=dict(fastmath=FASTMATH, error_model="numpy"), inline="always")
+@overload(tanh_, jit_options=OVERLOAD_OPTIONS, inline="always")
 def _tanh_overload(x):
     if _is_f32(x):
         def impl(x):
@@ -76,7 +76,7 @@ def _tanh_overload(x):
     return lambda x: np.tanh(x)
 
 
-@overload(sigmoid_, jit_options=dict(fastmath=FASTMATH, error_model="numpy"), inline="always")
+@overload(sigmoid_, jit_options=OVERLOAD_OPTIONS, inline="always")
 def _sigmoid_overload(x):
     if _is_f32(x):
         return lambda x: _HALF32 * tanh_(_HALF32 * x) + _HALF32
@@ -88,7 +88,7 @@ def apply(code, alpha, beta, x):
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(apply, jit_options=dict(fastmath=FASTMATH, error_model="numpy"))
+@overload(apply, jit_options=OVERLOAD_OPTIONS)
 def _apply_overload(code, alpha, beta, x):
     def impl(code, alpha, beta, x):
         zero = x - x

@@ -3,8 +3,8 @@
 Design:
 * Gate pre-activations are one accumulation over a packed (K, N) matrix (for the cells [W^T; R^T]), stored
   as 64-column panels (npan, K, PANEL) (layout.py): the loop over K is outside, the 64 units of a panel
-  inside, contiguous, so it compiles to vertical FMAs with no horizontal sums (PERFORMANCE.md: the row-dot
-  layout was 1.2-1.4x slower).
+  inside, contiguous, so it compiles to vertical FMAs with no horizontal sums (measured: the
+  row-dot layout was 1.2-1.4x slower).
 * The accumulator tile lives in registers: ``_registers`` gives a stack array that LLVM promotes once
   the loops over it are unrolled. ``gemm_acc`` takes the rows six, four or one at a time (float64: two;
   ``_panel``) and loads each weight vector once for all of them, so the weights are read once per
