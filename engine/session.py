@@ -32,6 +32,56 @@ SNAPSHOT_MAGIC = b"RNNJITST"
 SNAPSHOT_VERSION = 1
 
 
+class InputChecker:
+    """The call layer's slow path, handed to it at construction (the one thing of the Python side it calls):
+    what ``step`` / ``step_n`` do with input that is not already an exact C-contiguous array of the model's
+    dtype and shape (convert it, or raise ShapeError naming what was expected), and the error for a bad
+    ``out=`` buffer."""
+
+    def __init__(self, dtype, n, input_size, output_size, single):
+        self.dtype, self.n, self.input_size, self.output_size, self.single = dtype, n, input_size, output_size, single
+
+    def _as_float_array(self, x, expected):
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - describe what we were given
+            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got {type(x).__name__} "
+                             f"that numpy cannot read ({exc})") from None
+        if arr.dtype.kind not in "fiu":
+            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got dtype {arr.dtype} "
+                             f"(shape {arr.shape})")
+        return arr
+
+    def coerce_input(self, x):
+        expected = (self.input_size,) if self.single else (self.n, self.input_size)
+        arr = self._as_float_array(x, expected)
+        if arr.shape != expected:
+            raise ShapeError(f"expected {self.dtype.name} input of shape {expected}, got {arr.dtype} {arr.shape}")
+        # float64 (or integer) input to a float32 model is converted, not refused.
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def coerce_sequence(self, X):
+        arr = self._as_float_array(X, ("T", self.input_size))
+        if arr.ndim != 2 or arr.shape[1] != self.input_size:
+            raise ShapeError(f"expected a {self.dtype.name} sequence of shape (T, {self.input_size}), "
+                             f"got {arr.dtype} {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def bad_out(self, out, T=None):
+        if T is not None:
+            shape = (T, self.output_size)
+        else:
+            shape = (self.output_size,) if self.single else (self.n, self.output_size)
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        extra = ""
+        if isinstance(out, np.ndarray) and not out.flags.writeable:
+            extra = " (it is read-only)"
+        elif isinstance(out, np.ndarray) and not out.flags.c_contiguous:
+            extra = " (it is not C-contiguous)"
+        raise ShapeError(f"out must be a writable C-contiguous {self.dtype.name} array of shape {shape}, "
+                         f"got {got}{extra}")
+
+
 class _StreamBase:
     """Stream behaviour over a call-layer core (engine._ext.StepCore, compiled or twin), mixed in before it."""
 
@@ -55,7 +105,7 @@ class _StreamBase:
         kernels = [compile_entry(dt.name, p.kind.entry).address if COMPILED else p.kind.step for p in packed]
         super().__init__(kernels, n, model.input_size, model.output_size, dt.name,
                          [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
-                         single)
+                         single, InputChecker(dt, n, model.input_size, model.output_size, single))
         # name -> (view (n, size) into the layer's state buffer, initial row)
         self._slots = {}
         for i, p in enumerate(packed):
@@ -83,50 +133,6 @@ class _StreamBase:
     @property
     def dtype(self):
         return self._model.dtype
-
-    # ---- the slow paths of step / step_n (called by the call layer) ----
-    def _expected_input(self):
-        return (self.input_size,) if self._single else (self._n, self.input_size)
-
-    def _as_float_array(self, x, expected):
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # noqa: BLE001 - describe what we were given
-            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got {type(x).__name__} "
-                             f"that numpy cannot read ({exc})") from None
-        if arr.dtype.kind not in "fiu":
-            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got dtype {arr.dtype} "
-                             f"(shape {arr.shape})")
-        return arr
-
-    def _coerce_input(self, x):
-        expected = self._expected_input()
-        arr = self._as_float_array(x, expected)
-        if arr.shape != expected:
-            raise ShapeError(f"expected {self.dtype.name} input of shape {expected}, got {arr.dtype} {arr.shape}")
-        # float64 (or integer) input to a float32 model is converted, not refused.
-        return np.ascontiguousarray(arr, dtype=self.dtype)
-
-    def _coerce_sequence(self, X):
-        arr = self._as_float_array(X, ("T", self.input_size))
-        if arr.ndim != 2 or arr.shape[1] != self.input_size:
-            raise ShapeError(f"expected a {self.dtype.name} sequence of shape (T, {self.input_size}), "
-                             f"got {arr.dtype} {arr.shape}")
-        return np.ascontiguousarray(arr, dtype=self.dtype)
-
-    def _bad_out(self, out, T=None):
-        if T is not None:
-            shape = (T, self.output_size)
-        else:
-            shape = (self.output_size,) if self._single else (self._n, self.output_size)
-        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        extra = ""
-        if isinstance(out, np.ndarray) and not out.flags.writeable:
-            extra = " (it is read-only)"
-        elif isinstance(out, np.ndarray) and not out.flags.c_contiguous:
-            extra = " (it is not C-contiguous)"
-        raise ShapeError(f"out must be a writable C-contiguous {self.dtype.name} array of shape {shape}, "
-                         f"got {got}{extra}")
 
     # ---- state ----
     def _rows(self, i):

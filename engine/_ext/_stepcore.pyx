@@ -3,12 +3,14 @@
 
 Design: a numba dispatcher call costs ~0.4 us plus ~0.11 us per array argument, more than the kernel
 itself at small sizes. ``StepCore`` instead holds, in C fields, the address of each layer's numba
-``@cfunc`` (its kind's entry point, ``engine.kernels.entry.compile_entry``) and raw pointers to every packed weight, state and scratch buffer,
-all allocated once by the Python side (engine/session.py), which also keeps them alive. ``step`` checks
+``@cfunc`` (its kind's entry point, ``engine.kernels.entry.compile_entry``) and raw pointers to every packed
+weight, state and scratch buffer, all allocated once by the Python side (engine/session.py), which also keeps
+them alive. ``step`` checks
 its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
 calls the kernel once per layer (holding the GIL instead when the call is too small for the release to pay,
 see ``GIL_RELEASE_WORK``). Anything off the fast path (a list, float64 into a float32 model, a
-strided view) goes to ``_coerce_input`` in Python, which converts or raises the engine's ShapeError.
+strided view) goes to the InputChecker it was handed (engine/session.py), which converts or raises the
+engine's ShapeError.
 
 The pure-Python twin (engine/_ext/twin.py) has the same class, methods and signatures.
 """
@@ -46,9 +48,11 @@ cdef class StepCore:
     cdef int64_t **metas
     cdef void *scratch
     cdef object _keep
+    cdef object checker
 
-    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
-        """``kernels``: per layer, the address of its C entry point (the twin takes step dispatchers here)."""
+    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single, checker):
+        """``kernels``: per layer, the address of its C entry point (the twin takes step dispatchers here).
+        ``checker``: the slow path for input off the fast one (engine.session.InputChecker)."""
         cdef int i
         cdef cnp.ndarray arr
         if self.ready:
@@ -63,6 +67,7 @@ cdef class StepCore:
         self.typenum = dt.num
         self.itemsize = dt.itemsize
         self._keep = (list(params), list(metas), list(states), scratch, list(bufs))
+        self.checker = checker
         self.params = <void **>malloc(self.nops * sizeof(void *))
         self.states = <void **>malloc(self.nops * sizeof(void *))
         self.bufs = <void **>malloc(self.nops * sizeof(void *))
@@ -155,7 +160,7 @@ cdef class StepCore:
         cdef void *xp
         cdef void *yp
         if not self._fits(x, ndim, d0, self.in_size):
-            x = self._coerce_input(x)
+            x = self.checker.coerce_input(x)
         if out is None:
             if self.single:
                 dims[0] = self.out_size
@@ -165,7 +170,7 @@ cdef class StepCore:
             out = cnp.PyArray_EMPTY(ndim, dims, self.typenum, 0)
         elif not self._fits(out, ndim, self.out_size if self.single else self.n, self.out_size) \
                 or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
-            self._bad_out(out)
+            self.checker.bad_out(out)
         xp = cnp.PyArray_DATA(<cnp.ndarray>x)
         yp = cnp.PyArray_DATA(<cnp.ndarray>out)
         self._enter()
@@ -192,16 +197,16 @@ cdef class StepCore:
         if type(X) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2:
             T = cnp.PyArray_DIMS(<cnp.ndarray>X)[0]
         else:
-            X = self._coerce_sequence(X)
+            X = self.checker.coerce_sequence(X)
             T = X.shape[0]
         if not self._fits(X, 2, T, self.in_size):
-            X = self._coerce_sequence(X)
+            X = self.checker.coerce_sequence(X)
         if out is None:
             dims[0] = T
             dims[1] = self.out_size
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         elif not self._fits(out, 2, T, self.out_size) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
-            self._bad_out(out, T)
+            self.checker.bad_out(out, T)
         xa = X
         ya = out
         xp = <char *>cnp.PyArray_DATA(xa)

@@ -15,7 +15,7 @@ from ..kernels.layout import M_OUT, M_STATE
 class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single):
+    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single, checker):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
         nops = len(params)
@@ -33,6 +33,7 @@ class StepCore:
             y = bufs[i].reshape(n, m[M_OUT]) if i < nops - 1 else None
             self._ops.append((kernels[i], params[i], states[i].reshape(n, m[M_STATE]), m, y))
         self._scratch = scratch
+        self._checker = checker
         self._busy = threading.Lock()
         self._ready = True
 
@@ -73,12 +74,12 @@ class StepCore:
         single = self._single
         ndim, d0 = (1, self._in_size) if single else (2, self._n)
         if not self._fits(x, ndim, d0, self._in_size):
-            x = self._coerce_input(x)
+            x = self._checker.coerce_input(x)
         if out is None:
             out = np.empty((self._out_size,) if single else (self._n, self._out_size), self._dtype)
         elif not self._fits(out, ndim, self._out_size if single else self._n, self._out_size) \
                 or not out.flags.writeable:
-            self._bad_out(out)
+            self._checker.bad_out(out)
         self._enter()
         try:
             self._run(x, out)
@@ -91,12 +92,12 @@ class StepCore:
         if not self._single:
             raise TypeError("step_n steps one stream; for many streams call step once per timestep")
         if not (type(X) is np.ndarray and X.ndim == 2 and self._fits(X, 2, X.shape[0], self._in_size)):
-            X = self._coerce_sequence(X)
+            X = self._checker.coerce_sequence(X)
         T = X.shape[0]
         if out is None:
             out = np.empty((T, self._out_size), self._dtype)
         elif not self._fits(out, 2, T, self._out_size) or not out.flags.writeable:
-            self._bad_out(out, T)
+            self._checker.bad_out(out, T)
         self._enter()
         try:
             for t in range(T):
