@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from ._ext import COMPILED, StepCore
+from ._ext import StepCore
 from .errors import ShapeError, StateError, StreamingError
 from .kernels.entry import compile_entry
 
@@ -102,7 +102,8 @@ class _StreamBase:
         scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
         bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
         # per layer, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
-        kernels = [compile_entry(dt.name, p.kind.entry).address if COMPILED else p.kind.step for p in packed]
+        kernels = [compile_entry(dt.name, p.kind.entry).address if self.TAKES_ADDRESSES else p.kind.step
+                   for p in packed]
         super().__init__(kernels, n, model.input_size, model.output_size, dt.name,
                          [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
                          single, InputChecker(dt, n, model.input_size, model.output_size, single))

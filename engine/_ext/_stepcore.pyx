@@ -36,6 +36,8 @@ ctypedef void (*op_t)(void *x, void *y, void *params, void *state, void *scratch
 cdef class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
+    TAKES_ADDRESSES = True   # its kernels: the address of each layer's C entry point
+
     cdef op_t *fns
     cdef int nops
     cdef int64_t n, in_size, out_size, itemsize

@@ -15,6 +15,8 @@ from ..kernels.layout import M_OUT, M_STATE
 class StepCore:
     """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
+    TAKES_ADDRESSES = False  # its kernels: each layer's step dispatcher
+
     def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single, checker):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
