@@ -35,7 +35,7 @@ def dense_step(X, Y, P, S, SC, m):
 
 
 def dense_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (compiled per dtype by engine.kernels.entry.compile_entry): dense_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): dense_step over raw pointers."""
     m = carray(meta, (meta[M_LEN],))
     dense_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
                carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

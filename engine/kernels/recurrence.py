@@ -5,6 +5,12 @@ Design: below the BLAS batch a sequence kernel projects the inputs of CHUNK time
 ``_panel`` pass into a small work area, then runs the recurrence time-outer, batch-inner (a (T, B, G*H)
 projection array up front cost page faults of up to 2 us per step). Per-row lengths and the reverse
 direction are a matter of indexing: rows past their length are computed but never written back.
+
+The cells (lstm.py, gru.py, rnn.py): step and sequence share the per-row cell update; two update paths:
+``fast`` (default activations, no clip/peephole/input_forget) is branch-free and vectorizes, ``generic``
+evaluates any ONNX activation with exact math, element by element. Symbols follow the ONNX operator docs: X_t
+input, H_t hidden, C_t cell, W/R input/recurrent weights, P peepholes. Nothing here allocates: scratch comes
+from the caller.
 """
 
 from ..config import jit

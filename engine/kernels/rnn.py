@@ -1,21 +1,18 @@
 """Vanilla RNN: one timestep for n rows (``rnn_step``), whole sequences (``rnn_sequence``) and the
 elementwise part of the BLAS path (``rnn_blas_post``).
 
-Design: step and sequence share the per-row cell update; two update paths: ``fast`` (default activations, no
-clip/peephole/input_forget) is branch-free and vectorizes, ``generic`` evaluates any ONNX activation with
-exact math, element by element. Symbols follow the ONNX operator docs: X_t input, H_t hidden, C_t cell, W/R
-input/recurrent weights, P peepholes. Nothing here allocates: scratch comes from the caller.
+The design the three cells share is in recurrence.py.
 """
 
 from numba import carray
 
 from ..config import jit
-from .activations import TANH, apply, sigmoid_, tanh_
-from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_BHN, D_BXN, D_FLT, D_M, D_PEEP, D_PROJ, D_RHN, D_WXN,
-                     F_CLIP, F_FAST, F_INPUT_FORGET, F_LBR, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT,
+from .activations import TANH, apply, tanh_
+from .layout import (DIR_STRIDE, D_ACT0, D_B, D_FLT, D_M, F_CLIP, F_FAST, M_DIR, M_FLAGS, M_H, M_IN, M_LEN, M_OUT,
                      M_PLEN, M_SCRATCH, M_STATE, TILE)
-from .linalg import _clamp, _copy, _mat, _panels, _rows, gemm_acc
+from .linalg import _clamp, _copy, _panels, _rows, gemm_acc
 from .recurrence import CHUNK, _chunk_inputs, _chunk_project, _start
+
 
 @jit
 def _rnn_row(g, h, P, m, base):
@@ -115,7 +112,7 @@ def rnn_work_size(B, I, H, Ho):
 
 
 def rnn_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (compiled per dtype by engine.kernels.entry.compile_entry): rnn_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): rnn_step over raw pointers."""
     m = carray(meta, (meta[M_LEN],))
     rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

@@ -17,7 +17,7 @@ from .recurrent import RecurrentKind
 
 class GRUKind(RecurrentKind):
     name, code, spec_class = "gru", L.OP_GRU, GRU
-    step, entry = staticmethod(gru_step), staticmethod(gru_entry)
+    step, entry, work_size = staticmethod(gru_step), staticmethod(gru_entry), staticmethod(gru_work_size)
     convention = "gates r,z,n (PyTorch order; ONNX z,r,h and Keras z,r,h are permuted on load)"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
@@ -39,10 +39,7 @@ class GRUKind(RecurrentKind):
         # gru_step's scratch regions per row: XH (I + H), 5H of gates and candidates, PART (max(TILE, 2H))
         return H, layer.input_size + H + 5 * H + max(L.TILE, 2 * H)
 
-    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
-        layer = p.layer
-        work = np.zeros(gru_work_size(seq.shape[1], layer.input_size, layer.hidden_size, layer.output_hidden),
-                        seq.dtype)
+    def sequence_kernel(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT, work):
         gru_sequence(seq, p.params, p.meta, d, h0, Y, lens, reverse, hT, work)
 
     def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):

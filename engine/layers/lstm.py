@@ -17,7 +17,7 @@ from .recurrent import RecurrentKind
 
 class LSTMKind(RecurrentKind):
     name, code, spec_class = "lstm", L.OP_LSTM, LSTM
-    step, entry = staticmethod(lstm_step), staticmethod(lstm_entry)
+    step, entry, work_size = staticmethod(lstm_step), staticmethod(lstm_entry), staticmethod(lstm_work_size)
     convention = "gates i,f,g,o (PyTorch order; ONNX i,o,f,c and Keras i,f,c,o are permuted on load)"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
@@ -45,10 +45,7 @@ class LSTMKind(RecurrentKind):
         return super().state_slots(layer) + (Slot("c", layer.output_hidden, layer.hidden_size, layer.num_directions,
                                                 layer.initial_c),)
 
-    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
-        layer = p.layer
-        work = np.zeros(lstm_work_size(seq.shape[1], layer.input_size, layer.hidden_size, layer.output_hidden),
-                        seq.dtype)
+    def sequence_kernel(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT, work):
         lstm_sequence(seq, p.params, p.meta, d, h0, c0, Y, lens, reverse, hT, cT, work)
 
     def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):

@@ -43,8 +43,10 @@ class RecurrentKind(Kind):
         """(state floats per row, scratch floats per row) for the *_step kernel."""
         raise NotImplementedError
 
-    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
-        """The compiled recurrence of direction d over whole sequences (below the BLAS batch)."""
+    work_size = None   # the cell's *_work_size(B, I, H, H_out): floats of scratch its sequence kernel needs
+
+    def sequence_kernel(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT, work):
+        """Call the cell's compiled sequence kernel for direction d."""
         raise NotImplementedError
 
     def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):
@@ -102,9 +104,10 @@ class RecurrentKind(Kind):
             Y = np.zeros((T, B, layer.output_hidden), dt)
             if B >= BLAS_MIN_BATCH:
                 self._recurrence_blas(p, d, seq, h0, hT, c0, cT, Y, lengths, reverse)
-            else:
-                self.sequence(p, d, seq, h0[d], None if c0 is None else c0[d], Y, lengths, reverse, hT[d],
-                              None if cT is None else cT[d])
+            else:   # the compiled recurrence, input projections a few timesteps at a time
+                work = np.zeros(self.work_size(B, layer.input_size, layer.hidden_size, layer.output_hidden), dt)
+                self.sequence_kernel(p, d, seq, h0[d], None if c0 is None else c0[d], Y, lengths, reverse, hT[d],
+                                     None if cT is None else cT[d], work)
             outs.append(Y)
         for name, final in finals.items():
             states_out[f"{prefix}.{name}"] = final

@@ -15,7 +15,7 @@ from .recurrent import RecurrentKind
 
 class RNNKind(RecurrentKind):
     name, code, spec_class = "rnn", L.OP_RNN, RNN
-    step, entry = staticmethod(rnn_step), staticmethod(rnn_entry)
+    step, entry, work_size = staticmethod(rnn_step), staticmethod(rnn_entry), staticmethod(rnn_work_size)
     convention = "one gate"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
@@ -32,10 +32,7 @@ class RNNKind(RecurrentKind):
         # rnn_step's scratch regions per row: XH (I + H), G (H), PART (max(TILE, H))
         return H, layer.input_size + H + H + max(L.TILE, H)
 
-    def sequence(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT):
-        layer = p.layer
-        work = np.zeros(rnn_work_size(seq.shape[1], layer.input_size, layer.hidden_size, layer.output_hidden),
-                        seq.dtype)
+    def sequence_kernel(self, p, d, seq, h0, c0, Y, lens, reverse, hT, cT, work):
         rnn_sequence(seq, p.params, p.meta, d, h0, Y, lens, reverse, hT, work)
 
     def blas_recurrence(self, p, d, seq, HT, CT, XH, Y, lens, reverse, longest):
