@@ -31,7 +31,7 @@ BRANCHES = re.compile(r"\bOP_(LSTM|GRU|RNN|DENSE|ACT|NORM)\b|\.cell\s*[!=]=|isin
                       r"Normalize|Activation)\b")
 
 
-@pytest.mark.parametrize("path", ["model.py", "session.py", "cli.py", "io.py", os.path.join("_ext", "twin.py"),
+@pytest.mark.parametrize("path", ["spec.py", "model.py", "session.py", "cli.py", "io.py", os.path.join("_ext", "twin.py"),
                                   os.path.join("_ext", "_stepcore.pyx")])
 def test_the_engine_outside_the_rooms_asks_the_kind_instead_of_branching_on_it(path):
     with open(os.path.join(ENGINE, path)) as fh:

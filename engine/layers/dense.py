@@ -4,8 +4,54 @@ import numpy as np
 
 from ..kernels import layout as L
 from ..kernels.dense import dense_entry, dense_step
-from ..spec import Dense
+from ..errors import SpecError
 from .base import Buffer, Kind, Packed
+from .validate import _array, _expect_shape
+
+
+class Dense:
+    """y = x @ weight.T + bias, with ``weight`` (out_features, in_features) as in torch.nn.Linear."""
+
+    kind = "dense"
+
+    def __init__(self, weight, bias=None, name=None):
+        where = "Dense layer" + (f" {name!r}" if name else "")
+        self.name = name
+        self.weight = _array(weight, "weight", where, 2)
+        self.bias = _array(bias, "bias", where, 1)
+        _expect_shape(self.bias, (self.weight.shape[0],), "bias (out_features,)", where)
+
+    @property
+    def in_features(self):
+        return self.weight.shape[1]
+
+    input_size = in_features
+
+    @property
+    def out_features(self):
+        return self.weight.shape[0]
+
+    def output_size(self, input_size=None):
+        return self.out_features
+
+    def validate(self, input_size, where):
+        if input_size != self.in_features:
+            raise SpecError(f"{where}: Dense weight has shape {self.weight.shape} (out, in) and expects "
+                            f"{self.in_features} inputs, but the layer before it outputs {input_size}")
+        return self.out_features
+
+    def __repr__(self):
+        return f"Dense({self.in_features} -> {self.out_features}{'' if self.bias is not None else ', no bias'})"
+
+    def to_config(self):
+        arrays = {"weight": self.weight}
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        return {"kind": self.kind, "name": self.name}, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(arrays["weight"], arrays.get("bias"), name=config.get("name"))
 
 
 class DenseKind(Kind):

@@ -11,8 +11,25 @@ import numpy as np
 from ..kernels import layout as L
 from ..kernels.gru import gru_blas_finish, gru_blas_gates, gru_entry, gru_sequence, gru_step, gru_work_size
 from ..kernels.recurrence import seq_blas_load
-from ..spec import GRU
-from .recurrent import RecurrentKind
+from .recurrent import Recurrent, RecurrentKind
+
+
+class GRU(Recurrent):
+    """GRU layer; gates r, z, n; activations (f, g), default (sigmoid, tanh)."""
+
+    cell = "gru"
+    gates = 3
+    default_activations = ("sigmoid", "tanh")
+    _activation_roles = "f for the r/z gates, g for the candidate"
+
+    def __init__(self, input_size, hidden_size, weights, *, direction="forward", activations=None, clip=None,
+                 initial_h=None, linear_before_reset=True, name=None):
+        super().__init__(input_size, hidden_size, weights, direction=direction, activations=activations,
+                         clip=clip, initial_h=initial_h, linear_before_reset=linear_before_reset, name=name)
+
+    @classmethod
+    def _config_kwargs(cls, config, arrays):
+        return dict(linear_before_reset=config["linear_before_reset"])
 
 
 class GRUKind(RecurrentKind):

@@ -10,9 +10,28 @@ import numpy as np
 from ..kernels import layout as L
 from ..kernels.lstm import lstm_blas_post, lstm_entry, lstm_sequence, lstm_step, lstm_work_size
 from ..kernels.recurrence import seq_blas_load, seq_blas_store
-from ..spec import LSTM
 from .base import Slot
-from .recurrent import RecurrentKind
+from .recurrent import Recurrent, RecurrentKind
+
+
+class LSTM(Recurrent):
+    """LSTM layer; gates i, f, g, o; activations (f, g, h), default (sigmoid, tanh, tanh)."""
+
+    cell = "lstm"
+    gates = 4
+    default_activations = ("sigmoid", "tanh", "tanh")
+    _activation_roles = "f for the i/f/o gates, g for the cell candidate, h for the output"
+
+    def __init__(self, input_size, hidden_size, weights, *, direction="forward", activations=None, clip=None,
+                 initial_h=None, initial_c=None, proj_size=0, input_forget=False, name=None):
+        super().__init__(input_size, hidden_size, weights, direction=direction, activations=activations,
+                         clip=clip, initial_h=initial_h, initial_c=initial_c, proj_size=proj_size,
+                         input_forget=input_forget, name=name)
+
+    @classmethod
+    def _config_kwargs(cls, config, arrays):
+        return dict(proj_size=config["proj_size"], input_forget=config["input_forget"],
+                    initial_c=arrays.get("initial_c"))
 
 
 class LSTMKind(RecurrentKind):

@@ -1,4 +1,5 @@
-"""What the LSTM, GRU and RNN rooms share: packing per direction, the h (and c) state slots, the reverse and
+"""What the LSTM, GRU and RNN rooms share: the spec layer's attributes and validation (``Recurrent``; see
+engine/spec.py for the canonical layout), packing per direction, the h (and c) state slots, the reverse and
 bidirectional directions, and running whole sequences (the compiled per-sequence kernels below the BLAS batch,
 BLAS GEMMs per timestep from it).
 
@@ -12,8 +13,189 @@ import numpy as np
 from ..kernels import layout as L
 from ..kernels.activations import CODES
 from ..kernels.recurrence import _start
-from ..spec import Activation
+from ..errors import SpecError
+from .activation import Activation, _is_activation_like
 from .base import Buffer, Kind, Packed, Slot
+from .validate import _array, _expect_shape, _f, _positive_int
+
+DIRECTIONS = ("forward", "reverse", "bidirectional")
+
+
+class Recurrent:
+    """Common part of LSTM, GRU and RNN layers. Construct those, not this.
+
+    ``weights`` is one dict per direction (forward first) with the canonical arrays named in the module
+    docstring; missing biases are zeros. ``activations`` is one tuple per direction, or one tuple used for
+    every direction, or None for the cell's defaults.
+    """
+
+    cell = None
+    gates = 0
+    default_activations = ()
+    kind = "recurrent"
+
+    def __init__(self, input_size, hidden_size, weights, *, direction="forward", activations=None, clip=None,
+                 initial_h=None, initial_c=None, proj_size=0, input_forget=False, linear_before_reset=True,
+                 name=None):
+        where = f"{self.cell.upper()} layer" + (f" {name!r}" if name else "")
+        self.name = name
+        self.input_size = _positive_int(input_size, "input_size", where)
+        self.hidden_size = _positive_int(hidden_size, "hidden_size", where)
+        if direction not in DIRECTIONS:
+            raise SpecError(f"{where}: direction must be one of {DIRECTIONS}, got {direction!r}")
+        self.direction = direction
+        self.num_directions = 2 if direction == "bidirectional" else 1
+        self.proj_size = 0 if proj_size in (None, 0) else _positive_int(proj_size, "proj_size", where)
+        if self.proj_size and self.cell != "lstm":
+            raise SpecError(f"{where}: proj_size is an LSTM feature, got proj_size={proj_size}")
+        if self.proj_size and self.proj_size >= self.hidden_size:
+            # PyTorch's own rule; a projection is meant to shrink the state.
+            raise SpecError(f"{where}: proj_size ({self.proj_size}) must be smaller than hidden_size "
+                            f"({self.hidden_size})")
+        self.clip = None if clip is None else _f(clip, "clip", where)
+        if self.clip is not None and self.clip <= 0:
+            raise SpecError(f"{where}: clip must be > 0 (or None for no clipping), got {self.clip}")
+        self.input_forget = bool(input_forget)
+        if self.input_forget and self.cell != "lstm":
+            raise SpecError(f"{where}: input_forget is an LSTM feature")
+        self.linear_before_reset = bool(linear_before_reset) if self.cell == "gru" else False
+
+        G, H, I, Ho, D = self.gates, self.hidden_size, self.input_size, self.output_hidden, self.num_directions
+        if isinstance(weights, dict):
+            weights = [weights]
+        weights = list(weights)
+        if len(weights) != D:
+            raise SpecError(f"{where}: direction {direction!r} needs {D} weight set(s), got {len(weights)}")
+        self.weights = []
+        for d, w in enumerate(weights):
+            dw = f"{where} direction {d}"
+            unknown = set(w) - {"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "peephole"}
+            if unknown:
+                raise SpecError(f"{dw}: unknown weight name(s) {sorted(unknown)}")
+            for required in ("weight_ih", "weight_hh"):
+                if w.get(required) is None:
+                    raise SpecError(f"{dw}: {required} is required")
+            arrs = {
+                "weight_ih": _array(w["weight_ih"], "weight_ih", dw, 2),
+                "weight_hh": _array(w["weight_hh"], "weight_hh", dw, 2),
+                "bias_ih": _array(w.get("bias_ih"), "bias_ih", dw, 1),
+                "bias_hh": _array(w.get("bias_hh"), "bias_hh", dw, 1),
+                "weight_hr": _array(w.get("weight_hr"), "weight_hr", dw, 2),
+                "peephole": _array(w.get("peephole"), "peephole", dw, 2),
+            }
+            _expect_shape(arrs["weight_ih"], (G * H, I), f"weight_ih ({G} gates x hidden {H}, input {I})", dw)
+            _expect_shape(arrs["weight_hh"], (G * H, Ho), f"weight_hh ({G} gates x hidden {H}, state {Ho})", dw)
+            _expect_shape(arrs["bias_ih"], (G * H,), "bias_ih", dw)
+            _expect_shape(arrs["bias_hh"], (G * H,), "bias_hh", dw)
+            if arrs["weight_hr"] is not None and not self.proj_size:
+                raise SpecError(f"{dw}: weight_hr given but proj_size is 0")
+            if self.proj_size and arrs["weight_hr"] is None:
+                raise SpecError(f"{dw}: proj_size={self.proj_size} needs weight_hr of shape ({self.proj_size}, {H})")
+            _expect_shape(arrs["weight_hr"], (self.proj_size, H), "weight_hr (proj_size, hidden)", dw)
+            if arrs["peephole"] is not None and self.cell != "lstm":
+                raise SpecError(f"{dw}: peepholes are an LSTM feature")
+            _expect_shape(arrs["peephole"], (3, H), "peephole (gates i, f, o; hidden)", dw)
+            self.weights.append({k: v for k, v in arrs.items() if v is not None})
+
+        if activations is None:
+            activations = [self.default_activations] * D
+        else:
+            activations = list(activations)
+            # A flat list of activations applies to every direction; otherwise one list per direction.
+            if all(_is_activation_like(a) for a in activations):
+                activations = [activations] * D
+            if len(activations) != D:
+                raise SpecError(f"{where}: activations must give one list per direction ({D}), got {len(activations)}")
+        self.activations = []
+        for d, acts in enumerate(activations):
+            acts = tuple(Activation.of(a) for a in acts)
+            if len(acts) != len(self.default_activations):
+                raise SpecError(f"{where}: a {self.cell.upper()} takes {len(self.default_activations)} activation "
+                                f"functions per direction ({self._activation_roles}), got {len(acts)}")
+            for a in acts:
+                if not a.usable_in_cell:
+                    raise SpecError(f"{where}: {a.name} cannot be a recurrent gate function")
+            self.activations.append(acts)
+        self.activations = tuple(self.activations)
+
+        self.initial_h = _array(initial_h, "initial_h", where, 2)
+        _expect_shape(self.initial_h, (D, Ho), "initial_h (directions, state size)", where)
+        self.initial_c = _array(initial_c, "initial_c", where, 2)
+        if self.initial_c is not None and self.cell != "lstm":
+            raise SpecError(f"{where}: initial_c is an LSTM feature")
+        _expect_shape(self.initial_c, (D, H), "initial_c (directions, hidden)", where)
+
+    _activation_roles = ""
+
+    @property
+    def output_hidden(self):
+        """Size of the hidden state h fed back and emitted per direction (proj_size if projected)."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def has_peepholes(self):
+        return any("peephole" in w for w in self.weights)
+
+    def output_size(self, input_size=None):
+        return self.num_directions * self.output_hidden
+
+    def validate(self, input_size, where):
+        if input_size != self.input_size:
+            raise SpecError(f"{where}: {self.cell.upper()} expects input_size {self.input_size}, "
+                            f"but the layer before it outputs {input_size}")
+        return self.output_size()
+
+    def __repr__(self):
+        extras = []
+        if self.direction != "forward":
+            extras.append(f"direction={self.direction!r}")
+        if self.proj_size:
+            extras.append(f"proj_size={self.proj_size}")
+        if self.clip is not None:
+            extras.append(f"clip={self.clip}")
+        if self.input_forget:
+            extras.append("input_forget=True")
+        if self.has_peepholes:
+            extras.append("peepholes")
+        if self.cell == "gru":
+            extras.append(f"linear_before_reset={int(self.linear_before_reset)}")
+        if any(a != tuple(Activation.of(x) for x in self.default_activations) for a in self.activations):
+            extras.append("activations=" + "/".join(",".join(a.name for a in acts) for acts in self.activations))
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{''.join(', ' + e for e in extras)})"
+
+    # ---- serialization: a JSON-able config plus named arrays ----
+    def to_config(self):
+        config = {
+            "kind": self.kind, "cell": self.cell, "name": self.name, "input_size": self.input_size,
+            "hidden_size": self.hidden_size, "direction": self.direction, "proj_size": self.proj_size,
+            "clip": self.clip, "input_forget": self.input_forget,
+            "linear_before_reset": self.linear_before_reset,
+            "activations": [[[a.name, a.alpha, a.beta] for a in acts] for acts in self.activations],
+        }
+        arrays = {}
+        for d, w in enumerate(self.weights):
+            for key, arr in w.items():
+                arrays[f"dir{d}.{key}"] = arr
+        if self.initial_h is not None:
+            arrays["initial_h"] = self.initial_h
+        if self.initial_c is not None:
+            arrays["initial_c"] = self.initial_c
+        return config, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        D = 2 if config["direction"] == "bidirectional" else 1
+        weights = [{k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"dir{d}.")} for d in range(D)]
+        kwargs = dict(direction=config["direction"], clip=config["clip"], name=config.get("name"),
+                      activations=[[tuple(a) for a in acts] for acts in config["activations"]],
+                      initial_h=arrays.get("initial_h"), **cls._config_kwargs(config, arrays))
+        return cls(config["input_size"], config["hidden_size"], weights, **kwargs)
+
+    @classmethod
+    def _config_kwargs(cls, config, arrays):
+        """The cell's own constructor arguments from a native-format config (none here)."""
+        return {}
+
 
 # run(): from this many sequences on, the recurrent GEMM of each timestep goes to BLAS. Measured crossover
 # (LSTM 32x128, T=200): the compiled path is faster at 8 and 16 sequences (22.9 vs 24.0, 54.9 vs 61.3 us per

@@ -9,8 +9,22 @@ import numpy as np
 from ..kernels import layout as L
 from ..kernels.recurrence import seq_blas_load
 from ..kernels.rnn import rnn_blas_post, rnn_entry, rnn_sequence, rnn_step, rnn_work_size
-from ..spec import RNN, Activation
-from .recurrent import RecurrentKind
+from .activation import Activation
+from .recurrent import Recurrent, RecurrentKind
+
+
+class RNN(Recurrent):
+    """Vanilla (Elman) RNN layer; one gate; activations (f,), default (tanh,)."""
+
+    cell = "rnn"
+    gates = 1
+    default_activations = ("tanh",)
+    _activation_roles = "f"
+
+    def __init__(self, input_size, hidden_size, weights, *, direction="forward", activations=None, clip=None,
+                 initial_h=None, name=None):
+        super().__init__(input_size, hidden_size, weights, direction=direction, activations=activations,
+                         clip=clip, initial_h=initial_h, name=name)
 
 
 class RNNKind(RecurrentKind):
