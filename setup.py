@@ -66,9 +66,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["engine", "engine.*", "converters", "converters.*"]),
-    # the heartbeat demo's trained network (ONNX and state_dict) and its held-out ECG recording, < 1 MB
-    package_data={"engine._ext": ["*.pyx"], "engine.demo": ["data/heartbeat.onnx", "data/heartbeat_state_dict.pt",
-                                                           "data/recording.npz"]},
+    # the heartbeat demo's trained network (native, ONNX and state_dict) and its held-out ECG recording, < 1 MB
+    package_data={"engine._ext": ["*.pyx"], "engine.demo": ["data/heartbeat.npz", "data/heartbeat.onnx",
+                                                           "data/heartbeat_state_dict.pt", "data/recording.npz"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     install_requires=["numpy>=1.24", "numba>=0.59", "onnx>=1.16", "safetensors>=0.4", "h5py>=3.8"],

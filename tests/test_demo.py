@@ -98,9 +98,17 @@ def test_the_plot_is_a_real_png_with_the_signal_the_score_and_the_flags(demo_run
 
 
 def test_the_shipped_files_are_small():
-    sizes = [os.path.getsize(p) for p in (demo.MODEL_ONNX, demo.MODEL_STATE_DICT, demo.RECORDING)]
+    sizes = [os.path.getsize(p) for p in (demo.MODEL_NATIVE, demo.MODEL_ONNX, demo.MODEL_STATE_DICT, demo.RECORDING)]
     assert sum(sizes) < 1_000_000, sizes
-    assert max(sizes[:2]) < 200_000
+    assert max(sizes[:3]) < 200_000
+
+
+def test_the_native_model_is_the_shipped_onnx_file_converted_and_loads_without_onnx():
+    assert engine.load(demo.MODEL_NATIVE).identity == engine.load(demo.MODEL_ONNX).identity   # the same packed weights
+    r = subprocess.run([sys.executable, "-c", "import sys; from engine import demo; demo.load_model(); "
+                        "print(sorted(m for m in ('onnx', 'torch', 'h5py') if m in sys.modules))"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
 def test_the_onnx_file_and_the_state_dict_are_the_trained_torch_network():

@@ -8,6 +8,7 @@ deterministic CPU kernels on two threads. Writes:
 
 - heartbeat_state_dict.pt  the trained weights (torch.save of the state_dict; load with head_activation="sigmoid")
 - heartbeat.onnx           the same network exported by torch.onnx.export (GRU -> Linear -> Sigmoid)
+- heartbeat.npz            the ONNX file converted to rnnjit's native format (what the demo loads)
 - recording.npz            a held-out recording (a seed never used in training) and its ground truth
 
 The network: GRU(1 -> 32, 2 layers) -> Linear(32 -> 2) -> sigmoid, one ECG sample in per step, two
@@ -101,6 +102,9 @@ def main():
     torch.onnx.export(net, torch.zeros(1, 50, 1), os.path.join(args.out, "heartbeat.onnx"), dynamo=False,
                       input_names=["ecg"], output_names=["scores"],
                       dynamic_axes={"ecg": {0: "batch", 1: "time"}, "scores": {0: "batch", 1: "time"}})
+    import engine   # the same network in rnnjit's native format: what `rnnjit demo` loads (numpy alone)
+
+    engine.load(os.path.join(args.out, "heartbeat.onnx")).save(os.path.join(args.out, "heartbeat.npz"))
     rec = ecg.make_recording(HELD_OUT_SECONDS, HELD_OUT_SEED, pvc_rate=0.08, dropouts=3, bursts=3)
     np.savez_compressed(os.path.join(args.out, "recording.npz"),
                         **{k: np.asarray(v) for k, v in rec.items()})
