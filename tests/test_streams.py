@@ -457,7 +457,7 @@ def test_a_busy_stream_refuses_every_state_operation_and_its_output_is_never_cor
 
 def test_busy_streams_refuse_every_state_operation_and_their_outputs_are_never_corrupted(rng):
     model = _big_lstm(rng)
-    n = 1024
+    n = 8192   # one step of 8192 rows is ~0.3 s: time for every hammering thread to meet the busy group
     X = rng.uniform(-1, 1, (n, 64)).astype(np.float32)
     serial = model.streams(n)
     serial.step(X)
