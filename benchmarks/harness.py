@@ -84,10 +84,12 @@ def measure(fns, rounds, calls, warmup=200):
 
 
 def percentiles(samples_ns):
-    import numpy as np
+    """p50 / p99 (µs) and the count of pooled samples in ns: engine.latency's summary, the one the CLI and
+    ``rnnjit bench`` print."""
+    from engine.latency import summarize
 
-    a = np.asarray(samples_ns, dtype=np.float64) / 1000.0
-    return {"p50_us": float(np.percentile(a, 50)), "p99_us": float(np.percentile(a, 99)), "n": int(a.size)}
+    s = summarize(samples_ns)
+    return {"p50_us": s["p50_us"], "p99_us": s["p99_us"], "n": s["n"]}
 
 
 def table(rows, columns, title=None):

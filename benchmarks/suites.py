@@ -119,12 +119,11 @@ def sequence(quick=False):
             if not err <= 1e-5:
                 raise AssertionError(f"{name} differs from PyTorch by {err:.3g}")
         results = harness.measure({n: (lambda fn=fn: fn(X)) for n, fn in fns.items()}, rounds, calls, warmup=2)
-        base = np.percentile(results["rnnjit run"], 50)
-        for name, samples in results.items():
-            p50 = float(np.percentile(samples, 50)) / 1000.0          # us per call
+        p50s = {name: harness.percentiles(samples)["p50_us"] for name, samples in results.items()}   # us per call
+        for name, p50 in p50s.items():
             per_step = p50 / T
             rows.append({"batch": batch, "T": T, "contender": name, "us/step": per_step,
-                         "steps/s": T * batch / (p50 * 1e-6), "x rnnjit": p50 * 1000.0 / base,
+                         "steps/s": T * batch / (p50 * 1e-6), "x rnnjit": p50 / p50s["rnnjit run"],
                          "x real time 250Hz": (T / 250.0) / (p50 * 1e-6) * batch,
                          "x real time 16kHz": (T / 16000.0) / (p50 * 1e-6) * batch})
     text = harness.table(rows, ["batch", "T", "contender", "us/step", "steps/s", "x rnnjit", "x real time 250Hz",
@@ -177,11 +176,10 @@ def streams(quick=False):
         fns = {"rnnjit streams(n)": lambda: group.step(X, out), "rnnjit n separate streams": n_separate,
                "onnxruntime batched": lambda: ort_batched.step_batch(X), "torch LSTMCell batched": torch_batched}
         results = harness.measure(fns, rounds, max(10, calls // n), warmup=20)
-        base = np.percentile(results["rnnjit streams(n)"], 50)
-        for name, samples in results.items():
-            p50 = float(np.percentile(samples, 50)) / 1000.0
+        p50s = {name: harness.percentiles(samples)["p50_us"] for name, samples in results.items()}
+        for name, p50 in p50s.items():
             rows.append({"streams": n, "contender": name, "us per call": p50, "us per stream-step": p50 / n,
-                         "x rnnjit": p50 * 1000.0 / base})
+                         "x rnnjit": p50 / p50s["rnnjit streams(n)"]})
     text = harness.table(rows, ["streams", "contender", "us per call", "us per stream-step", "x rnnjit"],
                          f"streams: n independent LSTM {I}x{H} streams, one timestep each per call")
     return rows, text

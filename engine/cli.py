@@ -109,7 +109,9 @@ def estimate_step_us(model, steps=2000):
             a = clock()
             s.step(x, out=out)
             ns[i] = clock() - a
-        return float(np.percentile(ns, 50)) / 1e3, "per step (stream, batch 1, p50)"
+        from .latency import summarize
+
+        return summarize(ns)["p50_us"], "per step (stream, batch 1, p50)"
     X = rng.standard_normal((1000, model.input_size)).astype(model.dtype)
     model.run(X[:10])
     a = time.perf_counter()
@@ -298,71 +300,60 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _latency_summary(ns, what):
+def _stream_rows(model, rows, writer, flush=False, progress=None):
+    """Step one stream through ``rows`` (an iterable of input rows), writing each output as it comes; then the
+    per-step latency on stderr."""
     import numpy as np
 
-    us = np.asarray(ns) / 1e3
-    print(f"rnnjit: {len(us)} {what}, µs per step p50 {np.percentile(us, 50):.2f}, p99 {np.percentile(us, 99):.2f}, "
-          f"mean {us.mean():.2f}", file=sys.stderr)
+    from .latency import describe
+
+    s = model.stream()
+    x = np.empty(model.input_size, model.dtype)
+    y = np.empty(model.output_size, model.dtype)
+    ns = []
+    clock = time.perf_counter_ns
+    for i, row in enumerate(rows):
+        x[:] = row
+        a = clock()
+        s.step(x, out=y)
+        ns.append(clock() - a)
+        writer.row(y, flush=flush)
+        if progress is not None:
+            progress.update(i)
+    if ns:
+        print(f"rnnjit: {len(ns)} steps (stream), µs per step {describe(ns)}", file=sys.stderr)
 
 
 def cmd_run(args):
-    import numpy as np
-
     model = _load_model(args)
     width = model.input_size
     if args.mode == "stream" and not model.streamable:
         raise CliError("this model has a reverse or bidirectional layer and cannot stream; use --mode sequence",
                        EXIT_CANNOT)
-    writer = None
-    clock = time.perf_counter_ns
-    if args.input == "-" and args.mode == "stream":
-        # a live pipe: each row's output is written (and flushed) before the next row is read
-        s = model.stream()
-        x = np.empty(width, model.dtype)
-        y = np.empty(model.output_size, model.dtype)
-        writer = _Writer(args.output, model.dtype, model.output_size)
-        ns = []
-        try:
-            # readline, not iteration over sys.stdin: a row is handled as soon as it arrives
-            for _, row in _csv_rows(iter(sys.stdin.readline, ""), width, "<stdin>"):
-                x[:] = row
-                a = clock()
-                s.step(x, out=y)
-                ns.append(clock() - a)
-                writer.row(y, flush=True)
-        finally:
-            writer.close()
-        if ns:
-            _latency_summary(ns, "steps (stream)")
-        return 0
-
-    if args.input == "-":
-        X = _read_csv(sys.stdin, width, "<stdin>")
+    live = args.input == "-" and args.mode == "stream"
+    if live:
+        # a live pipe: each row's output is written (and flushed) before the next row is read; readline, not
+        # iteration over sys.stdin, so that a row is handled as soon as it arrives
+        X = None
+        rows = (row for _, row in _csv_rows(iter(sys.stdin.readline, ""), width, "<stdin>"))
     else:
-        X = read_input(args.input, width)
-    X = X.astype(model.dtype)
+        X = _read_csv(sys.stdin, width, "<stdin>") if args.input == "-" else read_input(args.input, width)
+        X = X.astype(model.dtype)
+        rows = X
     writer = _Writer(args.output, model.dtype, model.output_size)
     try:
         if args.mode == "sequence":
-            a = clock()
+            a = time.perf_counter_ns()
             Y = model.run(X)
-            total = clock() - a
+            total = time.perf_counter_ns() - a
             writer.block(Y)
             print(f"rnnjit: {len(X)} steps (sequence, one run call), {total / 1e3 / len(X):.3f} µs per step, "
                   f"{total / 1e6:.2f} ms in all", file=sys.stderr)
         else:
-            s = model.stream()
-            y = np.empty(model.output_size, model.dtype)
-            ns = np.empty(len(X), np.int64)
-            progress = _Progress(len(X), bool(args.output) and len(X) >= 10_000 and not args.no_progress)
-            for i, x in enumerate(X):
-                a = clock()
-                s.step(x, out=y)
-                ns[i] = clock() - a
-                writer.row(y)
-                progress.update(i)
-            _latency_summary(ns, "steps (stream)")
+            progress = None
+            if not live and args.output and len(X) >= 10_000 and not args.no_progress:
+                progress = _Progress(len(X), True)
+            _stream_rows(model, rows, writer, flush=live, progress=progress)
     finally:
         writer.close()
     return 0

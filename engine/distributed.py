@@ -33,6 +33,7 @@ import numpy as np
 
 from . import io as _io
 from .errors import RnnjitError, ShapeError, StateError
+from .latency import summarize
 from .model import Model
 
 try:
@@ -154,10 +155,9 @@ class _Shard:
         return len(parsed)
 
     def stats(self):
-        lat = np.array(self.lat_ns or [0]) / 1e3
+        lat = summarize(self.lat_ns or [0])
         return {"actor": self.index, "streams": len(self.slots), "calls": self.calls, "stream_steps": self.steps,
-                "busy_s": self.busy_ns / 1e9, "call_p50_us": float(np.percentile(lat, 50)),
-                "call_p99_us": float(np.percentile(lat, 99)),
+                "busy_s": self.busy_ns / 1e9, "call_p50_us": lat["p50_us"], "call_p99_us": lat["p99_us"],
                 "us_per_stream_step": self.busy_ns / 1e3 / self.steps if self.steps else float("nan")}
 
     def ping(self):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..latency import summarize
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 MODEL_NATIVE = os.path.join(DATA, "heartbeat.npz")
 MODEL_ONNX = os.path.join(DATA, "heartbeat.onnx")
@@ -318,7 +320,6 @@ def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, second
     wall = time.perf_counter() - t0
     m = evaluate(events, rec)
     kinds = ", ".join(f"{k} {ok}/{all_}" for k, (ok, all_) in sorted(m["by_kind"].items()))
-    us = step_ns / 1e3
     print("summary:", file=out)
     print(f"  beats: {m['beats_detected']} detected; {m['beats_found']} of {m['beats_visible']} visible beats "
           f"found ({100 * m['beat_sensitivity']:.1f} %), {100 * m['beat_ppv']:.1f} % of detections are real beats",
@@ -326,9 +327,10 @@ def main(*, realtime=False, plot_path=None, quiet=False, model_path=None, second
     print(f"  anomalies: {m['flags']} flagged, {m['true_flags']} true; {m['anomalies']} in the ground truth, "
           f"{m['found']} found ({kinds})", file=out)
     print(f"  precision {m['precision']:.3f}  recall {m['recall']:.3f}", file=out)
-    print(f"  speed: {n} steps, {us.mean():.2f} µs per step (p50 {np.percentile(us, 50):.2f}, p99 "
-          f"{np.percentile(us, 99):.2f}), {n / fs / (step_ns.sum() / 1e9):.0f}x real time for the network, "
-          f"{n / fs / wall:.0f}x with event scoring and printing", file=out)
+    lat = summarize(step_ns)
+    print(f"  speed: {n} steps, {lat['mean_us']:.2f} µs per step (p50 {lat['p50_us']:.2f}, p99 {lat['p99_us']:.2f}), "
+          f"{n / fs / (step_ns.sum() / 1e9):.0f}x real time for the network, {n / fs / wall:.0f}x with event scoring "
+          f"and printing", file=out)
     if plot_path:
         plot(plot_path, rec, outputs, events)
         print(f"  plot: {plot_path}", file=out)

@@ -17,6 +17,8 @@ import numpy as np
 
 from converters.pytorch.export import Unsupported, torch_equivalent
 
+from ..latency import summarize
+
 def _contenders(model, log):
     """name -> (reset, step(x) -> y); rnnjit first."""
     out = {}
@@ -122,9 +124,9 @@ def main(model, path, steps=3000, out=None):
                 a = clock()
                 step(Xn[300 + i])
                 tn[i] = clock() - a
-    base = np.percentile(ns["rnnjit step(out=)"], 50)
+    stats = {name: summarize(ns[name]) for name in cont}
+    base = stats["rnnjit step(out=)"]["p50_us"]
     log(f"{'contender':<36s} {'p50 µs':>9s} {'p99 µs':>9s} {'p50 / rnnjit':>13s}")
-    for name in cont:
-        p50, p99 = np.percentile(ns[name], [50, 99]) / 1e3
-        log(f"{name:<36s} {p50:9.2f} {p99:9.2f} {p50 * 1e3 / base:12.1f}x")
+    for name, st in stats.items():
+        log(f"{name:<36s} {st['p50_us']:9.2f} {st['p99_us']:9.2f} {st['p50_us'] / base:12.1f}x")
     return 0
