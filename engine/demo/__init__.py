@@ -33,6 +33,7 @@ BEAT_WINDOW = 0.30     # s: a beat's score is the max anomaly probability over [
 ARTIFACT_MIN = 0.45    # s: an anomaly run at least this long is an artifact (longer than any beat's window)
 WARMUP = 1.0           # s: no events while the state settles from zeros (training ignored this second too)
 ARTIFACT_GRACE = 1.0   # s: an alarm up to this long after an artifact ends is attributed to it (evaluation)
+BEAT_SPAN = (0.10, 0.35)   # s before and after an R peak: the span of one beat, a flagged one or a true ectopic one
 
 
 def load_model():
@@ -128,7 +129,9 @@ def ground_truth(rec):
     """Anomalies as (kind, start, end): each ventricular beat's span, and each artifact's span extended by
     ARTIFACT_GRACE: the network is causal, and a lead-off is recognised by how long the line stays flat, so
     its alarm can rise (or linger) up to a second after the artifact ends."""
-    out = [("ectopic", float(t) - 0.1, float(t) + 0.35) for t, k in zip(rec["r_times"], rec["beat_types"]) if k == "V"]
+    before, after = BEAT_SPAN
+    out = [("ectopic", float(t) - before, float(t) + after) for t, k in zip(rec["r_times"], rec["beat_types"])
+           if k == "V"]
     out += [(str(k), float(s), float(e) + ARTIFACT_GRACE) for (s, e), k in zip(rec["artifacts"], rec["artifact_kinds"])]
     return sorted(out, key=lambda a: a[1])
 
@@ -138,7 +141,8 @@ def _overlaps(a, b):
 
 
 def _span(ev):
-    return (ev.time - 0.1, ev.time + 0.35) if ev.kind == "beat" else (ev.time, ev.end)
+    """The time span an event covers: a beat's BEAT_SPAN around its R peak, an artifact's own extent."""
+    return (ev.time - BEAT_SPAN[0], ev.time + BEAT_SPAN[1]) if ev.kind == "beat" else (ev.time, ev.end)
 
 
 def evaluate(events, rec):
