@@ -232,7 +232,9 @@ FORMATS = (
     Format("onnx", "ONNX", (".onnx",), _is_onnx, read_onnx, _describe_onnx),
 )
 BY_NAME = {f.name: f for f in FORMATS}
-TORCH_FORMATS = ("torch-zip", "torch-legacy", "npz-arrays", "safetensors")
+# the formats converters.from_torch reads: those whose reader is one of the torch readers above
+TORCH_FORMATS = tuple(f.name for f in FORMATS
+                      if f.reader in (read_torch_checkpoint, read_safetensors, read_npz_arrays))
 
 
 def sniff(path):

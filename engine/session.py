@@ -87,8 +87,8 @@ class _StreamBase:
 
     def __init__(self, model, n, single):
         if not model.streamable:
-            bad = [f"layer {i} ({type(p.layer).__name__}, {p.kind.reads_future(p.layer)})"
-                   for i, p in enumerate(model._packed) if p.kind.reads_future(p.layer)]
+            reasons = [(i, p.layer, p.kind.reads_future(p.layer)) for i, p in enumerate(model._packed)]
+            bad = [f"layer {i} ({type(layer).__name__}, {why})" for i, layer, why in reasons if why]
             raise StreamingError(f"this model cannot be stepped one timestep at a time: {', '.join(bad)} "
                                  f"needs the whole sequence (it reads the future). Use model.run(X) instead.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:

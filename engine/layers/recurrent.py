@@ -4,8 +4,9 @@ bidirectional directions, and running whole sequences (the compiled per-sequence
 BLAS GEMMs per timestep from it).
 
 Design: each cell's room (lstm.py, gru.py, rnn.py) says what differs: how its weights pack (``pack_weights``),
-its state and scratch sizes, its sequence kernel (``sequence``) and the timestep of its BLAS path
-(``blas_recurrence``). Shapes in ``run``: seq (T, B, I), states (D, B, size), Y (T, B, D * H_out).
+its state and scratch sizes, its sequence kernel and that kernel's scratch (``sequence_kernel``, ``work_size``)
+and the timestep of its BLAS path (``blas_recurrence``). Shapes in ``run``: seq (T, B, I), states (D, B, size),
+Y (T, B, D * H_out).
 """
 
 import numpy as np
@@ -205,8 +206,6 @@ BLAS_MIN_BATCH = 24
 
 class RecurrentKind(Kind):
     """A recurrent cell's kind; lstm.py, gru.py and rnn.py fill in the cell."""
-
-    extra_flags = 0
 
     # ---- what each cell says ----
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
