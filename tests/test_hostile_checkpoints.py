@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -162,3 +163,25 @@ def test_a_file_that_is_no_checkpoint_is_refused(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"hello world, not a model")
     with pytest.raises(engine.FormatError, match="not a torch checkpoint"):
         engine.load(tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("opcode", [b"r" + (300_000_000).to_bytes(4, "little"),   # LONG_BINPUT
+                                    b"p300000000\n",                               # PUT (protocol 0)
+                                    b"r" + (2**32 - 1).to_bytes(4, "little")])
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+def test_a_memo_index_past_the_pickle_is_refused_before_the_unpickler_grows_its_memo(opcode, container):
+    """Python's unpickler grows its memo to the index a PUT names and clears every new slot: this ten-byte
+    pickle alone makes it touch 4.6 GB (2**32 - 1: 34 GB). Fuzzing found such files; they are refused by a scan
+    of the opcodes before anything is unpickled, in a child process allowed 1 GiB more than it has mapped."""
+    pkl = b"\x80\x02N" + opcode + b"."
+    data = _zip_with(pkl) if container == "zip" else _legacy(pkl)
+    script = ("import resource, sys\n"
+              "import engine\n"
+              "from converters.pytorch.reader import load_checkpoint\n"
+              "data = sys.stdin.buffer.read()\n"
+              "mapped = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+              "resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30),) * 2)   # 1 GiB more than now\n"
+              "try:\n    load_checkpoint(data)\n"
+              "except engine.FormatError as exc:\n    print('REFUSED', exc)\n")
+    r = subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, timeout=120)
+    assert b"REFUSED" in r.stdout and b"memo index" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -20,6 +20,7 @@ Formats (torch/serialization.py):
 import collections
 import io
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -116,9 +117,35 @@ _ALLOWED.update({("torch", name): _StorageType(name) for name in STORAGE_DTYPES}
 _ALLOWED.update({("torch", name): ("dtype", name) for name in TORCH_DTYPES})
 
 
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _check_memo_indices(stream, source):
+    """Refuse a pickle whose memo indices exceed its own length, before unpickling it.
+
+    Python's unpickler grows its memo table to the index a PUT names and clears the new slots: a ten-byte pickle
+    with ``LONG_BINPUT 300000000`` makes it allocate and touch 4.6 GB (fuzzing found files that reach 19 GB). A
+    pickler numbers its memo entries from 0, one per PUT, so an index can never exceed the pickle's size. The
+    scan reads opcodes only (pickletools), runs nothing, and leaves ``stream`` where it was."""
+    start = stream.tell()
+    try:
+        for opcode, arg, pos in pickletools.genops(stream):
+            if opcode.name in _MEMO_PUTS and isinstance(arg, int) and arg > pos:
+                raise FormatError(f"{source}: malformed checkpoint pickle (memo index {arg} at byte {pos} "
+                                  f"exceeds anything a pickler writes there)")
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read opcodes means a malformed pickle
+        raise FormatError(f"{source}: malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
+    finally:
+        stream.seek(start)
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def __init__(self, data, source, allow_storages=True):
-        super().__init__(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        _check_memo_indices(stream, source)
+        super().__init__(stream)
         self.source = source
         self.allow_storages = allow_storages
 
