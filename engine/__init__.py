@@ -6,22 +6,29 @@
     y = s.step(x)                             # x (input_size,) -> (output_size,)
     Y = model.run(X)                          # X (T, input_size) or (B, T, input_size)
 
+    # a graph: named inputs, nodes reading named edges, named outputs
+    spec = engine.ModelSpec.graph(inputs={"x": 8, "mask": 8},
+                                  nodes=[engine.Node("gru", engine.GRU(8, 8, weights), "x"),
+                                         engine.Node("res", engine.Add(), ["gru", "x"]),
+                                         engine.Node("out", engine.Mul(), ["res", "mask"])],
+                                  outputs=["out"])
+
 ``import engine`` never imports onnx, torch or keras: converters (the ``converters`` package) turn their
 files into a ModelSpec, and the engine runs ModelSpecs.
 """
 
 from ._ext import COMPILED
-from .errors import (FormatError, RnnjitError, ShapeError, SpecError, StateError, StreamingError,
-                     UnsafeFileError)
+from .errors import FormatError, RnnjitError, ShapeError, SpecError, StateError, StreamingError, UnsafeFileError
 from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
-from .spec import GRU, LSTM, RNN, Activation, Dense, ModelSpec, Normalize
+from .spec import (GRU, LSTM, RNN, Activation, Add, Dense, Div, Embedding, Input, Max, Min, ModelSpec, Mul, Node,
+                   Normalize, Sub)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "COMPILED", "Dense", "FORMAT_VERSION", "FormatError", "GRU", "LSTM", "Model", "ModelSpec",
-    "Normalize", "RNN", "RnnjitError", "ShapeError", "SpecError", "StateError", "Stream", "Streams",
-    "StreamingError", "UnsafeFileError", "load", "load_spec", "__version__",
+    "Activation", "Add", "COMPILED", "Dense", "Div", "Embedding", "FORMAT_VERSION", "FormatError", "GRU", "Input",
+    "LSTM", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "RNN", "RnnjitError", "ShapeError",
+    "SpecError", "StateError", "Stream", "Streams", "StreamingError", "Sub", "UnsafeFileError", "load", "load_spec", "__version__",
 ]

@@ -92,6 +92,15 @@ def source_format(path):
 
 
 # ---------------------------------------------------------------------------------------------- info
+def _random_inputs(model, lead, rng):
+    """Random frames for every input of ``model``, with leading axes ``lead``: an array, or a tuple in graph order."""
+    import numpy as np
+
+    xs = [rng.standard_normal(lead + shape).astype(dtype) if np.dtype(dtype).kind == "f"
+          else np.zeros(lead + shape, dtype) for shape, dtype in model.inputs.values()]
+    return xs[0] if len(xs) == 1 else tuple(xs)
+
+
 def estimate_step_us(model, steps=2000):
     """Measured p50 µs per step (stream) or per timestep of run() for sequence-only models."""
     import numpy as np
@@ -99,21 +108,23 @@ def estimate_step_us(model, steps=2000):
     rng = np.random.default_rng(0)
     if model.streamable:
         s = model.stream()
-        X = rng.standard_normal((steps, model.input_size)).astype(model.dtype)
-        out = np.empty(model.output_size, model.dtype)
-        for x in X[:200]:
+        X = _random_inputs(model, (steps,), rng)
+        frames = list(X) if isinstance(X, np.ndarray) else list(zip(*X))
+        outs = [np.empty(shape, model.dtype) for shape in model.outputs.values()]
+        out = outs[0] if len(outs) == 1 else tuple(outs)
+        for x in frames[:200]:
             s.step(x, out=out)
         ns = np.empty(steps, np.int64)
         clock = time.perf_counter_ns
-        for i, x in enumerate(X):
+        for i, x in enumerate(frames):
             a = clock()
             s.step(x, out=out)
             ns[i] = clock() - a
         from .latency import summarize
 
         return summarize(ns)["p50_us"], "per step (stream, batch 1, p50)"
-    X = rng.standard_normal((1000, model.input_size)).astype(model.dtype)
-    model.run(X[:10])
+    X = _random_inputs(model, (1000,), rng)
+    model.run(X[:10] if isinstance(X, np.ndarray) else tuple(x[:10] for x in X))
     a = time.perf_counter()
     for _ in range(3):
         model.run(X)
@@ -128,13 +139,17 @@ def cmd_info(args):
     from engine.layers import kind_of
 
     kinds = []
-    for layer in model.spec.layers:
-        kind = kind_of(layer)
+    for node in model.spec.nodes:
+        kind = kind_of(node.layer)
         if kind.convention and kind not in kinds:
             kinds.append(kind)
-            print(f"{type(layer).__name__}: {kind.convention}")
-    print(f"input size {model.input_size}, output size {model.output_size}, dtype {model.dtype.name}, "
-          f"{model.num_parameters} parameters")
+            print(f"{type(node.layer).__name__}: {kind.convention}")
+    if model.spec.is_chain:
+        sizes = f"input size {model.input_size}, output size {model.output_size}"
+    else:
+        sizes = (f"inputs {', '.join(f'{k} {shape} {dt}' for k, (shape, dt) in model.inputs.items())}; outputs "
+                 f"{', '.join(f'{k} {shape}' for k, shape in model.outputs.items())}")
+    print(f"{sizes}, dtype {model.dtype.name}, {model.num_parameters} parameters")
     print("streaming: " + ("yes (stream / streams)" if model.streamable else
                            "no: it has a reverse or bidirectional layer, which needs the whole sequence (run)"))
     if not args.no_timing:
@@ -147,10 +162,7 @@ def cmd_info(args):
 def cmd_convert(args):
     spec = _load_spec(args)
     if args.dtype:
-        from engine.spec import ModelSpec
-
-        spec = ModelSpec(spec.layers, input_size=spec.input_size, dtype=args.dtype, name=spec.name,
-                         metadata=spec.metadata)
+        spec = spec.with_dtype(args.dtype)
     out = args.output
     if not out.endswith(".npz"):
         raise CliError(f"the native format is an .npz file; got -o {out!r}", EXIT_USAGE)

@@ -2,9 +2,16 @@
 
 Native format: a numpy ``.npz`` (a zip of ``.npy`` arrays) holding
 
-* ``__rnnjit__``: a uint8 array of UTF-8 JSON: ``{"magic": "rnnjit-model", "format_version": 1,
-  "spec": {...}, "arrays": [...]}``, where ``spec`` has the ModelSpec's fields and one config per layer;
-* one array per weight, named ``layers.<i>.<name>`` (e.g. ``layers.0.dir1.weight_hh``).
+* ``__rnnjit__``: a uint8 array of UTF-8 JSON: ``{"magic": "rnnjit-model", "format_version": N,
+  "spec": {...}, "arrays": [...]}``;
+* one array per weight.
+
+Version 1 is a chain: ``spec`` has ``input_size``, ``dtype``, ``name``, ``metadata`` and ``layers``, one config
+per layer, and the arrays are named ``layers.<i>.<name>`` (e.g. ``layers.0.dir1.weight_hh``). Version 2 is a
+graph: ``spec`` has ``dtype``, ``name``, ``metadata``, ``inputs`` (``{"name", "shape", "dtype"}`` each),
+``nodes`` (``{"name", "inputs", "layer"}`` each, ``layer`` a layer config) and ``outputs`` (edge names), and
+the arrays are named ``nodes.<i>.<name>`` by the node's position. A chain is still written as version 1, so a
+chain saved today opens in every rnnjit; version 2 is written only for what version 1 cannot say.
 
 It is read with ``allow_pickle=False``: an object array in the file is an error, never code. A file whose
 ``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
@@ -18,27 +25,32 @@ import zipfile
 import numpy as np
 
 from .errors import FormatError, RnnjitError, SpecError
-from .spec import ModelSpec, layer_from_config
+from .spec import Input, ModelSpec, Node, layer_from_config
 
 MAGIC = "rnnjit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # the newest this rnnjit reads and writes; chains are written as CHAIN_VERSION
+CHAIN_VERSION = 1
 HEADER_KEY = "__rnnjit__"
 MAX_HEADER_BYTES = 16 << 20
 
 
 def _write_native(spec, fh):
-    arrays, layers = {}, []
-    for i, layer in enumerate(spec.layers):
-        config, layer_arrays = layer.to_config()
-        layers.append(config)
+    arrays, configs = {}, []
+    prefix = "layers" if spec.is_chain else "nodes"
+    for i, node in enumerate(spec.nodes):
+        config, layer_arrays = node.layer.to_config()
+        configs.append(config if spec.is_chain else {"name": node.name, "inputs": list(node.inputs), "layer": config})
         for key, arr in layer_arrays.items():
-            arrays[f"layers.{i}.{key}"] = np.ascontiguousarray(arr)
-    header = {
-        "magic": MAGIC, "format_version": FORMAT_VERSION,
-        "spec": {"input_size": spec.input_size, "dtype": spec.dtype, "name": spec.name,
-                 "metadata": spec.metadata, "layers": layers},
-        "arrays": sorted(arrays),
-    }
+            arrays[f"{prefix}.{i}.{key}"] = np.ascontiguousarray(arr)
+    if spec.is_chain:
+        version = CHAIN_VERSION
+        body = {"input_size": spec.input_size, "dtype": spec.dtype, "name": spec.name, "metadata": spec.metadata,
+                "layers": configs}
+    else:
+        version = FORMAT_VERSION
+        body = {"dtype": spec.dtype, "name": spec.name, "metadata": spec.metadata,
+                "inputs": [i.to_config() for i in spec.inputs], "nodes": configs, "outputs": list(spec.outputs)}
+    header = {"magic": MAGIC, "format_version": version, "spec": body, "arrays": sorted(arrays)}
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     np.savez(fh, **{HEADER_KEY: blob}, **arrays)
 
@@ -103,19 +115,26 @@ def load_spec(path):
                 if key not in archive.files:
                     raise FormatError(f"{path}: header lists array {key!r} but the archive lacks it")
                 arrays[key] = archive[key]
-            layers = []
-            for i, layer_cfg in enumerate(spec_cfg["layers"]):
-                prefix = f"layers.{i}."
-                layer_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-                layers.append(layer_from_config(layer_cfg, layer_arrays))
-            return ModelSpec(layers, input_size=spec_cfg["input_size"], dtype=spec_cfg["dtype"],
-                             name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"))
+            if version == 1:
+                layers = [layer_from_config(cfg, _arrays_of(arrays, f"layers.{i}."))
+                          for i, cfg in enumerate(spec_cfg["layers"])]
+                return ModelSpec(layers, input_size=spec_cfg["input_size"], dtype=spec_cfg["dtype"],
+                                 name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"))
+            inputs = [Input(cfg["name"], tuple(cfg["shape"]), cfg["dtype"]) for cfg in spec_cfg["inputs"]]
+            nodes = [Node(cfg["name"], layer_from_config(cfg["layer"], _arrays_of(arrays, f"nodes.{i}.")),
+                          cfg["inputs"]) for i, cfg in enumerate(spec_cfg["nodes"])]
+            return ModelSpec.graph(inputs, nodes, spec_cfg["outputs"], dtype=spec_cfg["dtype"],
+                                   name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"))
         except FormatError:
             raise
         except SpecError as exc:
             raise FormatError(f"{path}: the model inside is inconsistent: {exc}") from None
         except (KeyError, TypeError, AttributeError, ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise FormatError(f"{path}: malformed rnnjit model ({type(exc).__name__}: {exc})") from None
+
+
+def _arrays_of(arrays, prefix):
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def load(path, **options):

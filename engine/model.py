@@ -1,13 +1,15 @@
-"""Model: a ModelSpec packed for the kernels once; immutable and shared by every stream and thread.
+"""Model: a ModelSpec planned and packed for the kernels once; immutable, shared by every stream and thread.
 
-``run`` scores whole sequences layer by layer, each through its kind's ``run`` (engine/layers/): a recurrent
-layer runs its compiled sequence kernel per direction below the BLAS batch (the input projections a few
-timesteps at a time inside it), and from BLAS_MIN_BATCH sequences one BLAS GEMM of [x_t, H_t-1] per timestep;
-a dense layer is one GEMM over all frames. Streaming goes through ``stream()`` / ``streams(n)``
-(engine/session.py).
+``run`` scores whole sequences node by node in the plan's order (engine/plan.py), each through its kind's
+``run`` (engine/layers/), all timesteps and sequences at once: a recurrent layer runs its compiled sequence
+kernel per direction below the BLAS batch (the input projections a few timesteps at a time inside it), and from
+BLAS_MIN_BATCH sequences one BLAS GEMM of [x_t, H_t-1] per timestep; a dense layer is one GEMM over all frames.
+Streaming goes through ``stream()`` / ``streams(n)`` (engine/session.py).
 
 Shapes: ``run(X)`` takes (T, I), or (B, T, I) with ``batch_first=True`` (the default) or (T, B, I) with
-``batch_first=False``, and returns the same leading shape with output_size last. ``lengths`` (B,) gives
+``batch_first=False``, and returns the same leading shape with output_size last. (An input of N-d frames has
+the frame's shape where I stands; a model of several inputs takes a tuple in graph order or a dict by name,
+and one of several outputs returns a tuple in graph order.) ``lengths`` (B,) gives
 each sequence's valid length: a recurrent layer outputs zeros past it (as PyTorch's packed sequences
 and ONNX ``sequence_lens`` do) and its final state is the state at the last valid step; a reverse
 direction starts from each sequence's own last valid step.
@@ -18,8 +20,8 @@ import hashlib
 import numpy as np
 
 from .errors import ShapeError, StateError
-from .layers import pack_spec
 from .layers.recurrent import BLAS_MIN_BATCH  # noqa: F401 - where run() switches to BLAS, re-exported
+from .plan import Plan
 from .session import Stream, Streams
 from .spec import ModelSpec
 
@@ -27,7 +29,7 @@ from .spec import ModelSpec
 class Model:
     """A runnable model. ``Model(spec, dtype=None)``; dtype defaults to the spec's ("float32")."""
 
-    __slots__ = ("_spec", "_dtype", "_packed", "_identity")
+    __slots__ = ("_spec", "_dtype", "_plan", "_packed", "_identity")
 
     def __init__(self, spec, dtype=None):
         if not isinstance(spec, ModelSpec):
@@ -37,11 +39,15 @@ class Model:
             raise TypeError(f"Model dtype must be float32 or float64, got {dt}")
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_dtype", dt)
-        object.__setattr__(self, "_packed", tuple(pack_spec(spec, dt)))
+        plan = Plan(spec, dt)
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_packed", plan.packed)
         digest = hashlib.sha256(dt.name.encode())
-        for p in self._packed:
-            digest.update(p.meta.tobytes())
-            digest.update(p.params.tobytes())
+        for step in plan.steps:
+            if not spec.is_chain:   # a chain's identity is what it was before graphs: its snapshots stay valid
+                digest.update(repr((step.name, step.inputs, step.output)).encode())
+            digest.update(step.packed.meta.tobytes())
+            digest.update(step.packed.params.tobytes())
         object.__setattr__(self, "_identity", digest.hexdigest()[:32])
 
     def __setattr__(self, name, value):
@@ -58,11 +64,23 @@ class Model:
 
     @property
     def input_size(self):
+        """The width of the one input's frames (several inputs: ``inputs``)."""
         return self._spec.input_size
 
     @property
     def output_size(self):
+        """The width of the one output's frames (several outputs: ``outputs``)."""
         return self._spec.output_size
+
+    @property
+    def inputs(self):
+        """The graph inputs in order: {name: (frame shape, dtype)}."""
+        return {i.name: (i.shape, self._dtype.name if i.dtype == "float" else i.dtype) for i in self._spec.inputs}
+
+    @property
+    def outputs(self):
+        """The graph outputs in order: {name: frame shape}."""
+        return {o: self._spec.edges[o][0] for o in self._spec.outputs}
 
     @property
     def streamable(self):
@@ -76,20 +94,25 @@ class Model:
 
     @property
     def num_parameters(self):
-        return sum(int(sum(a.size for a in layer.to_config()[1].values())) for layer in self._spec.layers)
+        return sum(int(sum(a.size for a in node.layer.to_config()[1].values())) for node in self._spec.nodes)
 
     def describe_short(self):
-        kinds = "+".join(type(layer).__name__ for layer in self._spec.layers)
-        return f"Model({kinds}, {self.input_size} -> {self.output_size}, {self._dtype.name})"
+        kinds = "+".join(type(node.layer).__name__ for node in self._spec.nodes)
+        if self._spec.is_chain:
+            return f"Model({kinds}, {self.input_size} -> {self.output_size}, {self._dtype.name})"
+        return (f"Model({kinds}, inputs {', '.join(self.inputs)} -> outputs {', '.join(self.outputs)}, "
+                f"{self._dtype.name})")
 
     def summary(self):
         lines = [f"{self.describe_short()}, {self.num_parameters} parameters, "
                  f"{'streamable' if self.streamable else 'sequence-only (run)'}"]
-        size = self.input_size
-        for i, layer in enumerate(self._spec.layers):
-            out = layer.output_size(size)
-            lines.append(f"  ({i}) {layer!r}: {size} -> {out}")
-            size = out
+        edges = self._spec.edges
+        for i, node in enumerate(self._spec.nodes):
+            if self._spec.is_chain:
+                lines.append(f"  ({i}) {node.layer!r}: {edges[node.inputs[0]][0][0]} -> {edges[node.name][0][0]}")
+            else:
+                ins = ", ".join(f"{e} {edges[e][0]}" for e in node.inputs)
+                lines.append(f"  {node.name} = {node.layer!r}({ins}) -> {edges[node.name][0]}")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -112,38 +135,81 @@ class Model:
     def run(self, X, lengths=None, *, batch_first=True, initial_state=None, return_state=False):
         """Outputs for whole sequences (see the module docstring for shapes and ``lengths``).
 
-        ``initial_state``: optional dict ``layers.<i>.h`` (D, B, H_out) / ``layers.<i>.c`` (D, B, H) for
-        recurrent layer i (D directions, forward first); (D, H) broadcasts over the batch. Layers not
-        named start from the spec's initial state (or zeros). With ``return_state=True`` the final
-        states come back in the same form, as ``(Y, state)``.
+        ``initial_state``: optional dict ``<node>.h`` (D, B, H_out) / ``<node>.c`` (D, B, H) for recurrent
+        node ``<node>`` (a chain's nodes are ``layers.<i>``; D directions, forward first); (D, H) broadcasts
+        over the batch. Nodes not named start from the spec's initial state (or zeros). With
+        ``return_state=True`` the final states come back in the same form, as ``(Y, state)``.
         """
-        arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
-        if arr.dtype.kind not in "fiu":
-            raise ShapeError(f"expected a float array of shape (T, {self.input_size}) or (B, T, {self.input_size}),"
-                             f" got dtype {arr.dtype}")
-        if arr.ndim == 2:
-            seq = arr[:, None, :]                                  # (T, 1, I)
-        elif arr.ndim == 3:
-            seq = arr.transpose(1, 0, 2) if batch_first else arr   # (T, B, I)
-        else:
-            raise ShapeError(f"expected X of shape (T, {self.input_size}) or "
-                             f"{'(B, T' if batch_first else '(T, B'}, {self.input_size}), got {arr.shape}")
-        if seq.shape[2] != self.input_size:
-            raise ShapeError(f"expected input width {self.input_size}, got X of shape {arr.shape}")
-        T, B = seq.shape[0], seq.shape[1]
-        seq = np.ascontiguousarray(seq, dtype=self._dtype)
+        plan = self._plan
+        seqs, unbatched = self._sequences(X, batch_first)
+        T, B = seqs[0].shape[:2]
         lens = self._lengths(lengths, T, B)
-        states_in = self._initial_states(initial_state, B, arr.ndim == 2)
+        states_in = self._initial_states(initial_state, B, unbatched)
         states_out = {}
-        for i, p in enumerate(self._packed):
-            seq = p.kind.run(p, seq, lens, states_in, states_out, f"layers.{i}")
-        if arr.ndim == 2:
-            out = seq[:, 0, :]
+        values = dict(zip(plan.inputs, seqs))
+        for step in plan.steps:
+            p = step.packed
+            ins = [values[e] for e in step.inputs]
+            values[step.output] = p.kind.run(p, ins[0] if p.kind.arity == 1 else ins, lens, states_in, states_out,
+                                             step.name)
+        outs = []
+        for e in plan.outputs:
+            y = values[e].reshape((T, B) + plan.edges[e].shape)
+            if unbatched:
+                y = y[:, 0]
+            elif batch_first:
+                y = y.swapaxes(0, 1)
+            outs.append(np.ascontiguousarray(y))
+        if unbatched:
             states_out = {k: v[:, 0, :] for k, v in states_out.items()}
-        else:
-            out = seq.transpose(1, 0, 2) if batch_first else seq
-        out = np.ascontiguousarray(out)
+        out = outs[0] if len(outs) == 1 else tuple(outs)
         return (out, states_out) if return_state else out
+
+    def _sequences(self, X, batch_first):
+        """The inputs as (T, B, frame size) arrays in graph order, and whether they came without a batch axis."""
+        plan = self._plan
+        inputs = [plan.edges[e] for e in plan.inputs]
+        names = [e.name for e in inputs]
+        if len(inputs) == 1:
+            values = [X]
+        elif isinstance(X, dict):
+            if set(X) != set(names):
+                raise ShapeError(f"expected inputs {names}, got {sorted(X)}")
+            values = [X[name] for name in names]
+        elif isinstance(X, (tuple, list)) and len(X) == len(names):
+            values = list(X)
+        else:
+            raise ShapeError(f"this model has {len(names)} inputs {names}: give a tuple of {len(names)} arrays in "
+                             f"that order or a dict by name, got {type(X).__name__}")
+        seqs, unbatched, TB = [], None, None
+        for edge, value in zip(inputs, values):
+            arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+            frame = edge.shape
+            what = "features" if len(frame) == 1 else f"frames {frame}"
+            width = frame[0] if len(frame) == 1 else ", ".join(map(str, frame))
+            name = "" if len(inputs) == 1 else f"input {edge.name!r}: "
+            if arr.dtype.kind not in ("iu" if edge.dtype == "int64" else "fiu"):
+                raise ShapeError(f"{name}expected a {'integer' if edge.dtype == 'int64' else 'float'} array of "
+                                 f"shape (T, {width}) or (B, T, {width}), got dtype {arr.dtype}")
+            if arr.shape[arr.ndim - len(frame):] != tuple(frame) or arr.ndim not in (len(frame) + 1, len(frame) + 2):
+                if len(frame) == 1 and arr.ndim in (2, 3):
+                    raise ShapeError(f"{name}expected input width {frame[0]}, got X of shape {arr.shape}")
+                raise ShapeError(f"{name}expected X of shape (T, {width}) or "
+                                 f"{'(B, T' if batch_first else '(T, B'}, {width}) ({what}), got {arr.shape}")
+            flat = arr.reshape(arr.shape[:arr.ndim - len(frame)] + (edge.size,))
+            if flat.ndim == 2:
+                seq, this_unbatched = flat[:, None, :], True
+            else:
+                seq, this_unbatched = (flat.transpose(1, 0, 2) if batch_first else flat), False
+            if unbatched is not None and (this_unbatched != unbatched or seq.shape[:2] != TB):
+                raise ShapeError(f"the inputs disagree on time and batch: {name}{arr.shape} against "
+                                 f"{values[0].shape if hasattr(values[0], 'shape') else '?'} for {names[0]!r}")
+            unbatched, TB = this_unbatched, seq.shape[:2]
+            dtype = self._dtype if edge.dtype == "float" else np.int64
+            seq = np.ascontiguousarray(seq, dtype=dtype)
+            plan.check_ids(plan.inputs[len(seqs)], seq, f"input {edge.name!r}")
+            seqs.append(seq)
+        return seqs, unbatched
 
     def _lengths(self, lengths, T, B):
         if lengths is None:
@@ -161,9 +227,10 @@ class Model:
         if not isinstance(initial_state, dict):
             raise StateError(f"initial_state must be a dict of arrays, got {type(initial_state).__name__}")
         allowed = {}   # name -> (directions, size)
-        for i, p in enumerate(self._packed):
+        for step in self._plan.steps:
+            p = step.packed
             for slot in p.kind.state_slots(p.layer):
-                allowed[f"layers.{i}.{slot.name}"] = (slot.directions, slot.size)
+                allowed[f"{step.name}.{slot.name}"] = (slot.directions, slot.size)
         unknown = set(initial_state) - set(allowed)
         if unknown:
             raise StateError(f"initial_state has unknown keys {sorted(unknown)}; this model takes {sorted(allowed)}")

@@ -18,6 +18,7 @@ the arrays' names and shapes. ``from_bytes`` checks all of it and refuses a snap
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import struct
@@ -35,11 +36,92 @@ SNAPSHOT_VERSION = 1
 class InputChecker:
     """The call layer's slow path, handed to it at construction (the one thing of the Python side it calls):
     what ``step`` / ``step_n`` do with input that is not already an exact C-contiguous array of the model's
-    dtype and shape (convert it, or raise ShapeError naming what was expected), and the error for a bad
-    ``out=`` buffer."""
+    dtype and shape (convert it, or raise ShapeError naming what was expected), the error for a bad ``out=``
+    buffer, and every call of a model with several inputs or outputs or N-d frames (``coerce_inputs``,
+    ``outputs``).
 
-    def __init__(self, dtype, n, input_size, output_size, single):
-        self.dtype, self.n, self.input_size, self.output_size, self.single = dtype, n, input_size, output_size, single
+    ``inputs`` / ``outputs``: per graph input / output, (name, frame shape, numpy dtype)."""
+
+    def __init__(self, dtype, n, inputs, outputs, single, check_ids=None):
+        self.dtype, self.n, self.single = dtype, n, single
+        self.check_ids = check_ids   # per input index, a function (ids, what) raising on an id out of range
+        self.inputs, self.outputs_ = inputs, outputs
+        self.input_size = inputs[0][1][0] if len(inputs[0][1]) == 1 else None
+        self.output_size = outputs[0][1][0] if len(outputs[0][1]) == 1 else None
+
+    def _lead(self, T):
+        return (T,) if T is not None else (() if self.single else (self.n,))
+
+    def coerce_inputs(self, x, T):
+        """The inputs of one call as exact C-contiguous arrays in graph order: ``x`` a tuple or list in graph
+        order or a dict by name (an array, for a model of one input). ``T``: None for ``step``, True for
+        ``step_n`` (the number of timesteps is read from the first input and must agree)."""
+        names = [name for name, _, _ in self.inputs]
+        if isinstance(x, dict):
+            missing, unknown = set(names) - set(x), set(x) - set(names)
+            if missing or unknown:
+                raise ShapeError(f"expected inputs {names}" + (f"; missing {sorted(missing)}" if missing else "")
+                                 + (f"; unknown {sorted(unknown)}" if unknown else ""))
+            values = [x[name] for name in names]
+        elif len(names) == 1:
+            values = [x]
+        elif isinstance(x, (tuple, list)) and len(x) == len(names):
+            values = list(x)
+        else:
+            raise ShapeError(f"this model has {len(names)} inputs {names}: give a tuple of {len(names)} arrays in "
+                             f"that order or a dict by name, got {type(x).__name__}"
+                             + (f" of {len(x)}" if isinstance(x, (tuple, list)) else ""))
+        out = []
+        lead = None if T is None else True
+        for (name, shape, dtype), value in zip(self.inputs, values):
+            if lead is True:
+                arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+                if arr.ndim < 1:
+                    raise ShapeError(f"input {name!r}: expected a sequence of shape (T, *{shape}), got a scalar")
+                lead = (arr.shape[0],)
+            want = (self._lead(None) if lead is None else lead) + tuple(shape)
+            arr = self._as_array(value, want, dtype, name)
+            if arr.shape != want:
+                raise ShapeError(f"input {name!r}: expected {np.dtype(dtype).name} of shape {want}, "
+                                 f"got {arr.dtype} {arr.shape}")
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+            if self.check_ids and self.check_ids[len(out)] is not None:
+                self.check_ids[len(out)](arr, f"input {name!r}")
+            out.append(arr)
+        return out
+
+    def outputs(self, out, T):
+        """The arrays the call writes, in graph order: new ones, or ``out`` checked (a tuple or list in graph
+        order; an array for a model of one output)."""
+        lead = self._lead(T)
+        shapes = [(name, lead + tuple(shape), dtype) for name, shape, dtype in self.outputs_]
+        if out is None:
+            return [np.empty(shape, dtype) for _, shape, dtype in shapes]
+        given = [out] if len(shapes) == 1 and not isinstance(out, (tuple, list)) else out
+        if not isinstance(given, (tuple, list)) or len(given) != len(shapes):
+            raise ShapeError(f"out must be a tuple of {len(shapes)} arrays (outputs "
+                             f"{[name for name, _, _ in shapes]}), got {type(out).__name__}")
+        for (name, shape, dtype), arr in zip(shapes, given):
+            if type(arr) is not np.ndarray or arr.dtype != dtype or arr.shape != shape \
+                    or not arr.flags.c_contiguous or not arr.flags.writeable:
+                got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+                raise ShapeError(f"out for output {name!r} must be a writable C-contiguous {np.dtype(dtype).name} "
+                                 f"array of shape {shape}, got {got}")
+        if len({id(a) for a in given}) != len(given):
+            raise ShapeError("out must give a different array for each output")
+        return list(given)
+
+    def _as_array(self, x, expected, dtype, name):
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - describe what we were given
+            raise ShapeError(f"input {name!r}: expected a {np.dtype(dtype).name} array of shape {expected}, got "
+                             f"{type(x).__name__} that numpy cannot read ({exc})") from None
+        kinds = "iu" if np.dtype(dtype).kind in "iu" else "fiu"
+        if arr.dtype.kind not in kinds:
+            raise ShapeError(f"input {name!r}: expected a {np.dtype(dtype).name} array of shape {expected}, got "
+                             f"dtype {arr.dtype} (shape {arr.shape})")
+        return arr
 
     def _as_float_array(self, x, expected):
         try:
@@ -87,34 +169,46 @@ class _StreamBase:
 
     def __init__(self, model, n, single):
         if not model.streamable:
-            reasons = [(i, p.layer, p.kind.reads_future(p.layer)) for i, p in enumerate(model._packed)]
-            bad = [f"layer {i} ({type(layer).__name__}, {why})" for i, layer, why in reasons if why]
+            bad = [f"node {s.name!r} ({type(s.packed.layer).__name__}, {why})" for s in model._plan.steps
+                   for why in [s.packed.kind.reads_future(s.packed.layer)] if why]
             raise StreamingError(f"this model cannot be stepped one timestep at a time: {', '.join(bad)} "
                                  f"needs the whole sequence (it reads the future). Use model.run(X) instead.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ShapeError(f"the number of streams must be an integer >= 1, got {n!r}")
         n = int(n)
         dt = model.dtype
-        packed = model._packed
+        plan = model._plan
+        packed = plan.packed
         self._model = model
         self._n = n
         self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
-        scratch = np.zeros(max(1, n * max(p.scratch_size for p in packed)), dt)
-        bufs = [np.zeros(n * p.out_size, dt) for p in packed[:-1]]
-        # per layer, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
-        kernels = [compile_entry(dt.name, p.kind.entry).address if self.TAKES_ADDRESSES else p.kind.step
-                   for p in packed]
-        super().__init__(kernels, n, model.input_size, model.output_size, dt.name,
-                         [p.params for p in packed], [p.meta for p in packed], self._state_bufs, scratch, bufs,
-                         single, InputChecker(dt, n, model.input_size, model.output_size, single))
-        # name -> (view (n, size) into the layer's state buffer, initial row)
+        scratch = np.zeros(max(1, n * plan.scratch_size), dt)
+        arena = np.zeros(max(1, n * plan.arena_size), dt)
+        # per node, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
+        kernels = [compile_entry(dt.name, p.kind.entry, p.kind.arity, p.kind.reads_ids).address
+                   if self.TAKES_ADDRESSES else p.kind.step for p in packed]
+
+        def io(edge):
+            e = plan.edges[edge]
+            return e.name, e.shape, dt if e.dtype == "float" else np.dtype(e.dtype)
+
+        inputs, outputs = [io(e) for e in plan.inputs], [io(e) for e in plan.outputs]
+        super().__init__(kernels, plan.wiring(), n, dt.name, [p.params for p in packed], [p.meta for p in packed],
+                         self._state_bufs, scratch, arena, [e.offset for e in plan.edges],
+                         [(e, shape, dtype.name) for e, (_, shape, dtype) in zip(plan.inputs, inputs)],
+                         [(e, shape, dtype.name) for e, (_, shape, dtype) in zip(plan.outputs, outputs)],
+                         single, InputChecker(dt, n, inputs, outputs, single,
+                                              [functools.partial(plan.check_ids, e) if e in plan.id_bounds else None
+                                               for e in plan.inputs]),
+                         [plan.id_bounds[e][0] if e in plan.id_bounds else None for e in plan.inputs])
+        # name -> (view (n, size) into the node's state buffer, initial row)
         self._slots = {}
-        for i, p in enumerate(packed):
+        for i, (step, p) in enumerate(zip(plan.steps, packed)):
             rows = self._state_bufs[i].reshape(n, p.state_size)
             for slot in p.kind.state_slots(p.layer):
                 initial = np.zeros(slot.size) if slot.initial is None else slot.initial[0]   # the forward direction
-                self._slots[f"layers.{i}.{slot.name}"] = (rows[:, slot.offset:slot.offset + slot.size],
-                                                          initial.astype(dt))
+                self._slots[f"{step.name}.{slot.name}"] = (rows[:, slot.offset:slot.offset + slot.size],
+                                                           initial.astype(dt))
         self._single = single
         self.reset()
 

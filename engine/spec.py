@@ -1,6 +1,11 @@
 """ModelSpec: the neutral description of a model that every converter produces and the engine consumes.
 
-A ModelSpec is an ordered list of layers. Weights are held in ONE canonical layout, PyTorch's:
+A ModelSpec is a graph over streams of frames: named inputs (each with the shape of one frame and a dtype),
+nodes (a layer, reading named edges; a node's name is the name of the edge it writes) and named outputs.
+Every edge carries one frame per timestep; time, batch and streams are never part of a frame's shape. A chain
+of layers (``ModelSpec([LSTM(...), Dense(...)])``) is the graph of one input and one output.
+
+Weights are held in ONE canonical layout, PyTorch's:
 
 * LSTM gates stacked as **i, f, g, o** (g is the cell candidate, ONNX's "c"); GRU gates as **r, z, n**;
   RNN has one gate.
@@ -27,6 +32,8 @@ from .errors import SpecError
 from .layers import KINDS
 from .layers.activation import ACTIVATIONS, Activation  # noqa: F401 - re-exported
 from .layers.dense import Dense  # noqa: F401 - re-exported
+from .layers.elementwise import Add, Div, Elementwise, Max, Min, Mul, Sub  # noqa: F401 - re-exported
+from .layers.embedding import Embedding  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
@@ -53,17 +60,104 @@ def layer_from_config(config, arrays):
 
 
 # ----------------------------------------------------------------------------------------------------
-# The model description
+# The model description: a graph over streams of frames
 # ----------------------------------------------------------------------------------------------------
 
 DTYPES = ("float32", "float64")
+INPUT_DTYPES = ("float", "int64")   # an input carries float features (the model's dtype) or integer ids
+
+
+class Input:
+    """A graph input: its ``name``, the ``shape`` of one frame (an int for a feature vector, or a tuple; time,
+    batch and streams are never part of it) and its ``dtype``: "float" (features, in the model's dtype) or
+    "int64" (integer ids, e.g. tokens for an embedding)."""
+
+    __slots__ = ("name", "shape", "dtype")
+
+    def __init__(self, name, shape, dtype="float"):
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"an Input needs a non-empty name, got {name!r}")
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (shape,)
+        try:
+            shape = tuple(_positive_int(s, "frame shape", f"Input {name!r}") for s in shape)
+        except TypeError:
+            raise SpecError(f"Input {name!r}: the frame shape must be an int or a tuple of ints, got {shape!r}") \
+                from None
+        if dtype not in INPUT_DTYPES:
+            raise SpecError(f"Input {name!r}: dtype must be one of {INPUT_DTYPES}, got {dtype!r}")
+        self.name, self.shape, self.dtype = name, shape, dtype
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    def to_config(self):
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    def __repr__(self):
+        return f"Input({self.name!r}, {self.shape}{'' if self.dtype == 'float' else ', ' + self.dtype})"
+
+
+class Node:
+    """One node of a graph: a ``name`` (also the name of the edge it outputs, and the prefix of its state
+    keys: ``<name>.h``), a ``layer`` (a ModelSpec layer: LSTM, GRU, RNN, Dense, Add, ...) and the names of
+    the edges it reads (graph inputs or other nodes), in the order its kind takes them."""
+
+    __slots__ = ("name", "layer", "inputs")
+
+    def __init__(self, name, layer, inputs):
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"a Node needs a non-empty name, got {name!r}")
+        if isinstance(layer, str):
+            layer = Activation(layer)
+        if not hasattr(layer, "to_config"):
+            raise SpecError(f"node {name!r}: expected a layer (LSTM, GRU, RNN, Dense, Normalize, Activation, "
+                            f"Add, ...), got {type(layer).__name__}")
+        if isinstance(inputs, str):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        if not inputs or not all(isinstance(e, str) for e in inputs):
+            raise SpecError(f"node {name!r}: inputs must be one or more edge names, got {inputs!r}")
+        self.name, self.layer, self.inputs = name, layer, inputs
+
+    def __repr__(self):
+        return f"Node({self.name!r}, {self.layer!r}, {list(self.inputs)})"
+
+
+def _topological(nodes, known):
+    """``nodes`` ordered so that every node comes after the nodes it reads: the given order when it already
+    is one, else each time the first node (in the given order) whose inputs are all computed. A cycle or an
+    unknown edge is an error naming it."""
+    producers = {node.name: node for node in nodes}
+    for node in nodes:
+        for edge in node.inputs:
+            if edge not in producers and edge not in known:
+                raise SpecError(f"node {node.name!r} reads edge {edge!r}, which no graph input or node provides "
+                                f"(edges: {sorted(set(known) | set(producers))})")
+    done, order, pending = set(known), [], list(nodes)
+    while pending:
+        ready = next((node for node in pending if all(edge in done for edge in node.inputs)), None)
+        if ready is None:
+            raise SpecError(f"the graph has a cycle through nodes {sorted(node.name for node in pending)}; "
+                            f"a node that feeds itself needs a recurrent layer, not a loop of edges")
+        order.append(ready)
+        done.add(ready.name)
+        pending.remove(ready)
+    return order
 
 
 class ModelSpec:
-    """An ordered list of layers, validated as a chain, plus the dtype the model runs in by default.
+    """A model: named inputs, nodes reading and writing named edges, named outputs, and the dtype the model
+    runs in by default. Every edge carries one frame per timestep, a tensor of static shape.
 
-    ``input_size`` is taken from the first layer that has one (a Normalize, Dense or recurrent layer);
-    a model that starts with an activation must say it.
+    ``ModelSpec([LSTM(...), Dense(...)])`` is a chain: one float input ``"input"`` of ``input_size`` features,
+    nodes named ``layers.<i>``, each reading the one before, and the last one's edge as the one output.
+    ``input_size`` is taken from the first layer that has one; a chain that starts with an activation must
+    say it. ``ModelSpec.graph(inputs, nodes, outputs)`` builds any other graph.
+
+    Frame shapes propagate on construction; a node whose input does not fit is an error naming the node,
+    the edge and both shapes.
     """
 
     def __init__(self, layers, input_size=None, dtype="float32", name=None, metadata=None):
@@ -77,33 +171,142 @@ class ModelSpec:
                 raise SpecError(f"layer {i}: expected an LSTM, GRU, RNN, Dense, Normalize or Activation, "
                                 f"got {type(layer).__name__}")
         if input_size is None:
-            input_size = next((layer.input_size for layer in layers if layer.input_size is not None), None)
+            input_size = next((getattr(layer, "input_size", None) for layer in layers
+                               if getattr(layer, "input_size", None) is not None), None)
             if input_size is None:
                 raise SpecError("a model of activations only needs input_size")
-        self.input_size = _positive_int(input_size, "input_size", "ModelSpec")
+        inputs = [Input("input", _positive_int(input_size, "input_size", "ModelSpec"))]
+        nodes, edge = [], "input"
+        for i, layer in enumerate(layers):
+            nodes.append(Node(f"layers.{i}", layer, edge))
+            edge = nodes[-1].name
+        self._build(inputs, nodes, [edge], dtype, name, metadata, chain=True)
+
+    @classmethod
+    def graph(cls, inputs, nodes, outputs, dtype="float32", name=None, metadata=None):
+        """A graph model. ``inputs``: Input objects, or a dict name -> frame shape (float inputs);
+        ``nodes``: Node objects in any order; ``outputs``: the names of the edges the model outputs, in order.
+        """
+        if isinstance(inputs, dict):
+            inputs = [Input(k, v) for k, v in inputs.items()]
+        inputs = list(inputs)
+        nodes = list(nodes)
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        spec = cls.__new__(cls)
+        spec._build(inputs, nodes, list(outputs), dtype, name, metadata, chain=False)
+        return spec
+
+    def _build(self, inputs, nodes, outputs, dtype, name, metadata, chain):
+        from .layers import kind_of
+
+        if not inputs or not all(isinstance(i, Input) for i in inputs):
+            raise SpecError(f"a graph needs one or more inputs (engine.spec.Input), got {inputs!r}")
+        if not nodes or not all(isinstance(n, Node) for n in nodes):
+            raise SpecError("a graph needs one or more nodes (engine.spec.Node)")
+        names = [i.name for i in inputs] + [n.name for n in nodes]
+        dup = sorted({x for x in names if names.count(x) > 1})
+        if dup:
+            raise SpecError(f"edge names must be unique (a node's name is the name of its output edge); "
+                            f"used more than once: {dup}")
         dtype = np.dtype(dtype).name
         if dtype not in DTYPES:
             raise SpecError(f"ModelSpec dtype must be one of {DTYPES}, got {dtype}")
         self.dtype = dtype
         self.name = name
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        size = self.input_size
-        for i, layer in enumerate(layers):
-            size = layer.validate(size, f"layer {i} ({type(layer).__name__})")
-        self.layers = tuple(layers)
-        self.output_size = size
+        self.inputs = tuple(inputs)
+        edges = {i.name: (i.shape, i.dtype) for i in inputs}
+        order = _topological(nodes, edges)
+        for i, node in enumerate(order):
+            kind = kind_of(node.layer)
+            if len(node.inputs) != kind.arity:
+                raise SpecError(f"node {node.name!r} ({type(node.layer).__name__}) takes {kind.arity} input(s), "
+                                f"got {len(node.inputs)}: {list(node.inputs)}")
+            where = f"layer {i} ({type(node.layer).__name__})" if chain else \
+                f"node {node.name!r} ({type(node.layer).__name__})"
+            edges[node.name] = kind.infer(node.layer, [(e,) + edges[e] for e in node.inputs], where)
+        if not outputs or not all(isinstance(o, str) for o in outputs):
+            raise SpecError(f"a graph needs one or more outputs (edge names), got {outputs!r}")
+        for o in outputs:
+            if o not in edges:
+                raise SpecError(f"output {o!r} is not an edge of the graph (edges: {sorted(edges)})")
+            if o not in {n.name for n in nodes}:
+                raise SpecError(f"output {o!r} is a graph input; an output must be computed by a node")
+        if len(set(outputs)) != len(outputs):
+            raise SpecError(f"outputs must be distinct edges, got {outputs}")
+        self.nodes = tuple(order)
+        self.outputs = tuple(outputs)
+        self.edges = edges   # edge name -> (frame shape, dtype "float" | "int64")
+        self._chain = self._is_chain()
+
+    def _is_chain(self):
+        if len(self.inputs) != 1 or len(self.outputs) != 1 or len(self.inputs[0].shape) != 1 \
+                or self.inputs[0].dtype != "float":
+            return False
+        edge = self.inputs[0].name
+        for node in self.nodes:
+            if node.inputs != (edge,) or len(self.edges[node.name][0]) != 1:
+                return False
+            edge = node.name
+        return self.outputs == (edge,)
+
+    # ---- what chains had, and graphs' equivalents ----
+    @property
+    def is_chain(self):
+        """True for one float input, one output and nodes that each read the one before (``spec.layers``)."""
+        return self._chain
+
+    @property
+    def layers(self):
+        """A chain's layers, in order. A graph has ``nodes`` (topological order) instead."""
+        if not self._chain:
+            raise SpecError("this model is a graph, not a chain of layers: read spec.nodes (each a Node with its "
+                            "name, layer and input edges, in topological order), spec.inputs and spec.outputs")
+        return tuple(node.layer for node in self.nodes)
+
+    def _single(self, what, items, shape):
+        if len(items) != 1 or len(shape) != 1:
+            raise SpecError(f"{what}_size is for one {what} of 1-D frames; this model's {what}s are "
+                            + ", ".join(f"{name!r} {self.edges[name][0]}" for name in items)
+                            + f" (see spec.{what}s)")
+        return shape[0]
+
+    @property
+    def input_size(self):
+        """The width of the one input's frames (a model with several inputs or N-d frames: see ``inputs``)."""
+        return self._single("input", [i.name for i in self.inputs], self.inputs[0].shape)
+
+    @property
+    def output_size(self):
+        """The width of the one output's frames (several outputs: see ``outputs`` and ``edges``)."""
+        return self._single("output", list(self.outputs), self.edges[self.outputs[0]][0])
 
     @property
     def streamable(self):
-        """True when every layer can be stepped one timestep at a time (none reads the future, as a reverse
+        """True when every node can be stepped one timestep at a time (none reads the future, as a reverse
         or bidirectional RNN does)."""
         from .layers import kind_of
 
-        return not any(kind_of(layer).reads_future(layer) for layer in self.layers)
+        return not any(kind_of(node.layer).reads_future(node.layer) for node in self.nodes)
 
     def __repr__(self):
-        body = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
-        return f"ModelSpec(input_size={self.input_size}, output_size={self.output_size}, dtype={self.dtype}){body}"
+        if self._chain:
+            body = "".join(f"\n  ({i}) {node.layer!r}" for i, node in enumerate(self.nodes))
+            return (f"ModelSpec(input_size={self.input_size}, output_size={self.output_size}, "
+                    f"dtype={self.dtype}){body}")
+        ins = ", ".join(repr(i) for i in self.inputs)
+        body = "".join(f"\n  {node.name} = {node.layer!r}({', '.join(node.inputs)}) -> {self.edges[node.name][0]}"
+                       for node in self.nodes)
+        return f"ModelSpec.graph(inputs=[{ins}], outputs={list(self.outputs)}, dtype={self.dtype}){body}"
+
+    def with_dtype(self, dtype):
+        """The same model running in ``dtype`` by default (a chain stays a chain)."""
+        if self._chain:
+            return ModelSpec(self.layers, input_size=self.input_size, dtype=dtype, name=self.name,
+                             metadata=self.metadata)
+        return ModelSpec.graph(self.inputs, self.nodes, self.outputs, dtype=dtype, name=self.name,
+                               metadata=self.metadata)
 
     def save(self, path):
         """Write the native format (.npz with a JSON header; see engine.io); returns the path written."""

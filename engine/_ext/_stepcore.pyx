@@ -2,22 +2,26 @@
 """The compiled call layer: Python -> numba kernel in about a tenth of a microsecond.
 
 Design: a numba dispatcher call costs ~0.4 us plus ~0.11 us per array argument, more than the kernel
-itself at small sizes. ``StepCore`` instead holds, in C fields, the address of each layer's numba
+itself at small sizes. ``StepCore`` instead holds, in C fields, the address of each node's numba
 ``@cfunc`` (its kind's entry point, ``engine.kernels.entry.compile_entry``) and raw pointers to every packed
-weight, state and scratch buffer, all allocated once by the Python side (engine/session.py), which also keeps
-them alive. ``step`` checks
-its input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and
-calls the kernel once per layer (holding the GIL instead when the call is too small for the release to pay,
-see ``GIL_RELEASE_WORK``). Anything off the fast path (a list, float64 into a float32 model, a
-strided view) goes to the InputChecker it was handed (engine/session.py), which converts or raises the
-engine's ShapeError.
+weight, state, scratch and arena buffer, all allocated once by the Python side (engine/session.py), which also
+keeps them alive. It walks the model's plan (engine/plan.py): per node, the C entry point called with the
+pointers of the edges it reads and writes. Edges inside the graph live at static offsets in the arena; graph
+inputs are read from the caller's arrays and graph outputs written into the caller's ``out`` arrays.
+
+A model of one input and one output with 1-D frames (every chain) takes the fast path: ``step`` checks its
+input with a few C comparisons (exact ndarray, dtype, C-contiguous, shape), releases the GIL and walks the
+plan (holding the GIL instead when the call is too small for the release to pay, see ``GIL_RELEASE_WORK``).
+Anything off the fast path (a list, float64 into a float32 model, a strided view), and every call of a model
+with several inputs or outputs, goes through the InputChecker it was handed (engine/session.py), which
+converts or raises the engine's ShapeError.
 
 The pure-Python twin (engine/_ext/twin.py) has the same class, methods and signatures.
 """
 
 cimport numpy as cnp
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free
 
 cnp.import_array()
 
@@ -28,95 +32,199 @@ cnp.import_array()
 # kernel takes ~0.5 us; a step_n of 100 timesteps of the smallest model clears it too.
 cdef int64_t _GIL_WORK = 16384
 GIL_RELEASE_WORK = _GIL_WORK
+cdef enum:
+    MAX_ARITY = 2
+    MAX_IO = 8            # graph inputs and outputs the call layer takes
+    MAX_FRAME_NDIM = 6    # frames of more axes go through the InputChecker
 
+# the C entry points of one-input and two-input kinds (engine/kernels/entry.py)
 ctypedef void (*op_t)(void *x, void *y, void *params, void *state, void *scratch, int64_t *meta,
                       int64_t n) noexcept nogil
+ctypedef void (*op2_t)(void *a, void *b, void *y, void *params, void *state, void *scratch, int64_t *meta,
+                       int64_t n) noexcept nogil
 
 
 cdef class StepCore:
-    """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
+    """Steps a planned model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    TAKES_ADDRESSES = True   # its kernels: the address of each layer's C entry point
+    TAKES_ADDRESSES = True   # its kernels: the address of each node's C entry point
 
-    cdef op_t *fns
-    cdef int nops
+    cdef void **fns
+    cdef int *arity
+    cdef int *win            # per node, MAX_ARITY input edge indices
+    cdef int *wout           # per node, its output edge index
+    cdef int nops, nedges, nin, nout
+    cdef void **edge         # per edge, where its frames are for this call
+    cdef int *in_edge
+    cdef int *out_edge
+    cdef int64_t *in_bytes   # bytes of one row's frame, per graph input
+    cdef int64_t *out_bytes
+    # a graph's step without the checker: per input its typenum, frame ndim and dims, and the bound its ids
+    # must stay under (-1: none); per output its frame ndim and dims
+    cdef int in_typenum[MAX_IO]
+    cdef int in_fnd[MAX_IO]
+    cdef cnp.npy_intp in_fdims[MAX_IO * MAX_FRAME_NDIM]
+    cdef int64_t in_count[MAX_IO]
+    cdef int64_t in_bound[MAX_IO]
+    cdef int out_fnd[MAX_IO]
+    cdef cnp.npy_intp out_fdims[MAX_IO * MAX_FRAME_NDIM]
+    cdef bint graph_fast     # the fields above describe every input and output
     cdef int64_t n, in_size, out_size, itemsize
     cdef int typenum
-    cdef bint single, ready, busy
+    cdef bint single, simple, ready, busy
     cdef int64_t work  # parameters x rows read per step: the GIL is released from _GIL_WORK on
     cdef void **params
     cdef void **states
-    cdef void **bufs
     cdef int64_t **metas
     cdef void *scratch
     cdef object _keep
     cdef object checker
+    cdef tuple in_names
 
-    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single, checker):
-        """``kernels``: per layer, the address of its C entry point (the twin takes step dispatchers here).
-        ``checker``: the slow path for input off the fast one (engine.session.InputChecker)."""
-        cdef int i
-        cdef cnp.ndarray arr
+    def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
+                 single, checker, id_bounds=None):
+        """``kernels``: per node, the address of its C entry point (the twin takes step dispatchers here);
+        ``wiring``: per node (arity, input edge indices, output edge index); ``edges``: per edge its offset
+        in the arena in elements per row, or -1 for a graph input or output; ``inputs`` / ``outputs``: per
+        graph input / output (edge index, frame shape, dtype name); ``checker``: the slow path
+        (engine.session.InputChecker); ``id_bounds``: per graph input, the bound its integer ids must stay under
+        (or None)."""
+        cdef int i, k
+        cdef char *base
+        cdef int64_t off
         if self.ready:
             raise RuntimeError("StepCore is already initialized")
-        self.nops = len(params)
-        if not (len(kernels) == len(metas) == len(states) == self.nops and len(bufs) == self.nops - 1) \
-                or self.nops == 0:
-            raise ValueError("StepCore: kernels, params, metas and states need one entry per layer, bufs one fewer")
-        self.n, self.in_size, self.out_size = n, in_size, out_size
-        self.single = single
+        self.nops, self.nedges, self.nin, self.nout = len(params), len(edges), len(inputs), len(outputs)
+        if not (len(kernels) == len(metas) == len(states) == len(wiring) == self.nops) or self.nops == 0 \
+                or self.nin == 0 or self.nout == 0:
+            raise ValueError("StepCore: kernels, wiring, params, metas and states need one entry per node")
         dt = cnp.dtype(dtype)
+        self.n = n
+        self.single = single
         self.typenum = dt.num
         self.itemsize = dt.itemsize
-        self._keep = (list(params), list(metas), list(states), scratch, list(bufs))
+        self._keep = (list(params), list(metas), list(states), scratch, arena)
         self.checker = checker
-        self.params = <void **>malloc(self.nops * sizeof(void *))
-        self.states = <void **>malloc(self.nops * sizeof(void *))
-        self.bufs = <void **>malloc(self.nops * sizeof(void *))
-        self.metas = <int64_t **>malloc(self.nops * sizeof(int64_t *))
-        self.fns = <op_t *>malloc(self.nops * sizeof(op_t))
-        if self.params == NULL or self.states == NULL or self.bufs == NULL or self.metas == NULL \
-                or self.fns == NULL:
+        self.fns = <void **>calloc(self.nops, sizeof(void *))
+        self.params = <void **>calloc(self.nops, sizeof(void *))
+        self.states = <void **>calloc(self.nops, sizeof(void *))
+        self.metas = <int64_t **>calloc(self.nops, sizeof(int64_t *))
+        self.arity = <int *>calloc(self.nops, sizeof(int))
+        self.win = <int *>calloc(self.nops * MAX_ARITY, sizeof(int))
+        self.wout = <int *>calloc(self.nops, sizeof(int))
+        self.edge = <void **>calloc(self.nedges, sizeof(void *))
+        self.in_edge = <int *>calloc(self.nin, sizeof(int))
+        self.out_edge = <int *>calloc(self.nout, sizeof(int))
+        self.in_bytes = <int64_t *>calloc(self.nin, sizeof(int64_t))
+        self.out_bytes = <int64_t *>calloc(self.nout, sizeof(int64_t))
+        if self.fns == NULL or self.params == NULL or self.states == NULL or self.metas == NULL \
+                or self.arity == NULL or self.win == NULL or self.wout == NULL or self.edge == NULL \
+                or self.in_edge == NULL or self.out_edge == NULL or self.in_bytes == NULL or self.out_bytes == NULL:
             raise MemoryError()
+        for a, want in ((arena, dt), (scratch, dt)):
+            if type(a) is not cnp.ndarray or a.dtype != want or not a.flags.c_contiguous:
+                raise TypeError(f"StepCore: arena and scratch must be C-contiguous {want} ndarrays")
+        base = <char *>cnp.PyArray_DATA(<cnp.ndarray>arena)
+        for k in range(self.nedges):
+            off = edges[k]
+            if off >= 0:
+                if off * self.n > cnp.PyArray_SIZE(<cnp.ndarray>arena):
+                    raise ValueError(f"StepCore: edge {k} lies outside the arena")
+                self.edge[k] = base + off * self.n * self.itemsize
         for i in range(self.nops):
             if not isinstance(kernels[i], int) or not kernels[i]:
-                raise ValueError(f"StepCore: layer {i} has no kernel address")
-            self.fns[i] = <op_t><size_t>kernels[i]
+                raise ValueError(f"StepCore: node {i} has no kernel address")
+            self.fns[i] = <void *><size_t>kernels[i]
+            arity, ins, out = wiring[i]
+            if not 1 <= arity <= MAX_ARITY or len(ins) != arity or not all(0 <= e < self.nedges for e in ins) \
+                    or not 0 <= out < self.nedges:
+                raise ValueError(f"StepCore: node {i} is wired wrong: {wiring[i]}")
+            self.arity[i] = arity
+            for k in range(arity):
+                self.win[i * MAX_ARITY + k] = ins[k]
+            self.wout[i] = out
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], cnp.dtype("int64"))):
                 if type(a) is not cnp.ndarray or a.dtype != want or not a.flags.c_contiguous:
-                    raise TypeError(f"StepCore: layer {i} buffers must be C-contiguous {want} ndarrays")
+                    raise TypeError(f"StepCore: node {i} buffers must be C-contiguous {want} ndarrays")
             self.params[i] = cnp.PyArray_DATA(<cnp.ndarray>params[i])
             self.states[i] = cnp.PyArray_DATA(<cnp.ndarray>states[i])
             self.metas[i] = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>metas[i])
-            self.bufs[i] = NULL
-            if i < self.nops - 1:
-                arr = bufs[i]
-                self.bufs[i] = cnp.PyArray_DATA(arr)
-        arr = scratch
-        self.scratch = cnp.PyArray_DATA(arr)
+        for k, (e, shape, kind) in enumerate(inputs):
+            self.in_edge[k] = e
+            size = 1
+            for s in shape:
+                size *= s
+            self.in_bytes[k] = size * cnp.dtype(kind).itemsize
+        for k, (e, shape, kind) in enumerate(outputs):
+            self.out_edge[k] = e
+            size = 1
+            for s in shape:
+                size *= s
+            self.out_bytes[k] = size * cnp.dtype(kind).itemsize
+        if self.nin > MAX_IO or self.nout > MAX_IO:
+            raise ValueError(f"the compiled call layer takes up to {MAX_IO} graph inputs and {MAX_IO} outputs")
+        self.graph_fast = True
+        self.in_names = tuple(checker.inputs[k][0] for k in range(self.nin))
+        for k, (e, shape, kind) in enumerate(inputs):
+            self.in_typenum[k] = cnp.dtype(kind).num
+            self.in_fnd[k] = len(shape)
+            self.in_count[k] = 1
+            for i, d in enumerate(shape[:MAX_FRAME_NDIM]):
+                self.in_fdims[k * MAX_FRAME_NDIM + i] = d
+                self.in_count[k] *= d
+            self.in_bound[k] = -1 if id_bounds is None or id_bounds[k] is None else id_bounds[k]
+            self.graph_fast = self.graph_fast and len(shape) <= MAX_FRAME_NDIM
+        for k, (e, shape, kind) in enumerate(outputs):
+            self.out_fnd[k] = len(shape)
+            for i, d in enumerate(shape[:MAX_FRAME_NDIM]):
+                self.out_fdims[k * MAX_FRAME_NDIM + i] = d
+            self.graph_fast = self.graph_fast and len(shape) <= MAX_FRAME_NDIM and cnp.dtype(kind) == dt
+        e, shape, kind = inputs[0]
+        oe, oshape, okind = outputs[0]
+        self.simple = self.nin == 1 and self.nout == 1 and len(shape) == 1 and len(oshape) == 1 \
+            and cnp.dtype(kind) == dt and cnp.dtype(okind) == dt
+        if self.simple:   # (boundscheck is off: index a frame shape only where it is known to be 1-D)
+            self.in_size, self.out_size = shape[0], oshape[0]
+        self.scratch = cnp.PyArray_DATA(<cnp.ndarray>scratch)
         self.work = n * sum(int(cnp.PyArray_SIZE(<cnp.ndarray>p)) for p in params)
         self.ready = True
 
     def __dealloc__(self):
+        free(self.fns)
         free(self.params)
         free(self.states)
-        free(self.bufs)
         free(self.metas)
-        free(self.fns)
+        free(self.arity)
+        free(self.win)
+        free(self.wout)
+        free(self.edge)
+        free(self.in_edge)
+        free(self.out_edge)
+        free(self.in_bytes)
+        free(self.out_bytes)
 
-    cdef inline void _run(self, void *x, void *y) noexcept nogil:
+    cdef inline void _run(self) noexcept nogil:
         cdef int i
-        cdef void *src = x
-        cdef void *dst
+        cdef int *w
         for i in range(self.nops):
-            dst = y if i == self.nops - 1 else self.bufs[i]
-            self.fns[i](src, dst, self.params[i], self.states[i], self.scratch, self.metas[i], self.n)
-            src = dst
+            w = self.win + i * MAX_ARITY
+            if self.arity[i] == 1:
+                (<op_t>self.fns[i])(self.edge[w[0]], self.edge[self.wout[i]], self.params[i], self.states[i],
+                                    self.scratch, self.metas[i], self.n)
+            else:
+                (<op2_t>self.fns[i])(self.edge[w[0]], self.edge[w[1]], self.edge[self.wout[i]], self.params[i],
+                                     self.states[i], self.scratch, self.metas[i], self.n)
 
-    cdef inline void _run_steps(self, char *xp, char *yp, int64_t T, int64_t xstride, int64_t ystride) noexcept nogil:
+    cdef inline void _run_steps(self, char **xs, char **ys, int64_t T) noexcept nogil:
+        """T timesteps of one stream: input k's frame t at xs[k] + t * in_bytes[k], output k's likewise."""
         cdef int64_t t
+        cdef int k
         for t in range(T):
-            self._run(xp + t * xstride, yp + t * ystride)
+            for k in range(self.nin):
+                self.edge[self.in_edge[k]] = xs[k] + t * self.in_bytes[k]
+            for k in range(self.nout):
+                self.edge[self.out_edge[k]] = ys[k] + t * self.out_bytes[k]
+            self._run()
 
     cdef inline bint _fits(self, object a, int ndim, int64_t d0, int64_t d1) noexcept:
         """a is an exact ndarray of our dtype, C-contiguous, with shape (d0,) or (d0, d1)."""
@@ -150,17 +258,163 @@ cdef class StepCore:
         """Release what ``_take`` held."""
         self.busy = False
 
+    cdef object _call(self, list xs, list outs, int64_t T):
+        """Run T timesteps (0: one step) on checked arrays: inputs ``xs`` and outputs ``outs`` in graph order."""
+        cdef char *xp[MAX_IO]
+        cdef char *yp[MAX_IO]
+        cdef int k
+        for k in range(self.nin):
+            xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>xs[k])
+        for k in range(self.nout):
+            yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+        self._call_ptrs(xp, yp, T)
+
+    cdef int _call_ptrs(self, char **xp, char **yp, int64_t T) except -1:
+        cdef int64_t work = self.work * (T if T > 0 else 1)
+        self._enter()
+        try:
+            if work >= _GIL_WORK:
+                with nogil:
+                    self._run_steps(xp, yp, T if T > 0 else 1)
+            else:
+                self._run_steps(xp, yp, T if T > 0 else 1)
+        finally:
+            self.busy = False
+        return 0
+
+    cdef inline bint _fits_input(self, object a, int k, int lead) noexcept:
+        """a is an exact C-contiguous ndarray of input k's dtype with shape (n,) * lead + its frame shape."""
+        cdef cnp.ndarray arr
+        cdef int d
+        cdef cnp.npy_intp *dims
+        if type(a) is not cnp.ndarray:
+            return False
+        arr = <cnp.ndarray>a
+        if cnp.PyArray_TYPE(arr) != self.in_typenum[k] or cnp.PyArray_NDIM(arr) != lead + self.in_fnd[k] \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+            return False
+        dims = cnp.PyArray_DIMS(arr)
+        if lead and dims[0] != self.n:
+            return False
+        for d in range(self.in_fnd[k]):
+            if dims[lead + d] != self.in_fdims[k * MAX_FRAME_NDIM + d]:
+                return False
+        return True
+
+    cdef inline bint _fits_output(self, object a, int k, int lead) noexcept:
+        cdef cnp.ndarray arr
+        cdef int d
+        cdef cnp.npy_intp *dims
+        if type(a) is not cnp.ndarray:
+            return False
+        arr = <cnp.ndarray>a
+        if cnp.PyArray_TYPE(arr) != self.typenum or cnp.PyArray_NDIM(arr) != lead + self.out_fnd[k] \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
+            return False
+        dims = cnp.PyArray_DIMS(arr)
+        if lead and dims[0] != self.n:
+            return False
+        for d in range(self.out_fnd[k]):
+            if dims[lead + d] != self.out_fdims[k * MAX_FRAME_NDIM + d]:
+                return False
+        return True
+
+    cdef object _step_graph(self, object x, object out):
+        """``step`` of a model with several inputs or outputs, or frames that are not 1-D: exact arrays (and a
+        Python int for a single stream's id) are checked here in C, ids against their tables included; anything
+        else goes through the InputChecker, which converts it or raises the error that says what is wrong."""
+        cdef char *xp[MAX_IO]
+        cdef char *yp[MAX_IO]
+        cdef int64_t ival[MAX_IO]
+        cdef int k, d, nd
+        cdef int lead = 0 if self.single else 1
+        cdef int64_t i, count, bound
+        cdef int64_t *ids
+        cdef cnp.npy_intp dims[MAX_FRAME_NDIM + 1]
+        cdef bint ok = self.graph_fast
+        items = None
+        if self.nin == 1:
+            items = (x,)
+        elif type(x) is tuple and len(<tuple>x) == self.nin:
+            items = x
+        elif type(x) is dict and len(<dict>x) == self.nin:
+            items = tuple([(<dict>x).get(name) for name in self.in_names])
+        else:
+            ok = False
+        if ok:
+            for k in range(self.nin):
+                a = items[k]
+                if self._fits_input(a, k, lead):
+                    xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>a)
+                elif type(a) is int and self.single and self.in_fnd[k] == 0 \
+                        and self.in_typenum[k] == cnp.NPY_INT64 and -(1 << 62) < a < (1 << 62):
+                    ival[k] = a
+                    xp[k] = <char *>&ival[k]
+                else:
+                    ok = False
+                    break
+        if ok:
+            for k in range(self.nin):
+                bound = self.in_bound[k]
+                if bound >= 0:
+                    ids = <int64_t *>xp[k]
+                    count = self.in_count[k] * (1 if self.single else self.n)
+                    for i in range(count):
+                        if ids[i] < 0 or ids[i] >= bound:
+                            ok = False
+                            break
+        if not ok:
+            xs = self.checker.coerce_inputs(x, None)   # converts, or raises naming what is wrong
+            for k in range(self.nin):
+                xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>xs[k])
+        if out is None:
+            outs = []
+            for k in range(self.nout):
+                nd = lead + self.out_fnd[k]
+                if lead:
+                    dims[0] = self.n
+                for d in range(self.out_fnd[k]):
+                    dims[lead + d] = self.out_fdims[k * MAX_FRAME_NDIM + d]
+                outs.append(cnp.PyArray_EMPTY(nd, dims, self.typenum, 0))
+        else:
+            if self.nout == 1:
+                outs = [out]
+            elif type(out) is tuple and len(<tuple>out) == self.nout:
+                outs = list(<tuple>out)
+            else:
+                outs = None
+            ok = outs is not None
+            if ok:
+                for k in range(self.nout):
+                    if not self._fits_output(outs[k], k, lead):
+                        ok = False
+                        break
+                for k in range(self.nout):
+                    for d in range(k):
+                        if outs[k] is outs[d]:
+                            ok = False
+            if not ok:
+                outs = self.checker.outputs(out, None)
+        for k in range(self.nout):
+            yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+        self._call_ptrs(xp, yp, 0)
+        return tuple(outs) if self.nout > 1 else outs[0]
+
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.
 
         Returns the output, (output_size,) or (n, output_size): a new array, or ``out`` when given
-        (then nothing is allocated).
+        (then nothing is allocated). A model with several inputs takes them as a tuple in graph order or a
+        dict by name; a model with several outputs returns a tuple in graph order (``out``: a tuple of
+        arrays).
         """
         cdef int ndim = 1 if self.single else 2
         cdef int64_t d0 = self.in_size if self.single else self.n
         cdef cnp.npy_intp dims[2]
         cdef void *xp
         cdef void *yp
+        if not self.simple:
+            return self._step_graph(x, out)
         if not self._fits(x, ndim, d0, self.in_size):
             x = self.checker.coerce_input(x)
         if out is None:
@@ -177,25 +431,34 @@ cdef class StepCore:
         yp = cnp.PyArray_DATA(<cnp.ndarray>out)
         self._enter()
         try:
+            self.edge[self.in_edge[0]] = xp
+            self.edge[self.out_edge[0]] = yp
             if self.work >= _GIL_WORK:
                 with nogil:
-                    self._run(xp, yp)
+                    self._run()
             else:
-                self._run(xp, yp)
+                self._run()
         finally:
             self.busy = False
         return out
 
     def step_n(self, X, out=None):
-        """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream)."""
+        """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream); a model
+        with several inputs takes a tuple (or dict) of (T, ...) arrays and returns a tuple."""
         cdef cnp.ndarray xa, ya
         cdef int64_t T
-        cdef char *xp
-        cdef char *yp
-        cdef int64_t xstride, ystride
+        cdef char *xp[1]
+        cdef char *yp[1]
         cdef cnp.npy_intp dims[2]
         if not self.single:
             raise TypeError("step_n steps one stream; for many streams call step once per timestep")
+        if not self.simple:
+            xs = self.checker.coerce_inputs(X, True)
+            T = xs[0].shape[0]
+            outs = self.checker.outputs(out, T)
+            if T:
+                self._call(xs, outs, T)
+            return tuple(outs) if len(outs) > 1 else outs[0]
         if type(X) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>X) == 2:
             T = cnp.PyArray_DIMS(<cnp.ndarray>X)[0]
         else:
@@ -211,17 +474,15 @@ cdef class StepCore:
             self.checker.bad_out(out, T)
         xa = X
         ya = out
-        xp = <char *>cnp.PyArray_DATA(xa)
-        yp = <char *>cnp.PyArray_DATA(ya)
-        xstride = self.in_size * self.itemsize
-        ystride = self.out_size * self.itemsize
+        xp[0] = <char *>cnp.PyArray_DATA(xa)
+        yp[0] = <char *>cnp.PyArray_DATA(ya)
         self._enter()
         try:
             if self.work * T >= _GIL_WORK:
                 with nogil:
-                    self._run_steps(xp, yp, T, xstride, ystride)
+                    self._run_steps(xp, yp, T)
             else:
-                self._run_steps(xp, yp, T, xstride, ystride)
+                self._run_steps(xp, yp, T)
         finally:
             self.busy = False
         return out

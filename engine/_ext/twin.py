@@ -1,52 +1,80 @@
 """Pure-Python twin of the compiled call layer (engine/_ext/_stepcore.pyx): same class, same signatures.
 
-Used when the Cython extension is not built, or when ``RNNJIT_PUREPYTHON=1``. It calls the very same
-numba kernels (each kind's ``step``, through numba's dispatcher, which releases the GIL) on numpy views of the
-same buffers, so results are identical; only the per-call overhead differs (a few microseconds per step).
+Used when the Cython extension is not built, or when ``RNNJIT_PUREPYTHON=1``. It walks the same plan and calls
+the very same numba kernels (each kind's ``step``, through numba's dispatcher, which releases the GIL) on numpy
+views of the same buffers, so results are identical; only the per-call overhead differs (a few microseconds
+per step).
 """
 
 import threading
 
 import numpy as np
 
-from ..kernels.layout import M_OUT, M_STATE
-
 
 class StepCore:
-    """Steps a packed model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
+    """Steps a planned model for ``n`` rows (streams) per call. Build it through Model.stream(s)."""
 
-    TAKES_ADDRESSES = False  # its kernels: each layer's step dispatcher
+    TAKES_ADDRESSES = False  # its kernels: each node's step dispatcher
 
-    def __init__(self, kernels, n, in_size, out_size, dtype, params, metas, states, scratch, bufs, single, checker):
+    def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
+                 single, checker, id_bounds=None):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
         nops = len(params)
-        if not (len(kernels) == len(metas) == len(states) == nops and len(bufs) == nops - 1) or nops == 0:
-            raise ValueError("StepCore: kernels, params, metas and states need one entry per layer, bufs one fewer")
+        if not (len(kernels) == len(metas) == len(states) == len(wiring) == nops) or nops == 0 \
+                or not inputs or not outputs:
+            raise ValueError("StepCore: kernels, wiring, params, metas and states need one entry per node")
         dt = np.dtype(dtype)
+        for a in (arena, scratch):
+            if type(a) is not np.ndarray or a.dtype != dt or not a.flags.c_contiguous:
+                raise TypeError(f"StepCore: arena and scratch must be C-contiguous {dt} ndarrays")
         for i in range(nops):
             for a, want in ((params[i], dt), (states[i], dt), (metas[i], np.dtype("int64"))):
                 if type(a) is not np.ndarray or a.dtype != want or not a.flags.c_contiguous:
-                    raise TypeError(f"StepCore: layer {i} buffers must be C-contiguous {want} ndarrays")
-        self._n, self._in_size, self._out_size, self._dtype, self._single = n, in_size, out_size, dt, single
-        self._ops = []
-        for i in range(nops):
-            m = metas[i]
-            y = bufs[i].reshape(n, m[M_OUT]) if i < nops - 1 else None
-            self._ops.append((kernels[i], params[i], states[i].reshape(n, m[M_STATE]), m, y))
+                    raise TypeError(f"StepCore: node {i} buffers must be C-contiguous {want} ndarrays")
+        self._n, self._dtype, self._single = n, dt, single
+        self._in = [(e, int(np.prod(shape))) for e, shape, _ in inputs]
+        self._out = [(e, int(np.prod(shape))) for e, shape, _ in outputs]
+        e, shape, kind = inputs[0]
+        oe, oshape, okind = outputs[0]
+        self._simple = len(inputs) == 1 and len(outputs) == 1 and len(shape) == 1 and len(oshape) == 1 \
+            and np.dtype(kind) == dt and np.dtype(okind) == dt
+        if self._simple:
+            self._in_size, self._out_size = shape[0], oshape[0]
+        # per edge: its (n, size) view of the arena, or (graph inputs and outputs) the caller's array of the call
+        self._edge = [None] * len(edges)
+        self._ops = [(kernels[i], wiring[i][1], wiring[i][2], params[i], states[i].reshape(n, -1), metas[i])
+                     for i in range(nops)]
+        self._edge_sizes = self._sizes(wiring, metas, inputs, outputs, len(edges))
+        for k, off in enumerate(edges):
+            if off >= 0:
+                size = self._edge_sizes[k]
+                self._edge[k] = arena[off * n:(off + size) * n].reshape(n, size)
         self._scratch = scratch
-        self._checker = checker
+        self._checker = checker   # it checks a graph's inputs, ids against their tables included (id_bounds)
         self._busy = threading.Lock()
         self._ready = True
 
-    def _run(self, x, y):
+    @staticmethod
+    def _sizes(wiring, metas, inputs, outputs, nedges):
+        from ..kernels.layout import M_OUT
+
+        sizes = [0] * nedges
+        for (arity, ins, out), m in zip(wiring, metas):
+            sizes[out] = int(m[M_OUT])
+        for e, shape, _ in list(inputs) + list(outputs):
+            sizes[e] = int(np.prod(shape))
+        return sizes
+
+    def _run(self, xs, ys):
         n = self._n
-        src = x.reshape(n, -1)
-        last = len(self._ops) - 1
-        for i, (step, params, state, meta, buf) in enumerate(self._ops):
-            dst = y.reshape(n, -1) if i == last else buf
-            step(src, dst, params, state, self._scratch, meta)
-            src = dst
+        edge = self._edge
+        for (e, size), x in zip(self._in, xs):
+            edge[e] = x.reshape(n, size)
+        for (e, size), y in zip(self._out, ys):
+            edge[e] = y.reshape(n, size)
+        for step, ins, out, params, state, meta in self._ops:
+            step(*[edge[e] for e in ins], edge[out], params, state, self._scratch, meta)
 
     def _fits(self, a, ndim, d0, d1):
         return (type(a) is np.ndarray and a.dtype == self._dtype and a.ndim == ndim and a.flags.c_contiguous
@@ -71,8 +99,18 @@ class StepCore:
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.
 
-        Returns the output, (output_size,) or (n, output_size): a new array, or ``out`` when given.
+        Returns the output, (output_size,) or (n, output_size): a new array, or ``out`` when given. A model
+        with several inputs takes them as a tuple in graph order or a dict by name, and returns a tuple.
         """
+        if not self._simple:
+            xs = self._checker.coerce_inputs(x, None)
+            outs = self._checker.outputs(out, None)
+            self._enter()
+            try:
+                self._run(xs, outs)
+            finally:
+                self._busy.release()
+            return tuple(outs) if len(outs) > 1 else outs[0]
         single = self._single
         ndim, d0 = (1, self._in_size) if single else (2, self._n)
         if not self._fits(x, ndim, d0, self._in_size):
@@ -84,29 +122,36 @@ class StepCore:
             self._checker.bad_out(out)
         self._enter()
         try:
-            self._run(x, out)
+            self._run((x,), (out,))
         finally:
             self._busy.release()
         return out
 
     def step_n(self, X, out=None):
-        """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream)."""
+        """Advance T timesteps in one call: X (T, input_size) -> (T, output_size) (single stream); a model with
+        several inputs takes a tuple (or dict) of (T, ...) arrays and returns a tuple."""
         if not self._single:
             raise TypeError("step_n steps one stream; for many streams call step once per timestep")
-        if not (type(X) is np.ndarray and X.ndim == 2 and self._fits(X, 2, X.shape[0], self._in_size)):
-            X = self._checker.coerce_sequence(X)
-        T = X.shape[0]
-        if out is None:
-            out = np.empty((T, self._out_size), self._dtype)
-        elif not self._fits(out, 2, T, self._out_size) or not out.flags.writeable:
-            self._checker.bad_out(out, T)
+        if self._simple:
+            if not (type(X) is np.ndarray and X.ndim == 2 and self._fits(X, 2, X.shape[0], self._in_size)):
+                X = self._checker.coerce_sequence(X)
+            T = X.shape[0]
+            if out is None:
+                out = np.empty((T, self._out_size), self._dtype)
+            elif not self._fits(out, 2, T, self._out_size) or not out.flags.writeable:
+                self._checker.bad_out(out, T)
+            xs, outs = (X,), (out,)
+        else:
+            xs = self._checker.coerce_inputs(X, True)
+            T = xs[0].shape[0]
+            outs = self._checker.outputs(out, T)
         self._enter()
         try:
             for t in range(T):
-                self._run(X[t], out[t])
+                self._run([x[t] for x in xs], [y[t] for y in outs])
         finally:
             self._busy.release()
-        return out
+        return out if self._simple else (tuple(outs) if len(outs) > 1 else outs[0])
 
     @property
     def releases_gil(self):

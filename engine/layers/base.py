@@ -11,6 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..errors import SpecError
 from ..kernels import layout as L
 
 # One thing a layer carries from one timestep to the next: ``name`` (the state key is ``layers.<i>.<name>``),
@@ -24,7 +25,8 @@ class Packed:
     """One layer in kernel form. ``params`` (float, read-only) and ``meta`` (int64) are what a kernel sees;
     ``kind`` is the layer's Kind."""
 
-    __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size", "_plain")
+    __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size", "_plain",
+                 "shapes")
 
     def __init__(self, layer, kind, params, meta, in_size, out_size, state_size=0, scratch_size=0):
         meta[L.M_LEN] = len(meta)
@@ -40,6 +42,7 @@ class Packed:
         self.in_size, self.out_size = in_size, out_size
         self.state_size, self.scratch_size = state_size, scratch_size
         self._plain = {}
+        self.shapes = None   # the frame shapes of its inputs and output, set by the plan (engine/plan.py)
 
     def view(self, d, slot, shape):
         """A numpy view of one packed vector or plain array (biases, dense weights)."""
@@ -101,9 +104,36 @@ class Kind:
     entry = None         # the Python function compiled as the C entry point (kernels/entry.py)
     convention = None    # a line for `rnnjit info` on the kind's layout conventions, if it has any
 
+    arity = 1            # how many input edges a node of this kind reads
+    reads_ids = False    # its input is integer ids (int64), not float frames (its entry point takes int64 *x)
+
+    def id_bound(self, layer):
+        """For a kind that reads ids: the ids it takes lie in [0, id_bound) (checked before any kernel runs)."""
+        return None
+
+    def infer(self, layer, inputs, where):
+        """The frame shape and dtype of the node's output, ``(shape, dtype)``, from its inputs' ``(edge, shape,
+        dtype)``; an input that does not fit is a SpecError naming the node, the edge and both shapes. The
+        default is a kind over 1-D float frames whose spec class says its width (``validate``)."""
+        (edge, shape, dtype), = inputs
+        kind = type(layer).__name__
+        if dtype != "float":
+            raise SpecError(f"{where}: a {kind} reads float frames, but edge {edge!r} carries {dtype} ids")
+        if len(shape) != 1:
+            raise SpecError(f"{where}: a {kind} reads 1-D frames (features,), but edge {edge!r} carries frames "
+                            f"of shape {shape}")
+        return (layer.validate(shape[0], where if where.startswith("layer ") else
+                               f"{where} on edge {edge!r} (frames of shape {shape})"),), "float"
+
     def pack(self, layer, in_size, dtype):
         """The layer in kernel form (a Packed), for an input of width ``in_size``."""
         raise NotImplementedError
+
+    def pack_node(self, layer, shapes, dtype):
+        """The layer in kernel form for input frames of ``shapes`` (one shape per input edge). The default,
+        for a kind over 1-D frames, is ``pack`` with the input's width."""
+        (shape,) = shapes
+        return self.pack(layer, shape[0], dtype)
 
     def state_slots(self, layer):
         """What the layer carries from one timestep to the next, as Slots (none: frame-wise)."""

@@ -1,0 +1,89 @@
+"""The plan: a ModelSpec's graph turned once into what the call layer walks.
+
+``Plan(spec, dtype)`` packs every node (its kind's ``pack_node``) in topological order and numbers the edges:
+graph inputs first, then node outputs in order. Each edge carries one frame per timestep; a stream group of n
+rows keeps every edge that is neither a graph input nor a graph output in one arena, at a static offset, as an
+(n, frame size) block:
+
+    arena (per group of n streams):  [ edge a: n x size_a | edge b: n x size_b | ... ]
+
+Graph inputs are read where the caller's arrays are and graph outputs are written straight into the caller's
+``out`` arrays (no copies), so a chain LSTM -> Dense walks exactly what it did before graphs: the LSTM writes
+its block of the arena, the Dense reads it and writes the caller's output. Nothing is allocated per step.
+
+Both call layers (the compiled StepCore and its twin, engine/_ext) take the same tables: per node its kernel,
+arity, input edges and output edge; per edge its arena offset (-1 for a graph input or output); the inputs'
+and outputs' edges and frame shapes.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .errors import ShapeError
+from .layers import kind_of
+
+# one node of the plan: its name, packed form, the edge indices it reads and the one it writes
+Step = namedtuple("Step", "name packed inputs output")
+# one edge: its name, frame shape, element count, dtype ("float" | "int64"), arena offset per row or -1
+Edge = namedtuple("Edge", "name shape size dtype offset")
+
+
+class Plan:
+    """What a Model runs: ``steps`` in topological order, ``edges`` and the arena's size per row."""
+
+    def __init__(self, spec, dtype):
+        names = [i.name for i in spec.inputs] + [node.name for node in spec.nodes]
+        index = {name: k for k, name in enumerate(names)}
+        outside = {i.name for i in spec.inputs} | set(spec.outputs)
+        edges, offset = [], 0
+        for name in names:
+            shape, kind = spec.edges[name]
+            size = int(np.prod(shape))
+            if name in outside:
+                edges.append(Edge(name, shape, size, kind, -1))
+            else:
+                edges.append(Edge(name, shape, size, kind, offset))
+                offset += size
+        self.edges = tuple(edges)
+        self.arena_size = offset
+        steps = []
+        for node in spec.nodes:
+            shapes = [spec.edges[e][0] for e in node.inputs]
+            p = kind_of(node.layer).pack_node(node.layer, shapes, dtype)
+            p.shapes = (tuple(shapes), spec.edges[node.name][0])
+            steps.append(Step(node.name, p, tuple(index[e] for e in node.inputs), index[node.name]))
+        self.steps = tuple(steps)
+        self.inputs = tuple(index[i.name] for i in spec.inputs)
+        self.outputs = tuple(index[o] for o in spec.outputs)
+        # per integer graph input (edge index): the smallest table that reads it, (id bound, node name)
+        self.id_bounds = {}
+        for step in steps:
+            kind, layer = step.packed.kind, step.packed.layer
+            if kind.reads_ids:
+                for e in step.inputs:
+                    bound = kind.id_bound(layer)
+                    if e not in self.id_bounds or bound < self.id_bounds[e][0]:
+                        self.id_bounds[e] = (bound, step.name)
+        self.state_sizes = tuple(s.packed.state_size for s in steps)
+        self.scratch_size = max(s.packed.scratch_size for s in steps)
+
+    @property
+    def packed(self):
+        return tuple(s.packed for s in self.steps)
+
+    def check_ids(self, edge, ids, what):
+        """Raise ShapeError when an integer input ``ids`` (for graph input ``edge``) holds an id out of its table's
+        range; ``what`` names the input in the message."""
+        if edge not in self.id_bounds or ids.size == 0:
+            return
+        bound, node = self.id_bounds[edge]
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= bound:
+            bad = lo if lo < 0 else hi
+            raise ShapeError(f"{what}: id {bad} is out of range for node {node!r}, a table of {bound} rows "
+                             f"(ids must lie in [0, {bound}))")
+
+    def wiring(self):
+        """Per step: (arity, input edge indices, output edge index), for the call layer."""
+        return [(len(s.inputs), s.inputs, s.output) for s in self.steps]
