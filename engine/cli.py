@@ -336,8 +336,19 @@ def _stream_rows(model, rows, writer, flush=False, progress=None):
         print(f"rnnjit: {len(ns)} steps (stream), µs per step {describe(ns)}", file=sys.stderr)
 
 
+def _one_input_one_output(model, command):
+    """``rnnjit run`` reads rows of one input and writes rows of one output; say so for a graph that has more."""
+    if not model.spec.is_chain:
+        ins = ", ".join(f"{k} {shape} {dt}" for k, (shape, dt) in model.inputs.items())
+        outs = ", ".join(f"{k} {shape}" for k, shape in model.outputs.items())
+        raise CliError(f"{command} takes models of one input and one output of feature vectors (a chain of "
+                       f"layers); this model is a graph with inputs {ins} and outputs {outs}: use the Python API "
+                       f"(model.stream().step, model.run)", EXIT_CANNOT)
+
+
 def cmd_run(args):
     model = _load_model(args)
+    _one_input_one_output(model, "run")
     width = model.input_size
     if args.mode == "stream" and not model.streamable:
         raise CliError("this model has a reverse or bidirectional layer and cannot stream; use --mode sequence",
@@ -376,6 +387,7 @@ def cmd_bench(args):
     from .tools import bench
 
     model = _load_model(args)
+    _one_input_one_output(model, "bench")
     return bench.main(model, args.model, steps=args.steps)
 
 

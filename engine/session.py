@@ -90,9 +90,10 @@ class InputChecker:
             out.append(arr)
         return out
 
-    def outputs(self, out, T):
+    def outputs(self, out, T, inputs=None):
         """The arrays the call writes, in graph order: new ones, or ``out`` checked (a tuple or list in graph
-        order; an array for a model of one output)."""
+        order; an array for a model of one output; no two of them, and none of them and an input, sharing
+        memory: a node may still read an input after an output is written)."""
         lead = self._lead(T)
         shapes = [(name, lead + tuple(shape), dtype) for name, shape, dtype in self.outputs_]
         if out is None:
@@ -107,8 +108,13 @@ class InputChecker:
                 got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
                 raise ShapeError(f"out for output {name!r} must be a writable C-contiguous {np.dtype(dtype).name} "
                                  f"array of shape {shape}, got {got}")
-        if len({id(a) for a in given}) != len(given):
-            raise ShapeError("out must give a different array for each output")
+        if any(np.shares_memory(given[i], given[j]) for i in range(len(given)) for j in range(i)):
+            raise ShapeError("out must give a different array for each output (these share memory)")
+        if inputs is not None:
+            xs = [inputs] if len(self.inputs) == 1 else (
+                [inputs.get(name) for name, _, _ in self.inputs] if isinstance(inputs, dict) else list(inputs))
+            if any(isinstance(x, np.ndarray) and np.shares_memory(x, y) for x in xs for y in given):
+                raise ShapeError("out must not share memory with an input (a later node may still read it)")
         return list(given)
 
     def _as_array(self, x, expected, dtype, name):

@@ -357,3 +357,26 @@ def test_a_bad_option_value_exits_2(models):
 def test_the_console_script_is_installed():
     r = subprocess.run(["rnnjit", "info", "--help"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "--head-activation" in r.stdout
+
+
+def test_a_graph_model_is_described_converted_and_refused_by_run_with_the_reason(tmp_path):
+    import engine
+
+    rng = np.random.default_rng(0)
+    gru = engine.GRU(4, 4, {"weight_ih": rng.uniform(-1, 1, (12, 4)), "weight_hh": rng.uniform(-1, 1, (12, 4))})
+    spec = engine.ModelSpec.graph({"x": 4, "mask": 4}, [engine.Node("gru", gru, "x"),
+                                                         engine.Node("masked", engine.Mul(), ["gru", "mask"])],
+                                  ["masked", "gru"])
+    path = spec.save(tmp_path / "graph.npz")
+    r = rnnjit("info", path)
+    assert r.returncode == 0, r.stderr
+    assert "format version 2" in r.stdout
+    assert "inputs x (4,) float32, mask (4,) float32; outputs masked (4,), gru (4,)" in r.stdout
+    assert "masked = Mul()(gru (4,), mask (4,)) -> (4,)" in r.stdout and "µs per step" in r.stdout
+    r = rnnjit("convert", path, "-o", tmp_path / "g64.npz", "--dtype", "float64")
+    assert r.returncode == 0, r.stderr
+    assert engine.load(tmp_path / "g64.npz").dtype == np.float64
+    np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
+    r = rnnjit("run", path, tmp_path / "x.npy")
+    assert r.returncode == 5
+    assert "run takes models of one input and one output" in r.stderr and "inputs x (4,) float32" in r.stderr

@@ -390,3 +390,50 @@ def test_an_embedding_graph_saves_and_loads(tmp_path):
     assert loaded.identity == engine.Model(spec).identity
     assert np.array_equal(loaded.run(ids), engine.Model(spec).run(ids))
     assert loaded.spec.nodes[0].layer.padding_idx == 0
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("by", ["tuple", "dict"])
+def test_a_graph_step_with_out_allocates_nothing_after_warm_up(net, group, by):
+    """As tests/test_streams.py's test for chains: tracemalloc's peak over 2,000 steps of the two-input,
+    two-output graph, given exact arrays (a tuple, or a dict by name) and a tuple of out arrays."""
+    import itertools
+    import tracemalloc
+
+    model = engine.Model(_graph(net))
+    s = model.streams(3) if group else model.stream()
+    lead = (3,) if group else ()
+    x, m = np.ones(lead + (F,), np.float32), np.ones(lead + (F,), np.float32)
+    xs = (x, m) if by == "tuple" else {"x": x, "mask": m}
+    out = (np.empty(lead + (F,), np.float32), np.empty(lead + (3,), np.float32))
+    step = s.step
+    for _ in range(100):
+        assert step(xs, out=out) is out
+    tracemalloc.start()
+    try:
+        loop = itertools.repeat(None, 2000)
+        current, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in loop:
+            step(xs, out=out)
+        end, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    limit = 0 if engine.COMPILED else 4096   # the twin makes a few views and lists per step, freed at once
+    assert peak - current <= limit, f"step(out=) allocated up to {peak - current} bytes at once"
+    assert end - current <= limit, f"step(out=) kept {end - current} bytes"
+
+
+def test_outputs_that_share_memory_are_refused(net):
+    s = engine.Model(_graph(net)).stream()
+    buf = np.empty(F + 3, np.float32)
+    with pytest.raises(engine.ShapeError, match="share memory|output 'head'"):
+        s.step((np.ones(F), np.ones(F)), out=(buf[:F], buf[F - 3:F]))
+
+
+def test_an_output_sharing_memory_with_an_input_is_refused(net):
+    """The residual node reads x after the GRU ran: an output written over x would change what it reads."""
+    s = engine.Model(_graph(net)).stream()
+    x, m = np.ones(F, np.float32), np.ones(F, np.float32)
+    with pytest.raises(engine.ShapeError, match="must not share memory with an input"):
+        s.step((x, m), out=(x, np.empty(3, np.float32)))

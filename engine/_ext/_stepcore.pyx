@@ -322,28 +322,37 @@ cdef class StepCore:
     cdef object _step_graph(self, object x, object out):
         """``step`` of a model with several inputs or outputs, or frames that are not 1-D: exact arrays (and a
         Python int for a single stream's id) are checked here in C, ids against their tables included; anything
-        else goes through the InputChecker, which converts it or raises the error that says what is wrong."""
+        else goes through the InputChecker, which converts it or raises the error that says what is wrong.
+        Given a tuple of exact arrays (or a dict) and ``out`` (an array, or a tuple of arrays), nothing is
+        allocated: ``out`` itself is returned."""
         cdef char *xp[MAX_IO]
         cdef char *yp[MAX_IO]
         cdef int64_t ival[MAX_IO]
-        cdef int k, d, nd
+        cdef int64_t ybytes[MAX_IO]
+        cdef int k, d, nd, mode
         cdef int lead = 0 if self.single else 1
         cdef int64_t i, count, bound
         cdef int64_t *ids
         cdef cnp.npy_intp dims[MAX_FRAME_NDIM + 1]
         cdef bint ok = self.graph_fast
-        items = None
+        cdef object a
+        # where input k is: x itself (one input), x[k] (a tuple), x[name] (a dict)
         if self.nin == 1:
-            items = (x,)
+            mode = 0
         elif type(x) is tuple and len(<tuple>x) == self.nin:
-            items = x
+            mode = 1
         elif type(x) is dict and len(<dict>x) == self.nin:
-            items = tuple([(<dict>x).get(name) for name in self.in_names])
+            mode = 2
         else:
             ok = False
         if ok:
             for k in range(self.nin):
-                a = items[k]
+                if mode == 0:
+                    a = x
+                elif mode == 1:
+                    a = (<tuple>x)[k]
+                else:
+                    a = (<dict>x).get(self.in_names[k])
                 if self._fits_input(a, k, lead):
                     xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>a)
                 elif type(a) is int and self.single and self.in_fnd[k] == 0 \
@@ -376,29 +385,38 @@ cdef class StepCore:
                 for d in range(self.out_fnd[k]):
                     dims[lead + d] = self.out_fdims[k * MAX_FRAME_NDIM + d]
                 outs.append(cnp.PyArray_EMPTY(nd, dims, self.typenum, 0))
+                yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+            result = tuple(outs) if self.nout > 1 else outs[0]
         else:
-            if self.nout == 1:
-                outs = [out]
-            elif type(out) is tuple and len(<tuple>out) == self.nout:
-                outs = list(<tuple>out)
-            else:
-                outs = None
-            ok = outs is not None
+            ok = self.nout == 1 or (type(out) is tuple and len(<tuple>out) == self.nout)
             if ok:
                 for k in range(self.nout):
-                    if not self._fits_output(outs[k], k, lead):
+                    a = out if self.nout == 1 else (<tuple>out)[k]
+                    if not self._fits_output(a, k, lead):
                         ok = False
                         break
+                    yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>a)
+                    ybytes[k] = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+                # no output may overlap another output or an input (a later node may still read that input)
                 for k in range(self.nout):
+                    if not ok:
+                        break
                     for d in range(k):
-                        if outs[k] is outs[d]:
+                        if yp[d] < yp[k] + ybytes[k] and yp[k] < yp[d] + ybytes[d]:
                             ok = False
-            if not ok:
-                outs = self.checker.outputs(out, None)
-        for k in range(self.nout):
-            yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+                    for d in range(self.nin):
+                        if xp[d] < yp[k] + ybytes[k] \
+                                and yp[k] < xp[d] + self.in_bytes[d] * (self.n if lead else 1):
+                            ok = False
+            if ok:
+                result = out
+            else:
+                outs = self.checker.outputs(out, None, x)   # raises naming what is wrong
+                for k in range(self.nout):
+                    yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+                result = tuple(outs) if self.nout > 1 else outs[0]
         self._call_ptrs(xp, yp, 0)
-        return tuple(outs) if self.nout > 1 else outs[0]
+        return result
 
     def step(self, x, out=None):
         """Advance one timestep. x: (input_size,) for a stream, (n, input_size) for n streams.

@@ -104,12 +104,14 @@ class StepCore:
         """
         if not self._simple:
             xs = self._checker.coerce_inputs(x, None)
-            outs = self._checker.outputs(out, None)
+            outs = self._checker.outputs(out, None, x)
             self._enter()
             try:
                 self._run(xs, outs)
             finally:
                 self._busy.release()
+            if isinstance(out, tuple):
+                return out
             return tuple(outs) if len(outs) > 1 else outs[0]
         single = self._single
         ndim, d0 = (1, self._in_size) if single else (2, self._n)
