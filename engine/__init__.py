@@ -30,5 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Activation", "Add", "COMPILED", "Dense", "Div", "Embedding", "FORMAT_VERSION", "FormatError", "GRU", "Input",
     "LSTM", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "RNN", "RnnjitError", "ShapeError",
-    "SpecError", "StateError", "Stream", "Streams", "StreamingError", "Sub", "UnsafeFileError", "load", "load_spec", "__version__",
+    "SpecError", "StateError", "Stream", "Streams", "StreamingError", "Sub", "UnsafeFileError", "load", "load_spec",
+    "__version__",
 ]
