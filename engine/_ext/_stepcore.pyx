@@ -282,42 +282,33 @@ cdef class StepCore:
             self.busy = False
         return 0
 
-    cdef inline bint _fits_input(self, object a, int k, int lead) noexcept:
-        """a is an exact C-contiguous ndarray of input k's dtype with shape (n,) * lead + its frame shape."""
+    cdef inline bint _fits_frame(self, object a, int typenum, int lead, int fnd, cnp.npy_intp *fdims,
+                                 bint writable) noexcept:
+        """a is an exact C-contiguous ndarray of ``typenum`` with shape (n,) * lead + the frame shape (fnd axes
+        ``fdims``), and writable if asked."""
         cdef cnp.ndarray arr
         cdef int d
         cdef cnp.npy_intp *dims
         if type(a) is not cnp.ndarray:
             return False
         arr = <cnp.ndarray>a
-        if cnp.PyArray_TYPE(arr) != self.in_typenum[k] or cnp.PyArray_NDIM(arr) != lead + self.in_fnd[k] \
-                or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != lead + fnd \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or (writable and not cnp.PyArray_ISWRITEABLE(arr)):
             return False
         dims = cnp.PyArray_DIMS(arr)
         if lead and dims[0] != self.n:
             return False
-        for d in range(self.in_fnd[k]):
-            if dims[lead + d] != self.in_fdims[k * MAX_FRAME_NDIM + d]:
+        for d in range(fnd):
+            if dims[lead + d] != fdims[d]:
                 return False
         return True
 
+    cdef inline bint _fits_input(self, object a, int k, int lead) noexcept:
+        return self._fits_frame(a, self.in_typenum[k], lead, self.in_fnd[k], &self.in_fdims[k * MAX_FRAME_NDIM],
+                                False)
+
     cdef inline bint _fits_output(self, object a, int k, int lead) noexcept:
-        cdef cnp.ndarray arr
-        cdef int d
-        cdef cnp.npy_intp *dims
-        if type(a) is not cnp.ndarray:
-            return False
-        arr = <cnp.ndarray>a
-        if cnp.PyArray_TYPE(arr) != self.typenum or cnp.PyArray_NDIM(arr) != lead + self.out_fnd[k] \
-                or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
-            return False
-        dims = cnp.PyArray_DIMS(arr)
-        if lead and dims[0] != self.n:
-            return False
-        for d in range(self.out_fnd[k]):
-            if dims[lead + d] != self.out_fdims[k * MAX_FRAME_NDIM + d]:
-                return False
-        return True
+        return self._fits_frame(a, self.typenum, lead, self.out_fnd[k], &self.out_fdims[k * MAX_FRAME_NDIM], True)
 
     cdef object _step_graph(self, object x, object out):
         """``step`` of a model with several inputs or outputs, or frames that are not 1-D: exact arrays (and a
