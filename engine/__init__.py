@@ -22,14 +22,14 @@ from .errors import FormatError, RnnjitError, ShapeError, SpecError, StateError,
 from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
-from .spec import (GRU, LSTM, RNN, Activation, Add, Dense, Div, Embedding, Input, Max, Min, ModelSpec, Mul, Node,
-                   Normalize, Sub)
+from .spec import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Dense, Div, Embedding, Input, LayerNorm, Max, Min,
+                   ModelSpec, Mul, Node, Normalize, Sub, TemporalConv1d)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "Add", "COMPILED", "Dense", "Div", "Embedding", "FORMAT_VERSION", "FormatError", "GRU", "Input",
-    "LSTM", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "RNN", "RnnjitError", "ShapeError",
-    "SpecError", "StateError", "Stream", "Streams", "StreamingError", "Sub", "UnsafeFileError", "load", "load_spec",
-    "__version__",
+    "Activation", "Add", "BatchNorm", "COMPILED", "Dense", "Div", "Embedding", "FORMAT_VERSION", "FormatError", "GRU",
+    "Input", "LSTM", "LayerNorm", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "RNN",
+    "RnnjitError", "ShapeError", "SpecError", "StateError", "Stream", "Streams", "StreamingError", "Sub",
+    "TemporalConv1d", "UnsafeFileError", "load", "load_spec", "__version__",
 ]

@@ -31,11 +31,13 @@ import numpy as np
 from .errors import SpecError
 from .layers import KINDS
 from .layers.activation import ACTIVATIONS, Activation  # noqa: F401 - re-exported
+from .layers.conv import TemporalConv1d  # noqa: F401 - re-exported
 from .layers.dense import Dense  # noqa: F401 - re-exported
 from .layers.elementwise import Add, Div, Elementwise, Max, Min, Mul, Sub  # noqa: F401 - re-exported
 from .layers.embedding import Embedding  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
+from .layers.norm import BatchNorm, LayerNorm  # noqa: F401 - re-exported
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
 from .layers.rnn import RNN  # noqa: F401 - re-exported
@@ -112,7 +114,7 @@ class Node:
         if isinstance(layer, str):
             layer = Activation(layer)
         if not hasattr(layer, "to_config"):
-            raise SpecError(f"node {name!r}: expected a layer (LSTM, GRU, RNN, Dense, Normalize, Activation, "
+            raise SpecError(f"node {name!r}: expected a layer (LSTM, GRU, RNN, Dense, TemporalConv1d, LayerNorm, "
                             f"Add, ...), got {type(layer).__name__}")
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -167,14 +169,17 @@ class ModelSpec:
         for i, layer in enumerate(layers):
             if isinstance(layer, str):
                 layers[i] = Activation(layer)
-            elif not hasattr(layer, "validate"):
-                raise SpecError(f"layer {i}: expected an LSTM, GRU, RNN, Dense, Normalize or Activation, "
+            elif not hasattr(layer, "to_config"):
+                from .layers import KINDS
+
+                raise SpecError(f"layer {i}: expected a layer ({', '.join(k.spec_class.__name__ for k in KINDS)}), "
                                 f"got {type(layer).__name__}")
         if input_size is None:
             input_size = next((getattr(layer, "input_size", None) for layer in layers
                                if getattr(layer, "input_size", None) is not None), None)
             if input_size is None:
-                raise SpecError("a model of activations only needs input_size")
+                raise SpecError("a chain whose first layer does not say its input width (an activation, a norm) "
+                                "needs input_size")
         inputs = [Input("input", _positive_int(input_size, "input_size", "ModelSpec"))]
         nodes, edge = [], "input"
         for i, layer in enumerate(layers):

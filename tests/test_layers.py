@@ -19,7 +19,8 @@ ENGINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 def test_every_layer_class_has_exactly_one_kind():
     classes = [spec_module.LSTM, spec_module.GRU, spec_module.RNN, spec_module.Dense, spec_module.Activation,
-               spec_module.Normalize, spec_module.Elementwise, spec_module.Embedding]
+               spec_module.Normalize, spec_module.Elementwise, spec_module.Embedding, spec_module.TemporalConv1d,
+               spec_module.LayerNorm, spec_module.BatchNorm]
     assert sorted(k.spec_class.__name__ for k in layers.KINDS) == sorted(c.__name__ for c in classes)
     assert len({k.code for k in layers.KINDS}) == len({k.name for k in layers.KINDS}) == len(layers.KINDS)
     with pytest.raises(TypeError, match="no node kind runs str"):
@@ -27,8 +28,8 @@ def test_every_layer_class_has_exactly_one_kind():
 
 
 # what branching on a kind looks like: its code, its cell name, its class
-BRANCHES = re.compile(r"\bOP_(LSTM|GRU|RNN|DENSE|ACT|NORM|ELEMENTWISE|EMBEDDING)\b|\.cell\s*[!=]=|isinstance\([^)]*"
-                      r"\b(LSTM|GRU|RNN|Dense|Normalize|Activation|Elementwise|Add|Mul|Embedding)\b")
+BRANCHES = re.compile(r"\bOP_[A-Z_]+\b|\.cell\s*[!=]=|isinstance\([^)]*\b(LSTM|GRU|RNN|Dense|Normalize|Activation|"
+                      r"Elementwise|Add|Mul|Embedding|TemporalConv1d|LayerNorm|BatchNorm)\b")
 
 
 @pytest.mark.parametrize("path", ["spec.py", "model.py", "plan.py", "session.py", "cli.py", "io.py",

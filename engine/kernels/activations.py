@@ -14,21 +14,24 @@ Design:
 * ``apply`` is the general ONNX activation (any code, alpha, beta) with exact math, used off the fast path.
 """
 
+import math
+
 import numpy as np
 from numba import carray, types
 from numba.extending import overload
 
 from ..config import OVERLOAD_OPTIONS, jit
-from .layout import M_CODE, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+from .layout import M_CODE, M_D, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
 
 # ---- codes shared with the packers (engine/layers/) ---------------------------------------------------
 IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
-    SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX = range(15)
+    SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX, CLIP, GELU, GELU_TANH, SILU, MISH, HARD_SWISH = range(21)
 CODES = {
     "identity": IDENTITY, "relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "affine": AFFINE,
     "leaky_relu": LEAKY_RELU, "thresholded_relu": THRESHOLDED_RELU, "scaled_tanh": SCALED_TANH,
     "hard_sigmoid": HARD_SIGMOID, "elu": ELU, "softsign": SOFTSIGN, "softplus": SOFTPLUS, "selu": SELU,
-    "softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX,
+    "softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX, "clip": CLIP, "relu6": CLIP, "gelu": GELU,
+    "gelu_tanh": GELU_TANH, "silu": SILU, "mish": MISH, "hard_swish": HARD_SWISH,
 }
 
 # ---- Eigen's rational tanh for float32 (generic_fast_tanh_float) ------------------------------------
@@ -121,6 +124,20 @@ def _apply_overload(code, alpha, beta, x):
             return x + np.log1p(np.exp(-x)) if x > zero else np.log1p(np.exp(x))
         if code == SELU:
             return beta * (x if x > zero else alpha * (np.exp(x) - one))
+        if code == CLIP:
+            return alpha if x < alpha else (beta if x > beta else x)
+        if code == GELU:   # exact: x * Phi(x)
+            return 0.5 * x * (one + math.erf(x * 0.7071067811865476))
+        if code == GELU_TANH:
+            return 0.5 * x * (one + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        if code == SILU:
+            return x / (one + np.exp(-x))
+        if code == MISH:
+            sp = x + np.log1p(np.exp(-x)) if x > zero else np.log1p(np.exp(x))
+            return x * np.tanh(sp)
+        if code == HARD_SWISH:   # x * relu6(x + 3) / 6
+            v = x + 3
+            return x * (zero if v < zero else (v if v < 6 else zero + 6)) / 6
         return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
     return impl
 
@@ -129,28 +146,37 @@ def _apply_overload(code, alpha, beta, x):
 
 @jit
 def activation_step(X, Y, P, S, SC, m):
-    """Y = act(X) elementwise, or softmax / log-softmax over each row."""
+    """Y = act(X) elementwise, or softmax / log-softmax along one axis of each frame: the frame seen as
+    (outer, meta[M_HO] = the axis's length, inner), outer = meta[M_H], inner = meta[M_D] (1-D frames: 1, F, 1)."""
     code = m[M_CODE]
     alpha, beta = P[0], P[1]
     n, F = X.shape
-    for r in range(n):
-        x = X[r]
-        y = Y[r]
-        if code == SOFTMAX or code == LOG_SOFTMAX:
-            mx = x[0]
-            for j in range(1, F):
-                mx = x[j] if x[j] > mx else mx
-            total = x[0] - x[0]
-            for j in range(F):
-                total += np.exp(x[j] - mx)
-            if code == SOFTMAX:
-                for j in range(F):
-                    y[j] = np.exp(x[j] - mx) / total
-            else:
-                lt = np.log(total)
-                for j in range(F):
-                    y[j] = x[j] - mx - lt
-        else:
+    if code == SOFTMAX or code == LOG_SOFTMAX:
+        outer, A, inner = m[M_H], m[M_HO], m[M_D]
+        for r in range(n):
+            x = X[r]
+            y = Y[r]
+            for a in range(outer):
+                for b in range(inner):
+                    base = a * A * inner + b
+                    mx = x[base]
+                    for j in range(1, A):
+                        v = x[base + j * inner]
+                        mx = v if v > mx else mx
+                    total = x[base] - x[base]
+                    for j in range(A):
+                        total += np.exp(x[base + j * inner] - mx)
+                    if code == SOFTMAX:
+                        for j in range(A):
+                            y[base + j * inner] = np.exp(x[base + j * inner] - mx) / total
+                    else:
+                        lt = np.log(total)
+                        for j in range(A):
+                            y[base + j * inner] = x[base + j * inner] - mx - lt
+    else:
+        for r in range(n):
+            x = X[r]
+            y = Y[r]
             for j in range(F):
                 y[j] = apply(code, alpha, beta, x[j])
 

@@ -26,16 +26,26 @@ ACTIVATIONS = {
     "softsign": (0.0, 0.0, True),  # x / (1 + |x|)
     "softplus": (0.0, 0.0, True),  # log(1 + exp(x))
     "selu": (1.67326319217681884765625, 1.05070102214813232421875, False),  # gamma * (x if x > 0 else alpha*(e^x-1))
-    "softmax": (0.0, 0.0, False),  # over the feature axis
-    "log_softmax": (0.0, 0.0, False),  # over the feature axis
+    "softmax": (0.0, 0.0, False),  # along one axis of the frame (``axis``, the last by default)
+    "log_softmax": (0.0, 0.0, False),  # along one axis of the frame
+    "clip": (-1.0, 1.0, False),  # min(max(x, alpha), beta): torch's Hardtanh, ONNX Clip
+    "relu6": (0.0, 6.0, False),  # clip to [0, 6]
+    "gelu": (0.0, 0.0, False),  # x * Phi(x), the exact (erf) form: torch GELU(approximate="none")
+    "gelu_tanh": (0.0, 0.0, False),  # torch GELU(approximate="tanh")
+    "silu": (0.0, 0.0, False),  # x * sigmoid(x): SiLU, Swish
+    "mish": (0.0, 0.0, False),  # x * tanh(softplus(x))
+    "hard_swish": (0.0, 0.0, False),  # x * relu6(x + 3) / 6
 }
+# hard_sigmoid's (alpha, beta) default to ONNX's and Keras 2's (0.2, 0.5); PyTorch's Hardsigmoid and Keras 3's
+# hard_sigmoid are (1/6, 0.5): converters pass them.
 
 # ONNX spelling -> ours, so that converters and users may write either.
 _ALIASES = {
     "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "affine": "affine", "leakyrelu": "leaky_relu",
     "thresholdedrelu": "thresholded_relu", "scaledtanh": "scaled_tanh", "hardsigmoid": "hard_sigmoid",
     "elu": "elu", "softsign": "softsign", "softplus": "softplus", "selu": "selu", "softmax": "softmax",
-    "logsoftmax": "log_softmax", "identity": "identity", "linear": "identity",
+    "logsoftmax": "log_softmax", "identity": "identity", "linear": "identity", "hardtanh": "clip",
+    "swish": "silu", "hardswish": "hard_swish", "gelutanh": "gelu_tanh",
 }
 
 
@@ -69,11 +79,18 @@ class Activation:
     kind = "activation"
     input_size = None   # any width: the layer before says
 
-    def __init__(self, name, alpha=None, beta=None):
+    def __init__(self, name, alpha=None, beta=None, axis=-1):
         self.name = _canonical_activation_name(name)
         default_alpha, default_beta, _ = ACTIVATIONS[self.name]
         self.alpha = default_alpha if alpha is None else _f(alpha, "alpha", f"activation {self.name}")
         self.beta = default_beta if beta is None else _f(beta, "beta", f"activation {self.name}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise SpecError(f"activation {self.name}: axis must be an integer, got {axis!r}")
+        if axis != -1 and self.name not in ("softmax", "log_softmax"):
+            raise SpecError(f"activation {self.name}: axis applies to softmax and log_softmax only, got axis={axis}")
+        self.axis = int(axis)
+        if self.name == "clip" and self.alpha > self.beta:
+            raise SpecError(f"activation clip: the minimum alpha={self.alpha} exceeds the maximum beta={self.beta}")
 
     @classmethod
     def of(cls, value):
@@ -92,27 +109,31 @@ class Activation:
 
     def __eq__(self, other):
         return (isinstance(other, Activation) and self.name == other.name and self.alpha == other.alpha
-                and self.beta == other.beta)
+                and self.beta == other.beta and self.axis == other.axis)
 
     def __hash__(self):
-        return hash((self.name, self.alpha, self.beta))
+        return hash((self.name, self.alpha, self.beta, self.axis))
 
     def __repr__(self):
         default_alpha, default_beta, _ = ACTIVATIONS[self.name]
+        axis = "" if self.axis == -1 else f", axis={self.axis}"
         if (self.alpha, self.beta) == (default_alpha, default_beta):
-            return f"Activation({self.name!r})"
-        return f"Activation({self.name!r}, alpha={self.alpha!r}, beta={self.beta!r})"
+            return f"Activation({self.name!r}{axis})"
+        return f"Activation({self.name!r}, alpha={self.alpha!r}, beta={self.beta!r}{axis})"
 
     # layer protocol
     def output_size(self, input_size):
         return input_size
 
     def to_config(self):
-        return {"kind": self.kind, "name": self.name, "alpha": self.alpha, "beta": self.beta}, {}
+        config = {"kind": self.kind, "name": self.name, "alpha": self.alpha, "beta": self.beta}
+        if self.axis != -1:
+            config["axis"] = self.axis
+        return config, {}
 
     @classmethod
     def from_config(cls, config, arrays):
-        return cls(config["name"], config["alpha"], config["beta"])
+        return cls(config["name"], config["alpha"], config["beta"], config.get("axis", -1))
 
     def validate(self, input_size, where):
         return input_size
@@ -122,10 +143,29 @@ class ActivationKind(Kind):
     name, code, spec_class = "activation", L.OP_ACT, Activation
     step, entry = staticmethod(activation_step), staticmethod(activation_entry)
 
+    def infer(self, layer, inputs, where):
+        """Frames of any shape; softmax and log_softmax need the axis they run along to exist."""
+        (edge, shape, dtype), = inputs
+        if dtype != "float":
+            raise SpecError(f"{where}: {layer.name} reads float frames, but edge {edge!r} carries {dtype} ids")
+        if not -len(shape) <= layer.axis < len(shape):
+            raise SpecError(f"{where}: {layer.name} along axis {layer.axis}, but edge {edge!r} carries frames of "
+                            f"shape {shape} ({len(shape)} axes)")
+        return tuple(shape), "float"
+
     def pack(self, layer, in_size, dtype):
+        return self.pack_node(layer, [(in_size,)], dtype)
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        size = int(np.prod(shape))
+        axis = layer.axis % len(shape)
         meta = np.zeros(L.META_LEN, dtype=np.int64)
         meta[L.M_CODE] = CODES[layer.name]
-        return Packed(layer, self, np.array([layer.alpha, layer.beta], dtype=dtype), meta, in_size, in_size)
+        # softmax's axis: the frame as (outer, axis length, inner)
+        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = (int(np.prod(shape[:axis])), shape[axis],
+                                                  int(np.prod(shape[axis + 1:])))
+        return Packed(layer, self, np.array([layer.alpha, layer.beta], dtype=dtype), meta, size, size)
 
 
 KIND = ActivationKind()

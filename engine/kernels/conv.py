@@ -1,0 +1,53 @@
+"""Temporal convolution kernel: a causal Conv1d along time, one timestep for n rows.
+
+Layout (engine/layers/conv.py packs it): params holds the weights as (groups, K, C_in / groups, C_out / groups)
+at D_W, so the innermost loop runs over a group's output channels contiguously, and the bias (C_out,) at D_BIAS
+(or -1). meta: M_IN = C_in, M_OUT = C_out, M_H = K (taps), M_HO = dilation, M_D = groups, M_STATE = the
+(K - 1) * dilation past frames the node keeps, C_in each, oldest first.
+
+A step reads tap k from the frame (K - 1 - k) * dilation steps back: the current input for the last tap, the
+state for the others; then the state shifts by one frame and takes the input. A stream started from zeros is
+the sequence left-padded with zeros, which is what a causal convolution is.
+"""
+
+from numba import carray
+
+from ..config import jit
+from .layout import D_BIAS, D_W, M_D, M_DIR, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+
+
+@jit
+def conv_step(X, Y, P, S, SC, m):
+    """Y (n, C_out) = the causal convolution's output for this timestep; S (n, L * C_in) its past frames."""
+    cin, cout, K, dil, G = m[M_IN], m[M_OUT], m[M_H], m[M_HO], m[M_D]
+    cin_g, cout_g = cin // G, cout // G
+    ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
+    L = (K - 1) * dil
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        s = S[r]
+        for o in range(cout):
+            y[o] = P[ob + o] if ob >= 0 else 0.0
+        for g in range(G):
+            for k in range(K):
+                back = (K - 1 - k) * dil
+                base = (L - back) * cin + g * cin_g     # where the frame `back` steps ago is in the state
+                w0 = ow + (g * K + k) * cin_g * cout_g
+                for i in range(cin_g):
+                    v = x[g * cin_g + i] if back == 0 else s[base + i]
+                    w = w0 + i * cout_g
+                    for o in range(cout_g):
+                        y[g * cout_g + o] += v * P[w + o]
+        if L > 0:
+            for j in range((L - 1) * cin):
+                s[j] = s[j + cin]
+            for i in range(cin):
+                s[(L - 1) * cin + i] = x[i]
+
+
+def conv_entry(x, y, p, s, sc, meta, n):
+    """The C entry point (engine.kernels.entry.compile_entry): conv_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    conv_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

@@ -1,0 +1,303 @@
+"""Front-end node kinds against PyTorch: temporal convolutions (causal and symmetric, dilated, grouped and
+depthwise), activations, LayerNorm and BatchNorm; through run, step, step_n and streams(n) (bit-equal to lone
+streams); and two composite models built the way real ones are, streamed from a cold start."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.spec import (
+    Activation,
+    Add,
+    BatchNorm,
+    Dense,
+    Embedding,
+    Input,
+    LayerNorm,
+    ModelSpec,
+    Node,
+    TemporalConv1d,
+)
+from tests.helpers import recurrent_layers_from_torch
+from tests.tolerances import PARITY_F32, PARITY_F64, assert_parity
+
+TOL = {"float32": PARITY_F32, "float64": PARITY_F64}
+
+
+def _np(t):
+    return t.detach().double().numpy()
+
+
+def _scaled(err_ref, dtype):
+    """The parity bar relative to the output scale: 1e-5 of max|y| in float32 (an unbounded output summed over
+    many taps carries float32 rounding in proportion to its size), 1e-9 in float64."""
+    return TOL[dtype] * max(1.0, float(np.abs(err_ref).max()))
+
+
+def _check_all_ways(model, X, ref, dtype, what):
+    """run (batched), step_n, step, and streams(n) bit-equal to lone streams."""
+    tol = _scaled(ref, dtype)
+    assert_parity(model.run(X), ref, tol, dtype, f"{what} run")
+    if not model.streamable:
+        return
+    lone = [model.stream().step_n(x) for x in X]
+    for b in range(len(X)):
+        assert_parity(lone[b], ref[b], tol, dtype, f"{what} step_n[{b}]")
+    s = model.stream()
+    stepped = np.stack([s.step(x) for x in X[0]])
+    assert np.array_equal(stepped, lone[0]), f"{what}: step differs from step_n"
+    group = model.streams(len(X))
+    rows = np.stack([group.step(X[:, t]) for t in range(X.shape[1])], axis=1)
+    assert np.array_equal(rows, np.stack(lone)), f"{what}: streams(n) differ from lone streams"
+
+
+@st.composite
+def convs(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 4))
+    cout = groups * draw(st.integers(1, 4))
+    if draw(st.booleans()):   # depthwise
+        groups, cout = cin, cin * draw(st.integers(1, 2))
+    K = draw(st.integers(1, 5))
+    dilation = draw(st.integers(1, 4))
+    causal = draw(st.booleans())
+    T = draw(st.integers(1, 30))
+    return cin, cout, K, dilation, groups, causal, T, draw(st.booleans()), draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=convs(), dtype=st.sampled_from(["float32", "float64"]))
+def test_temporal_conv1d_matches_torch(cfg, dtype):
+    cin, cout, K, d, G, causal, T, bias, seed = cfg
+    torch.manual_seed(seed % 1000)
+    span = (K - 1) * d
+    if not causal and span % 2:
+        causal = True   # torch's symmetric padding keeps the length only for an even span
+    conv = torch.nn.Conv1d(cin, cout, K, dilation=d, groups=G, bias=bias,
+                           padding=0 if causal else span // 2).double()
+    X = np.random.default_rng(seed).normal(size=(3, T, cin))
+    with torch.inference_mode():
+        xt = torch.from_numpy(X).transpose(1, 2)
+        ref = conv(torch.nn.functional.pad(xt, (span, 0)) if causal else xt).transpose(1, 2).numpy()
+    layer = TemporalConv1d(_np(conv.weight), _np(conv.bias) if bias else None, dilation=d, groups=G,
+                           padding="causal" if causal else span // 2)
+    model = engine.Model(ModelSpec([layer]), dtype=dtype)
+    assert model.streamable == causal or span == 0
+    _check_all_ways(model, X, ref, dtype, "conv")
+
+
+def test_a_causal_convolution_carries_its_past_frames_as_state():
+    rng = np.random.default_rng(1)
+    layer = TemporalConv1d(rng.normal(size=(3, 2, 3)), rng.normal(size=3), dilation=2)
+    model = engine.Model(ModelSpec([layer]), dtype="float64")
+    X = rng.normal(size=(12, 2))
+    whole = model.stream().step_n(X)
+    s = model.stream()
+    s.step_n(X[:5])
+    state = s.get_state()
+    assert list(state) == ["layers.0.frames"] and state["layers.0.frames"].shape == (4 * 2,)
+    assert np.array_equal(state["layers.0.frames"], X[1:5].ravel())     # the last (K-1)*d = 4 frames, oldest first
+    resumed = engine.Stream.from_bytes(s.to_bytes(), model)
+    assert np.array_equal(resumed.step_n(X[5:]), whole[5:])
+    # run() takes and gives the same state
+    y, final = model.run(X[5:], initial_state={"layers.0.frames": state["layers.0.frames"][None]}, return_state=True)
+    np.testing.assert_allclose(y, whole[5:], atol=PARITY_F64, rtol=0)
+    np.testing.assert_array_equal(final["layers.0.frames"][0], X[8:].ravel())
+    _, finals = model.run(np.stack([X, X]), lengths=[12, 3], return_state=True)
+    np.testing.assert_array_equal(finals["layers.0.frames"][0, 1], np.concatenate([np.zeros(2), X[:3].ravel()]))
+
+
+def test_a_convolution_padded_on_both_sides_is_refused_for_streaming_naming_it():
+    rng = np.random.default_rng(2)
+    model = engine.Model(ModelSpec([TemporalConv1d(rng.normal(size=(2, 2, 3)), padding=1)]))
+    with pytest.raises(engine.StreamingError, match=r"layers.0' \(TemporalConv1d, padding=\(1, 1\) reads 1 frames"):
+        model.stream()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(stride=2), "stride=2 along time changes the output rate"),
+    (dict(padding=(1, 0)), r"padding \(1, 0\) must add up to \(kernel - 1\) \* dilation = 2"),
+    (dict(groups=4), "groups=4 must divide the 6 output channels"),
+    (dict(padding="same"), "padding must be 'causal'"),
+])
+def test_convolution_options_rnnjit_cannot_run_are_refused_by_name(bad, message):
+    with pytest.raises(engine.SpecError, match=message):
+        TemporalConv1d(np.ones((6, 2, 3)), **bad)
+
+
+ACTIVATIONS = [
+    ("gelu", torch.nn.GELU()), ("gelu_tanh", torch.nn.GELU(approximate="tanh")), ("silu", torch.nn.SiLU()),
+    ("mish", torch.nn.Mish()), ("hard_swish", torch.nn.Hardswish()), ("relu6", torch.nn.ReLU6()),
+    ("clip", torch.nn.Hardtanh()), (("clip", -0.5, 2.0), torch.nn.Hardtanh(-0.5, 2.0)),
+    (("hard_sigmoid", 1 / 6, 0.5), torch.nn.Hardsigmoid()), ("elu", torch.nn.ELU()),
+    (("leaky_relu", 0.2), torch.nn.LeakyReLU(0.2)), ("softplus", torch.nn.Softplus()),
+    ("softsign", torch.nn.Softsign()), ("swish", torch.nn.SiLU()),
+]
+
+
+@pytest.mark.parametrize("name, module", ACTIVATIONS, ids=[str(a) for a, _ in ACTIVATIONS])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_activations_match_torch(name, module, dtype):
+    X = np.random.default_rng(3).uniform(-8, 8, (2, 50, 7))
+    with torch.inference_mode():
+        ref = module(torch.from_numpy(X)).numpy()
+    model = engine.Model(ModelSpec([Activation.of(name)], input_size=7), dtype=dtype)
+    _check_all_ways(model, X, ref, dtype, str(name))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_along_any_axis_of_a_frame_matches_torch(dtype):
+    X = np.random.default_rng(4).normal(size=(2, 6, 3, 5)) * 4
+    spec = ModelSpec.graph([Input("x", (3, 5))], [Node("a", Activation("softmax", axis=0), "x"),
+                                                  Node("b", Activation("log_softmax", axis=-1), "a")], ["b"],
+                           dtype=dtype)
+    with torch.inference_mode():
+        ref = torch.log_softmax(torch.softmax(torch.from_numpy(X), 2), 3).numpy()
+    model = engine.Model(spec)
+    assert_parity(model.run(X), ref, TOL[dtype], dtype, "run")
+    assert_parity(model.stream().step_n(X[1]), ref[1], TOL[dtype], dtype, "step_n")
+    with pytest.raises(engine.SpecError, match=r"softmax along axis 2, but edge 'x' carries frames of shape \(3, 5\)"):
+        ModelSpec.graph([Input("x", (3, 5))], [Node("a", Activation("softmax", axis=2), "x")], ["a"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("frame, normalized", [((9,), (9,)), ((4, 6), (6,)), ((4, 6), (4, 6))])
+def test_layer_norm_matches_torch(dtype, frame, normalized):
+    torch.manual_seed(5)
+    ln = torch.nn.LayerNorm(normalized, eps=1e-4).double()
+    ln.weight.data.normal_()
+    ln.bias.data.normal_()
+    X = np.random.default_rng(5).normal(size=(3, 8) + frame) * 5 + 2
+    with torch.inference_mode():
+        ref = ln(torch.from_numpy(X)).numpy()
+    spec = ModelSpec.graph([Input("x", frame)], [Node("ln", LayerNorm(normalized, _np(ln.weight), _np(ln.bias),
+                                                                      eps=1e-4), "x")], ["ln"], dtype=dtype)
+    model = engine.Model(spec)
+    assert_parity(model.run(X), ref, TOL[dtype], dtype, "run")
+    assert_parity(model.stream().step_n(X[2]), ref[2], TOL[dtype], dtype, "step_n")
+    no_affine = torch.nn.LayerNorm(normalized, elementwise_affine=False).double()
+    with torch.inference_mode():
+        ref = no_affine(torch.from_numpy(X)).numpy()
+    model = engine.Model(ModelSpec.graph([Input("x", frame)], [Node("ln", LayerNorm(normalized), "x")], ["ln"],
+                                         dtype=dtype))
+    assert_parity(model.run(X), ref, TOL[dtype], dtype, "run, no affine")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("frame", [(6,), (6, 5), (6, 5, 2)])
+def test_batch_norm_in_inference_matches_torch(dtype, frame):
+    torch.manual_seed(6)
+    bn = (torch.nn.BatchNorm1d(6) if len(frame) < 3 else torch.nn.BatchNorm2d(6)).double().eval()
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.2, 3)
+    bn.weight.data.normal_()
+    bn.bias.data.normal_()
+    X = np.random.default_rng(6).normal(size=(2, 7) + frame) * 3
+    with torch.inference_mode():   # torch wants (batch, channels, ...): time joins the batch
+        ref = bn(torch.from_numpy(X.reshape((14,) + frame))).numpy().reshape(X.shape)
+    spec = ModelSpec.graph([Input("x", frame)], [Node("bn", BatchNorm(_np(bn.running_mean), _np(bn.running_var),
+                                                                      _np(bn.weight), _np(bn.bias)), "x")], ["bn"],
+                           dtype=dtype)
+    model = engine.Model(spec)
+    assert_parity(model.run(X), ref, TOL[dtype], dtype, "run")
+    assert_parity(model.streams(2).step(X[:, 3]), ref[:, 3], TOL[dtype], dtype, "streams")
+
+
+class VAD(torch.nn.Module):
+    """The shape of a streaming voice-activity detector: a causal dilated TCN (dilations 1, 2, 4, 8; LayerNorm;
+    residual adds) feeding a GRU and a sigmoid head."""
+
+    def __init__(self, F=8, C=12, H=16):
+        super().__init__()
+        self.inp = torch.nn.Conv1d(F, C, 1)
+        self.convs = torch.nn.ModuleList(torch.nn.Conv1d(C, C, 3, dilation=d) for d in (1, 2, 4, 8))
+        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(C) for _ in range(4))
+        self.gru = torch.nn.GRU(C, H, batch_first=True)
+        self.head = torch.nn.Linear(H, 1)
+
+    def forward(self, x):                              # x (B, T, F)
+        h = self.inp(x.transpose(1, 2))                # (B, C, T)
+        for conv, norm in zip(self.convs, self.norms):
+            y = conv(torch.nn.functional.pad(h, (2 * conv.dilation[0], 0)))
+            y = norm(y.transpose(1, 2)).transpose(1, 2)
+            h = h + torch.nn.functional.gelu(y)
+        g, _ = self.gru(h.transpose(1, 2))
+        return torch.sigmoid(self.head(g))
+
+
+def _vad_spec(net, dtype):
+    nodes = [Node("inp", TemporalConv1d(_np(net.inp.weight), _np(net.inp.bias)), "x")]
+    h = "inp"
+    for i, (conv, norm) in enumerate(zip(net.convs, net.norms)):
+        nodes += [Node(f"conv{i}", TemporalConv1d(_np(conv.weight), _np(conv.bias), dilation=conv.dilation[0]), h),
+                  Node(f"norm{i}", LayerNorm(12, _np(norm.weight), _np(norm.bias)), f"conv{i}"),
+                  Node(f"act{i}", Activation("gelu"), f"norm{i}"),
+                  Node(f"res{i}", Add(), [h, f"act{i}"])]
+        h = f"res{i}"
+    (gru,) = recurrent_layers_from_torch(net.gru)
+    nodes += [Node("gru", gru, h), Node("head", Dense(_np(net.head.weight), _np(net.head.bias)), "gru"),
+              Node("p", Activation("sigmoid"), "head")]
+    return ModelSpec.graph({"x": 8}, nodes, ["p"], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_streaming_vad_of_dilated_causal_convolutions_matches_torch_sample_by_sample(dtype):
+    torch.manual_seed(7)
+    net = VAD().double().eval()
+    for p in net.norms.parameters():
+        p.data.normal_(0, 0.5)
+    X = np.random.default_rng(7).normal(size=(3, 60, 8))
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(X)).numpy()
+    model = engine.Model(_vad_spec(net, dtype))
+    assert model.streamable
+    _check_all_ways(model, X, ref, dtype, "vad")
+    state = model.stream().get_state()
+    assert sorted(state) == ["conv0.frames", "conv1.frames", "conv2.frames", "conv3.frames", "gru.h", "inp.frames"]
+    assert state["conv3.frames"].shape == (16 * 12,) and state["inp.frames"].shape == (0,)
+    # a snapshot taken mid-stream resumes exactly; the model saves and loads as the same model
+    s = model.stream()
+    s.step_n(X[0, :25])
+    rest = engine.Stream.from_bytes(s.to_bytes(), model).step_n(X[0, 25:])
+    assert np.array_equal(rest, model.stream().step_n(X[0])[25:])
+
+
+class Tagger(torch.nn.Module):
+    """Embedding -> 2-layer bidirectional GRU -> Linear -> log_softmax, as sequence taggers are."""
+
+    def __init__(self, V=30, D=6, H=8, tags=5):
+        super().__init__()
+        self.emb = torch.nn.Embedding(V, D, padding_idx=0)
+        self.gru = torch.nn.GRU(D, H, num_layers=2, bidirectional=True, batch_first=True)
+        self.out = torch.nn.Linear(2 * H, tags)
+
+    def forward(self, ids, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(self.emb(ids), torch.as_tensor(lengths), batch_first=True,
+                                                         enforce_sorted=False)
+        g, _ = self.gru(packed)
+        g, _ = torch.nn.utils.rnn.pad_packed_sequence(g, batch_first=True, total_length=ids.shape[1])
+        return torch.log_softmax(self.out(g), -1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_embedding_bidirectional_gru_tagger_matches_torch_with_lengths(dtype):
+    torch.manual_seed(8)
+    net = Tagger().double().eval()
+    ids = np.random.default_rng(8).integers(1, 30, (4, 13))
+    lengths = np.array([13, 5, 9, 1])
+    for b, n in enumerate(lengths):
+        ids[b, n:] = 0
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(ids), lengths).numpy()
+    g1, g2 = recurrent_layers_from_torch(net.gru)
+    spec = ModelSpec.graph([Input("ids", (), "int64")], [
+        Node("emb", Embedding(_np(net.emb.weight), padding_idx=0), "ids"), Node("gru1", g1, "emb"),
+        Node("gru2", g2, "gru1"), Node("out", Dense(_np(net.out.weight), _np(net.out.bias)), "gru2"),
+        Node("logp", Activation("log_softmax"), "out")], ["logp"], dtype=dtype)
+    y = engine.Model(spec).run(ids, lengths=lengths)
+    for b, n in enumerate(lengths):   # past its length a sequence's outputs are the head's on zeros, as in torch
+        assert_parity(y[b, :n], ref[b, :n], TOL[dtype], dtype, f"sequence {b}")
+    assert_parity(y, ref, TOL[dtype], dtype, "everything, padding included")
