@@ -2,6 +2,9 @@
 depthwise), activations, LayerNorm and BatchNorm; through run, step, step_n and streams(n) (bit-equal to lone
 streams); and two composite models built the way real ones are, streamed from a cold start."""
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -301,3 +304,139 @@ def test_an_embedding_bidirectional_gru_tagger_matches_torch_with_lengths(dtype)
     for b, n in enumerate(lengths):   # past its length a sequence's outputs are the head's on zeros, as in torch
         assert_parity(y[b, :n], ref[b, :n], TOL[dtype], dtype, f"sequence {b}")
     assert_parity(y, ref, TOL[dtype], dtype, "everything, padding included")
+
+
+def _frames_vs_torch(nodes, frame, module, X, dtype):
+    """A graph of ``nodes`` on frames of ``frame`` against ``module`` applied to every timestep's frame."""
+    spec = ModelSpec.graph([Input("x", frame)], nodes, [nodes[-1].name], dtype=dtype)
+    with torch.inference_mode():
+        ref = module(torch.from_numpy(X.reshape((-1,) + frame))).numpy()
+    ref = ref.reshape(X.shape[:2] + ref.shape[1:])
+    model = engine.Model(spec)
+    _check_all_ways(model, X, ref, dtype, repr(nodes[-1].layer))
+    return model
+
+
+@st.composite
+def frame_convs(draw):
+    n = draw(st.sampled_from([1, 2]))
+    groups = draw(st.sampled_from([1, 2]))
+    cin, cout = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 4)) for _ in range(n)]
+    stride = [draw(st.integers(1, 3)) for _ in range(n)]
+    dilation = [draw(st.integers(1, 2)) for _ in range(n)]
+    padding = [draw(st.integers(0, 2)) for _ in range(n)]
+    spatial = [draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 12)) for k, d, p in zip(kernel, dilation, padding)]
+    return cin, cout, kernel, stride, dilation, padding, groups, spatial, draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=30, deadline=None)
+@given(cfg=frame_convs(), dtype=st.sampled_from(["float32", "float64"]))
+def test_frame_conv_over_a_frames_axes_matches_torch(cfg, dtype):
+    cin, cout, kernel, stride, dilation, padding, groups, spatial, seed = cfg
+    torch.manual_seed(seed % 1000)
+    conv = (torch.nn.Conv1d if len(kernel) == 1 else torch.nn.Conv2d)(
+        cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups).double()
+    X = np.random.default_rng(seed).normal(size=(2, 4, cin, *spatial))
+    layer = engine.FrameConv(_np(conv.weight), _np(conv.bias), stride=stride, padding=padding, dilation=dilation,
+                             groups=groups)
+    _frames_vs_torch([Node("conv", layer, "x")], (cin, *spatial), conv, X, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("pool, module, frame", [
+    (engine.Pool("max", 3, 2, 1), torch.nn.MaxPool1d(3, 2, 1), (3, 11)),
+    (engine.Pool("max", (2, 2)), torch.nn.MaxPool2d(2), (2, 6, 5)),
+    (engine.Pool("avg", 4, padding=2), torch.nn.AvgPool1d(4, padding=2), (3, 9)),
+    (engine.Pool("avg", (2, 3), (2, 1), (1, 1), count_include_pad=False),
+     torch.nn.AvgPool2d((2, 3), (2, 1), (1, 1), count_include_pad=False), (3, 5, 6)),
+    (engine.Pool("avg", global_pool=True), torch.nn.AdaptiveAvgPool2d(1), (3, 5, 6)),
+    (engine.Pool("max", global_pool=True), torch.nn.AdaptiveMaxPool1d(1), (4, 7)),
+], ids=["max1d", "max2d", "avg1d-pad", "avg2d-valid", "global-avg", "global-max"])
+def test_pooling_within_frames_matches_torch(dtype, pool, module, frame):
+    X = np.random.default_rng(9).normal(size=(2, 5) + frame)
+    _frames_vs_torch([Node("pool", pool, "x")], frame, module, X, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_prelu_matches_torch(dtype, channels):
+    torch.manual_seed(10)
+    module = torch.nn.PReLU(channels).double()
+    module.weight.data.uniform_(-1, 1)
+    X = np.random.default_rng(10).normal(size=(2, 6, 3, 4))
+    _frames_vs_torch([Node("p", engine.PReLU(_np(module.weight)), "x")], (3, 4), module, X, dtype)
+
+
+@pytest.mark.parametrize("op, fn", [
+    (engine.spec.Reshape([4, -1]), lambda a: a.reshape(4, 3)), (engine.spec.Flatten(), lambda a: a.reshape(12)),
+    (engine.spec.Transpose([1, 0]), lambda a: a.T), (engine.spec.Slice(1, 1, None, 2), lambda a: a[:, 1::2]),
+    (engine.spec.Slice(0, None, -1), lambda a: a[:-1]), (engine.spec.Unsqueeze([0]), lambda a: a[None]),
+    (engine.spec.Pad([[1, 0], [2, 1]], value=7.5), lambda a: np.pad(a, [(1, 0), (2, 1)], constant_values=7.5)),
+    (engine.spec.Pad([[1, 1], [2, 2]], mode="reflect"), lambda a: np.pad(a, [(1, 1), (2, 2)], mode="reflect")),
+    (engine.spec.Pad([[0, 2], [1, 0]], mode="edge"), lambda a: np.pad(a, [(0, 2), (1, 0)], mode="edge")),
+], ids=lambda v: repr(v) if not callable(v) or hasattr(v, "to_config") else "")
+def test_shape_operations_on_frames_do_what_numpy_does(op, fn):
+    X = np.random.default_rng(11).normal(size=(2, 5, 3, 4))
+    want = np.stack([np.stack([fn(f) for f in seq]) for seq in X])
+    spec = ModelSpec.graph([Input("x", (3, 4))], [Node("o", op, "x")], ["o"], dtype="float64")
+    model = engine.Model(spec)
+    assert np.array_equal(model.run(X), want)
+    assert np.array_equal(model.stream().step_n(X[1]), want[1])
+    assert np.array_equal(model.streams(2).step(X[:, 3]), want[:, 3])
+    assert np.array_equal(engine.load(spec.save(os.path.join(tempfile.mkdtemp(), "m"))).run(X), want)
+
+
+def test_concat_joins_two_frames_along_an_axis():
+    rng = np.random.default_rng(12)
+    A, B = rng.normal(size=(2, 5, 3, 4)), rng.normal(size=(2, 5, 3, 2))
+    model = engine.Model(ModelSpec.graph([Input("a", (3, 4)), Input("b", (3, 2))],
+                                         [Node("c", engine.spec.Concat(axis=1), ["a", "b"])], ["c"], dtype="float64"))
+    want = np.concatenate([A, B], axis=3)
+    assert np.array_equal(model.run((A, B)), want)
+    assert np.array_equal(model.stream().step_n((A[0], B[0])), want[0])
+    with pytest.raises(engine.SpecError, match=r"Concat along axis 0 of frames \(3, 4\) and \(3, 2\): the other"):
+        ModelSpec.graph([Input("a", (3, 4)), Input("b", (3, 2))], [Node("c", engine.spec.Concat(0), ["a", "b"])],
+                        ["c"])
+    with pytest.raises(engine.SpecError, match=r"cannot squeeze axes \[0\] of a frame of shape \(3, 4\)"):
+        ModelSpec.graph([Input("a", (3, 4))], [Node("s", engine.spec.Squeeze(0), "a")], ["s"])
+
+
+class BeatTracker(torch.nn.Module):
+    """The shape of a beat tracker: each spectrum frame convolved along frequency, max-pooled, flattened and
+    projected, then a 2-layer LSTM and a softmax over (beat, downbeat, none)."""
+
+    def __init__(self, F=40, H=16):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(1, 2, 10)
+        self.pool = torch.nn.MaxPool1d(2)
+        self.proj = torch.nn.Linear(2 * ((F - 9) // 2), 24)
+        self.lstm = torch.nn.LSTM(24, H, num_layers=2, batch_first=True)
+        self.out = torch.nn.Linear(H, 3)
+
+    def forward(self, x):                                  # x (B, T, F)
+        B, T, F = x.shape
+        z = self.pool(torch.relu(self.conv(x.reshape(B * T, 1, F))))
+        z = self.proj(z.flatten(1)).reshape(B, T, -1)
+        return torch.softmax(self.out(self.lstm(z)[0]), -1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_beat_tracker_convolving_each_spectrum_frame_matches_torch_sample_by_sample(dtype):
+    torch.manual_seed(13)
+    net = BeatTracker().double().eval()
+    X = np.random.default_rng(13).normal(size=(2, 30, 40))
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(X)).numpy()
+    l1, l2 = recurrent_layers_from_torch(net.lstm)
+    spec = ModelSpec.graph([Input("spectrum", 40)], [
+        Node("frame", engine.spec.Unsqueeze(0), "spectrum"),                      # (1, 40): one channel
+        Node("conv", engine.FrameConv(_np(net.conv.weight), _np(net.conv.bias)), "frame"),
+        Node("relu", Activation("relu"), "conv"), Node("pool", engine.Pool("max", 2), "relu"),
+        Node("flat", engine.spec.Flatten(), "pool"),
+        Node("proj", Dense(_np(net.proj.weight), _np(net.proj.bias)), "flat"),
+        Node("lstm1", l1, "proj"), Node("lstm2", l2, "lstm1"),
+        Node("out", Dense(_np(net.out.weight), _np(net.out.bias)), "lstm2"), Node("p", Activation("softmax"), "out"),
+    ], ["p"], dtype=dtype)
+    model = engine.Model(spec)
+    _check_all_ways(model, X, ref, dtype, "beat tracker")

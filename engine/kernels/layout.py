@@ -36,7 +36,7 @@ dense: D_W (out, in) = weight as given, D_BIAS (out,) or -1.   normalize: D_MEAN
 """
 
 OP_LSTM, OP_GRU, OP_RNN, OP_DENSE, OP_ACT, OP_NORM, OP_ELEMENTWISE, OP_EMBEDDING, OP_CONV, OP_LAYER_NORM, \
-    OP_CHANNEL_AFFINE = range(1, 12)
+    OP_CHANNEL_AFFINE, OP_GATHER, OP_CONCAT, OP_FRAME_CONV, OP_POOL, OP_PRELU = range(1, 17)
 
 M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE = range(12)
 M_DIR = 16

@@ -6,10 +6,11 @@ sequences (see base.Kind). Adding a kind is one module here, its kernels under e
 in KINDS.
 """
 
-from . import activation, conv, dense, elementwise, embedding, gru, lstm, norm, normalize, rnn
+from . import activation, conv, dense, elementwise, embedding, frame, framewise, gru, lstm, norm, normalize, rnn
 
 KINDS = (lstm.KIND, gru.KIND, rnn.KIND, dense.KIND, activation.KIND, normalize.KIND, elementwise.KIND,
-         embedding.KIND, conv.KIND, norm.LAYER_NORM, norm.BATCH_NORM)
+         embedding.KIND, conv.KIND, norm.LAYER_NORM, norm.BATCH_NORM, frame.FRAME, frame.CONCAT,
+         framewise.FRAME_CONV, framewise.POOL, framewise.PRELU)
 _BY_CLASS = {kind.spec_class: kind for kind in KINDS}
 
 

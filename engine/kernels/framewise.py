@@ -1,0 +1,110 @@
+"""Frame-wise convolution and pooling (over a frame's own axes, not time), and PReLU.
+
+Both convolution and pooling read each output's receptive field through an index map the packer works out
+once (engine/layers/framewise.py), meta from META_LEN on: for every output position, the ``window`` input
+indices it reads (-1 where the padding is). meta[M_H] = the window (C_in / groups x kernel taps for a
+convolution, the pooling window for a pool), meta[M_HO] = output positions per channel group, meta[M_D] =
+groups (convolution) or channels (pool).
+
+* conv: params hold the weights (C_out, C_in / groups x taps) at D_W, the bias at D_BIAS (or -1);
+  y[(g * cout_g + o) * P + p] = bias + sum_j W[g * cout_g + o, j] x[index[(g * P + p) * window + j]].
+* pool: meta[M_CODE] 0 = max (padding never wins), 1 = average over the whole window (padding counted, as
+  torch's count_include_pad=True), 2 = average over the real inputs only.
+* prelu: y = x if x >= 0 else slope[c] x, c the frame's first axis (meta[M_H] channels of meta[M_D] values; one
+  shared slope when meta[M_HO] is 1).
+"""
+
+from numba import carray
+
+from ..config import jit
+from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE,
+                     META_LEN)
+
+POOL_MAX, POOL_AVG, POOL_AVG_VALID = 0, 1, 2
+
+
+@jit
+def frame_conv_step(X, Y, P, S, SC, m):
+    window, npos, G = m[M_H], m[M_HO], m[M_D]
+    cout = m[M_OUT] // npos
+    cout_g = cout // G
+    ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
+    idx = m[META_LEN:]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        for g in range(G):
+            for p in range(npos):
+                base = (g * npos + p) * window
+                for o in range(g * cout_g, (g + 1) * cout_g):
+                    acc = P[ob + o] if ob >= 0 else 0.0
+                    w = ow + o * window
+                    for j in range(window):
+                        k = idx[base + j]
+                        if k >= 0:
+                            acc += P[w + j] * x[k]
+                    y[o * npos + p] = acc
+
+
+@jit
+def pool_step(X, Y, P, S, SC, m):
+    window, nout, mode = m[M_H], m[M_OUT], m[M_CODE]
+    idx = m[META_LEN:]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        for q in range(nout):
+            base = q * window
+            acc = x[0] - x[0]
+            count = 0
+            first = True
+            for j in range(window):
+                k = idx[base + j]
+                if k >= 0:
+                    v = x[k]
+                    if mode == POOL_MAX:
+                        if first or v > acc:
+                            acc = v
+                        first = False
+                    else:
+                        acc += v
+                    count += 1
+            if mode == POOL_AVG:
+                acc = acc / window
+            elif mode == POOL_AVG_VALID:
+                acc = acc / max(count, 1)
+            y[q] = acc
+
+
+@jit
+def prelu_step(X, Y, P, S, SC, m):
+    C, inner, nslopes = m[M_H], m[M_D], m[M_HO]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        for c in range(C):
+            a = P[c if nslopes > 1 else 0]
+            for j in range(c * inner, (c + 1) * inner):
+                v = x[j]
+                y[j] = v if v >= 0 else a * v
+
+
+def frame_conv_entry(x, y, p, s, sc, meta, n):
+    """The C entry point (engine.kernels.entry.compile_entry): frame_conv_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    frame_conv_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                    carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+def pool_entry(x, y, p, s, sc, meta, n):
+    """The C entry point (engine.kernels.entry.compile_entry): pool_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    pool_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+def prelu_entry(x, y, p, s, sc, meta, n):
+    """The C entry point (engine.kernels.entry.compile_entry): prelu_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    prelu_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

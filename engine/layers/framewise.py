@@ -1,0 +1,283 @@
+"""Frame-wise convolution and pooling over a frame's own axes, and PReLU (frame-wise: no state, no future).
+
+A frame here is (channels, *spatial), PyTorch's (batch, channels, *spatial) per timestep: a spectrogram frame
+(channels, frequency) convolved along frequency is Conv1d-like, (channels, height, width) Conv2d-like. Time is not
+one of these axes (a convolution along time is TemporalConv1d). ``FrameConv`` takes torch's weight
+(C_out, C_in / groups, *kernel) with stride, padding (an int, or (before, after) per axis), dilation and groups;
+``Pool`` is max or average pooling (torch's MaxPool/AvgPool: kernel, stride (default: the kernel), padding,
+``count_include_pad``), or global over all spatial axes. Both are packed as index maps of each output's
+receptive field (kernels/framewise.py), worked out with numpy once.
+"""
+
+import numpy as np
+
+from ..errors import SpecError
+from ..kernels import layout as L
+from ..kernels.framewise import (POOL_AVG, POOL_AVG_VALID, POOL_MAX, frame_conv_entry, frame_conv_step, pool_entry,
+                                 pool_step, prelu_entry, prelu_step)
+from .base import Buffer, Kind, Packed
+from .validate import _array, _expect_shape
+
+
+def _per_axis(value, n, what, where, minimum):
+    """An int for every axis, or a tuple of n ints."""
+    values = [value] * n if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else list(value)
+    if len(values) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum
+                                   for v in values):
+        raise SpecError(f"{where}: {what} must be an int >= {minimum} or {n} of them, got {value!r}")
+    return [int(v) for v in values]
+
+
+def _pads(padding, n, where):
+    """(before, after) per axis, from an int, a tuple of n ints (both sides) or n (before, after) pairs."""
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        padding = [padding] * n
+    padding = list(padding)
+    if len(padding) != n:
+        raise SpecError(f"{where}: padding must give {n} axes, got {padding!r}")
+    out = []
+    for p in padding:
+        pair = (p, p) if isinstance(p, (int, np.integer)) else tuple(p)
+        if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in pair):
+            raise SpecError(f"{where}: padding must be ints >= 0 or (before, after) pairs, got {padding!r}")
+        out.append([int(pair[0]), int(pair[1])])
+    return out
+
+
+def window_index(spatial, kernel, stride, pads, dilation):
+    """For a window sliding over ``spatial``: the output shape and, per output position (C order) and tap, the
+    flat spatial index it reads, or -1 in the padding: (positions, taps)."""
+    n = len(spatial)
+    outs = [(spatial[d] + pads[d][0] + pads[d][1] - dilation[d] * (kernel[d] - 1) - 1) // stride[d] + 1
+            for d in range(n)]
+    if min(outs) < 1:
+        return tuple(outs), None
+    mult = [int(np.prod(spatial[d + 1:])) for d in range(n)]
+    flat = np.zeros(outs + list(kernel), np.int64)
+    valid = np.ones(outs + list(kernel), bool)
+    for d in range(n):
+        pos = np.arange(outs[d])[:, None] * stride[d] - pads[d][0] + np.arange(kernel[d])[None, :] * dilation[d]
+        shape = [1] * (2 * n)
+        shape[d], shape[n + d] = outs[d], kernel[d]
+        pos = pos.reshape(shape)
+        flat = flat + pos * mult[d]
+        valid = valid & (pos >= 0) & (pos < spatial[d])
+    return tuple(outs), np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
+
+
+def _frame_of_channels(layer, inputs, where, channels=None):
+    (edge, shape, dtype), = inputs
+    if dtype != "float":
+        raise SpecError(f"{where}: {type(layer).__name__} reads float frames, but edge {edge!r} carries {dtype} ids")
+    if channels is not None and (not shape or shape[0] != channels):
+        raise SpecError(f"{where}: {type(layer).__name__} takes frames of {channels} channels (the first axis), but "
+                        f"edge {edge!r} carries frames of shape {shape}")
+    return edge, tuple(shape)
+
+
+class FrameConv:
+    """A convolution over the frame's axes after the first (channels): torch's Conv1d/Conv2d/Conv3d applied to
+    each timestep's frame."""
+
+    kind = "frame_conv"
+    input_size = None
+
+    def __init__(self, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, name=None):
+        where = "FrameConv" + (f" {name!r}" if name else "")
+        w = np.asarray(weight)
+        if w.ndim < 3:
+            raise SpecError(f"{where}: weight must be (out_channels, in_channels / groups, *kernel), got shape "
+                            f"{w.shape}")
+        self.name = name
+        self.weight = _array(weight, "weight", where, w.ndim)
+        self.bias = _array(bias, "bias", where, 1)
+        n = w.ndim - 2
+        _expect_shape(self.bias, (w.shape[0],), "bias (out_channels,)", where)
+        self.stride = _per_axis(stride, n, "stride", where, 1)
+        self.dilation = _per_axis(dilation, n, "dilation", where, 1)
+        self.padding = _pads(padding, n, where)
+        self.groups = int(groups)
+        if self.groups < 1 or w.shape[0] % self.groups:
+            raise SpecError(f"{where}: groups={groups} must divide the {w.shape[0]} output channels")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    def __repr__(self):
+        return (f"FrameConv({self.in_channels} -> {self.weight.shape[0]}, kernel={tuple(self.weight.shape[2:])}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+
+    def to_config(self):
+        arrays = {"weight": self.weight}
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        return {"kind": self.kind, "name": self.name, "stride": self.stride, "padding": self.padding,
+                "dilation": self.dilation, "groups": self.groups}, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(arrays["weight"], arrays.get("bias"), stride=config["stride"], padding=config["padding"],
+                   dilation=config["dilation"], groups=config["groups"], name=config.get("name"))
+
+
+class FrameConvKind(Kind):
+    name, code, spec_class = "frame_conv", L.OP_FRAME_CONV, FrameConv
+    step, entry = staticmethod(frame_conv_step), staticmethod(frame_conv_entry)
+
+    def _index(self, layer, shape, where="node"):
+        spatial = shape[1:]
+        kernel = list(layer.weight.shape[2:])
+        if len(spatial) != len(kernel):
+            raise SpecError(f"{where}: a kernel of {len(kernel)} axes over frames of shape {shape} (channels and "
+                            f"{len(spatial)} axes)")
+        outs, flat = window_index(spatial, kernel, layer.stride, layer.padding, layer.dilation)
+        if flat is None:
+            raise SpecError(f"{where}: the kernel {tuple(kernel)} (dilation {layer.dilation}, padding "
+                            f"{layer.padding}) does not fit in frames of shape {shape}")
+        G, cin_g = layer.groups, layer.weight.shape[1]
+        size = int(np.prod(spatial))
+        chan = (np.arange(G)[:, None] * cin_g + np.arange(cin_g)[None, :]) * size           # (G, cin_g)
+        idx = np.where(flat[None, :, None, :] >= 0, chan[:, None, :, None] + flat[None, :, None, :], -1)
+        return outs, idx.reshape(G * flat.shape[0], cin_g * flat.shape[1])
+
+    def infer(self, layer, inputs, where):
+        edge, shape = _frame_of_channels(layer, inputs, where, layer.in_channels)
+        outs, _ = self._index(layer, shape, f"{where} on edge {edge!r}")
+        return (layer.weight.shape[0],) + outs, "float"
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        outs, idx = self._index(layer, shape)
+        cout = layer.weight.shape[0]
+        buf = Buffer()
+        meta = np.zeros(L.META_LEN + idx.size, dtype=np.int64)
+        meta[L.M_DIR + L.D_W] = buf.add(layer.weight.reshape(cout, -1))
+        meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
+        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = idx.shape[1], int(np.prod(outs)), layer.groups
+        meta[L.META_LEN:] = idx.ravel()
+        return Packed(layer, self, buf.finish(dtype), meta, int(np.prod(shape)), cout * int(np.prod(outs)))
+
+
+class Pool:
+    """Max or average pooling over the frame's axes after the first (channels), as torch's MaxPool/AvgPool on
+    each timestep's frame; ``global_pool=True`` pools each channel's whole frame to one value (shape (C, 1, ...))."""
+
+    kind = "pool"
+    input_size = None
+    MODES = ("max", "avg")
+
+    def __init__(self, mode, kernel=None, stride=None, padding=0, count_include_pad=True, global_pool=False,
+                 name=None):
+        where = "Pool" + (f" {name!r}" if name else "")
+        if mode not in self.MODES:
+            raise SpecError(f"{where}: mode must be one of {self.MODES}, got {mode!r}")
+        if kernel is None and not global_pool:
+            raise SpecError(f"{where}: give a kernel size, or global_pool=True")
+        self.mode, self.global_pool, self.name = mode, bool(global_pool), name
+        self.kernel = None if kernel is None else [int(k) for k in np.atleast_1d(kernel)]
+        self.stride = None if stride is None else [int(k) for k in np.atleast_1d(stride)]
+        self.padding = padding if isinstance(padding, (int, np.integer)) else [
+            p if isinstance(p, (int, np.integer)) else list(p) for p in padding]
+        self.count_include_pad = bool(count_include_pad)
+
+    def __repr__(self):
+        if self.global_pool:
+            return f"Pool({self.mode!r}, global)"
+        return f"Pool({self.mode!r}, kernel={self.kernel}, stride={self.stride or self.kernel}, padding={self.padding})"
+
+    def to_config(self):
+        return {"kind": self.kind, "name": self.name, "mode": self.mode, "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "count_include_pad": self.count_include_pad,
+                "global_pool": self.global_pool}, {}
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(config["mode"], config["kernel"], config["stride"], config["padding"], config["count_include_pad"],
+                   config["global_pool"], name=config.get("name"))
+
+
+class PoolKind(Kind):
+    name, code, spec_class = "pool", L.OP_POOL, Pool
+    step, entry = staticmethod(pool_step), staticmethod(pool_entry)
+
+    def _index(self, layer, shape, where="node"):
+        spatial = list(shape[1:])
+        if not spatial:
+            raise SpecError(f"{where}: pooling needs frames of (channels, *axes), got frames of shape {shape}")
+        n = len(spatial)
+        if layer.global_pool:
+            kernel, stride, pads = spatial, [1] * n, [[0, 0]] * n
+        else:
+            kernel = _per_axis(layer.kernel if len(layer.kernel) > 1 else layer.kernel[0], n, "kernel", where, 1)
+            stride = kernel if layer.stride is None else _per_axis(
+                layer.stride if len(layer.stride) > 1 else layer.stride[0], n, "stride", where, 1)
+            pads = _pads(layer.padding, n, where)
+        outs, flat = window_index(spatial, kernel, stride, pads, [1] * n)
+        if flat is None:
+            raise SpecError(f"{where}: the pooling window {tuple(kernel)} does not fit in frames of shape {shape}")
+        size = int(np.prod(spatial))
+        C = shape[0]
+        idx = np.where(flat[None] >= 0, np.arange(C)[:, None, None] * size + flat[None], -1)
+        return outs, idx.reshape(C * flat.shape[0], flat.shape[1])
+
+    def infer(self, layer, inputs, where):
+        edge, shape = _frame_of_channels(layer, inputs, where)
+        outs, _ = self._index(layer, shape, f"{where} on edge {edge!r}")
+        return (shape[0],) + outs, "float"
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        outs, idx = self._index(layer, shape)
+        meta = np.zeros(L.META_LEN + idx.size, dtype=np.int64)
+        meta[L.M_CODE] = POOL_MAX if layer.mode == "max" else (POOL_AVG if layer.count_include_pad else POOL_AVG_VALID)
+        meta[L.M_H] = idx.shape[1]
+        meta[L.META_LEN:] = idx.ravel()
+        return Packed(layer, self, np.zeros(1, dtype=dtype), meta, int(np.prod(shape)), idx.shape[0])
+
+
+class PReLU:
+    """torch.nn.PReLU: y = x if x >= 0 else slope * x, one slope per channel (the frame's first axis) or one for
+    all."""
+
+    kind = "prelu"
+    input_size = None
+
+    def __init__(self, weight, name=None):
+        self.name = name
+        self.weight = _array(np.atleast_1d(weight), "weight", "PReLU" + (f" {name!r}" if name else ""), 1)
+
+    def __repr__(self):
+        return f"PReLU({self.weight.shape[0]})"
+
+    def to_config(self):
+        return {"kind": self.kind, "name": self.name}, {"weight": self.weight}
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(arrays["weight"], name=config.get("name"))
+
+
+class PReLUKind(Kind):
+    name, code, spec_class = "prelu", L.OP_PRELU, PReLU
+    step, entry = staticmethod(prelu_step), staticmethod(prelu_entry)
+
+    def infer(self, layer, inputs, where):
+        n = layer.weight.shape[0]
+        edge, shape = _frame_of_channels(layer, inputs, where, None if n == 1 else n)
+        return shape, "float"
+
+    def pack(self, layer, in_size, dtype):
+        return self.pack_node(layer, [(in_size,)], dtype)
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        size = int(np.prod(shape))
+        meta = np.zeros(L.META_LEN, dtype=np.int64)
+        meta[L.M_H], meta[L.M_D], meta[L.M_HO] = shape[0], size // shape[0], layer.weight.shape[0]
+        return Packed(layer, self, np.asarray(layer.weight, dtype), meta, size, size)
+
+
+FRAME_CONV = FrameConvKind()
+POOL = PoolKind()
+PRELU = PReLUKind()
