@@ -14,7 +14,7 @@ from tests.reference import naive
 from tests.tolerances import REFERENCE_F32, REFERENCE_F64, STEP_VS_RUN_F32, STEP_VS_RUN_F64
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "native_v1")
-FIXTURES = sorted(p for p in glob.glob(os.path.join(HERE, "*.npz")) if not p.endswith(".io.npz"))
+FIXTURES = sorted(p for p in glob.glob(os.path.join(HERE, "*.npz")) if not p.endswith((".io.npz", ".snap.npz")))
 
 
 def test_the_fixtures_are_there():
@@ -54,3 +54,18 @@ def test_a_chain_is_written_as_version_1_byte_for_byte_in_its_header(path, tmp_p
         assert a[native.HEADER_KEY].tobytes() == b[native.HEADER_KEY].tobytes()
         for key in a.files:
             assert np.array_equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("name", ["lstm_dense", "norm_gru2_act", "lstm_proj_peep_rnn"])
+def test_a_snapshot_taken_by_the_previous_release_restores_and_continues(name):
+    """Snapshots keep their version-1 layout and a chain keeps its model identity, so a stream saved by 0.1.0
+    (make_snapshots.py, run at that release) resumes today and continues as it did then."""
+    model = engine.load(os.path.join(HERE, name + ".npz"))
+    then = np.load(os.path.join(HERE, name + ".snap.npz"))
+    assert model.identity == str(then["identity"])
+    with open(os.path.join(HERE, name + ".snap"), "rb") as fh:
+        stream = engine.Stream.from_bytes(fh.read(), model)
+    X = np.load(os.path.join(HERE, name + ".io.npz"))["X"][0]
+    exact = model.dtype == np.float64
+    np.testing.assert_allclose(stream.step_n(X[5:]), then["rest"], atol=STEP_VS_RUN_F64 if exact else STEP_VS_RUN_F32,
+                               rtol=0)

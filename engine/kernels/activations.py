@@ -147,12 +147,15 @@ def _apply_overload(code, alpha, beta, x):
 @jit
 def activation_step(X, Y, P, S, SC, m):
     """Y = act(X) elementwise, or softmax / log-softmax along one axis of each frame: the frame seen as
-    (outer, meta[M_HO] = the axis's length, inner), outer = meta[M_H], inner = meta[M_D] (1-D frames: 1, F, 1)."""
+    (outer, meta[M_HO] = the axis's length, inner), outer = meta[M_H], inner = meta[M_D] (all 0 for a 1-D frame:
+    1, F, 1)."""
     code = m[M_CODE]
     alpha, beta = P[0], P[1]
     n, F = X.shape
     if code == SOFTMAX or code == LOG_SOFTMAX:
         outer, A, inner = m[M_H], m[M_HO], m[M_D]
+        if A == 0:   # a 1-D frame
+            outer, A, inner = 1, F, 1
         for r in range(n):
             x = X[r]
             y = Y[r]

@@ -4,12 +4,13 @@ import numpy as np
 from numba import carray
 
 from ..config import jit
-from .layout import D_BIAS, D_W, M_DIR, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+from .layout import D_BIAS, D_W, M_DIR, M_H, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
 
 
 @jit
 def dense_step(X, Y, P, S, SC, m):
-    """Y (n, out) = X (n, in) @ W^T + b, W packed as given, (out, in): one dot product per output. (S and SC,
+    """Y (n, out) = X (n, in) @ W^T + b, W packed as given, (out, in): one dot product per output; a frame of
+    (..., in) is meta[M_H] such vectors, each projected (torch's Linear over the last axis). (S and SC,
     the state and scratch every kind's step takes, are empty: a dense layer has neither.)
 
     Design: a dense head often has a large fan-in and large outputs (logits), where float32 rounding of a
@@ -17,10 +18,13 @@ def dense_step(X, Y, P, S, SC, m):
     product accumulated in float64, which LLVM vectorizes as a reduction with many partial sums (fastmath
     permits the reassociation): as accurate as BLAS, and a head is a small part of a step.
     """
-    nin, nout = m[M_IN], m[M_OUT]
+    outer = max(m[M_H], 1)   # frames of (..., in): the weights apply to each of the frame's `outer` vectors
+    nin, nout = m[M_IN] // outer, m[M_OUT] // outer
     ow = m[M_DIR + D_W]
     ob = m[M_DIR + D_BIAS]
     W = P[ow:ow + nin * nout].reshape((nout, nin))
+    X = X.reshape((X.shape[0] * outer, nin))
+    Y = Y.reshape((Y.shape[0] * outer, nout))
     for r in range(X.shape[0]):
         x = X[r]
         y = Y[r]

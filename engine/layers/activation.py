@@ -162,9 +162,11 @@ class ActivationKind(Kind):
         axis = layer.axis % len(shape)
         meta = np.zeros(L.META_LEN, dtype=np.int64)
         meta[L.M_CODE] = CODES[layer.name]
-        # softmax's axis: the frame as (outer, axis length, inner)
-        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = (int(np.prod(shape[:axis])), shape[axis],
-                                                  int(np.prod(shape[axis + 1:])))
+        # softmax's axis: the frame as (outer, axis length, inner); left 0 for a 1-D frame (the meta chains always
+        # had, so their model identity, and their snapshots, stay valid)
+        if len(shape) > 1:
+            meta[L.M_H], meta[L.M_HO], meta[L.M_D] = (int(np.prod(shape[:axis])), shape[axis],
+                                                      int(np.prod(shape[axis + 1:])))
         return Packed(layer, self, np.array([layer.alpha, layer.beta], dtype=dtype), meta, size, size)
 
 

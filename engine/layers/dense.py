@@ -58,19 +58,37 @@ class DenseKind(Kind):
     name, code, spec_class = "dense", L.OP_DENSE, Dense
     step, entry = staticmethod(dense_step), staticmethod(dense_entry)
 
+    def infer(self, layer, inputs, where):
+        """1-D frames (in,) -> (out,); a frame of (..., in) projects each of its vectors, as torch's Linear."""
+        (edge, shape, dtype), = inputs
+        if dtype == "float" and len(shape) > 1:
+            if shape[-1] != layer.in_features:
+                raise SpecError(f"{where}: Dense weight has shape {layer.weight.shape} (out, in) and expects "
+                                f"{layer.in_features} inputs on the last axis, but edge {edge!r} carries frames of "
+                                f"shape {shape}")
+            return tuple(shape[:-1]) + (layer.out_features,), "float"
+        return super().infer(layer, inputs, where)
+
     def pack(self, layer, in_size, dtype):
+        return self.pack_node(layer, [(in_size,)], dtype)
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        outer = int(np.prod(shape[:-1]))
         buf = Buffer()
         meta = np.zeros(L.META_LEN, dtype=np.int64)
         meta[L.M_DIR + L.D_W] = buf.add(layer.weight)          # (out, in) as given: a dot product per output
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
-        return Packed(layer, self, buf.finish(dtype), meta, layer.in_features, layer.out_features)
+        meta[L.M_H] = outer if len(shape) > 1 else 0   # (0: a 1-D frame, the meta chains always had)
+        return Packed(layer, self, buf.finish(dtype), meta, outer * layer.in_features, outer * layer.out_features)
 
     def run(self, p, seq, lengths, states_in, states_out, prefix):
-        """All T * B frames as one BLAS GEMM."""
+        """All T * B frames (and each frame's vectors) as one BLAS GEMM."""
         T, B = seq.shape[:2]
-        y = seq.reshape(T * B, p.in_size) @ p.view(0, L.D_W, (p.out_size, p.in_size)).T
+        nin, nout = p.layer.in_features, p.layer.out_features
+        y = seq.reshape(-1, nin) @ p.view(0, L.D_W, (nout, nin)).T
         if p.meta[L.M_DIR + L.D_BIAS] >= 0:
-            y += p.view(0, L.D_BIAS, (p.out_size,))
+            y += p.view(0, L.D_BIAS, (nout,))
         return y.reshape(T, B, p.out_size)
 
 
