@@ -39,7 +39,7 @@ from .layers.frame import Concat, Flatten, FrameOp, Pad, Reshape, Slice, Squeeze
 from .layers.framewise import FrameConv, Pool, PReLU  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
-from .layers.norm import BatchNorm, LayerNorm  # noqa: F401 - re-exported
+from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  # noqa: F401 - re-exported
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
 from .layers.rnn import RNN  # noqa: F401 - re-exported

@@ -440,3 +440,44 @@ def test_a_beat_tracker_convolving_each_spectrum_frame_matches_torch_sample_by_s
     ], ["p"], dtype=dtype)
     model = engine.Model(spec)
     _check_all_ways(model, X, ref, dtype, "beat tracker")
+
+
+MATH = [("sqrt", torch.sqrt), ("exp", torch.exp), ("log", torch.log), ("abs", torch.abs), ("neg", torch.neg),
+        ("reciprocal", torch.reciprocal), (("pow", 3.0), lambda t: t ** 3), (("pow", -0.5), lambda t: t ** -0.5)]
+
+
+@pytest.mark.parametrize("name, fn", MATH, ids=[str(n) for n, _ in MATH])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_elementwise_math_matches_torch(name, fn, dtype):
+    X = np.random.default_rng(14).uniform(0.2, 4, (2, 9, 5))     # positive: sqrt, log, fractional powers
+    with torch.inference_mode():
+        ref = fn(torch.from_numpy(X)).numpy()
+    model = engine.Model(ModelSpec([Activation.of(name)], input_size=5), dtype=dtype)
+    _check_all_ways(model, X, ref, dtype, str(name))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("which", ["group", "instance", "instance-no-affine"])
+def test_group_and_instance_norm_match_torch(dtype, which):
+    torch.manual_seed(15)
+    if which == "group":
+        module = torch.nn.GroupNorm(3, 6).double()
+    else:
+        module = torch.nn.InstanceNorm1d(6, affine=which == "instance").double()
+    if which != "instance-no-affine":
+        module.weight.data.normal_()
+        module.bias.data.normal_()
+        w, b = _np(module.weight), _np(module.bias)
+    else:
+        w = b = None
+    layer = engine.GroupNorm(3, 6, w, b) if which == "group" else engine.InstanceNorm(6, w, b)
+    X = np.random.default_rng(15).normal(size=(2, 5, 6, 7)) * 2 + 1
+    _frames_vs_torch([Node("n", layer, "x")], (6, 7), module, X, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_l2_normalization_matches_torch(dtype, axis):
+    X = np.random.default_rng(16).normal(size=(2, 5, 6, 7))
+    module = lambda t: torch.nn.functional.normalize(t, dim=1 if axis == 0 else -1)  # noqa: E731 - (batch, *frame)
+    _frames_vs_torch([Node("n", engine.L2Norm(axis), "x")], (6, 7), module, X, dtype)

@@ -25,13 +25,15 @@ from .layout import M_CODE, M_D, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATC
 
 # ---- codes shared with the packers (engine/layers/) ---------------------------------------------------
 IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
-    SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX, CLIP, GELU, GELU_TANH, SILU, MISH, HARD_SWISH = range(21)
+    SOFTSIGN, SOFTPLUS, SELU, SOFTMAX, LOG_SOFTMAX, CLIP, GELU, GELU_TANH, SILU, MISH, HARD_SWISH, \
+    SQRT, EXP, LOG, ABS, NEG, RECIPROCAL, POW = range(28)
 CODES = {
     "identity": IDENTITY, "relu": RELU, "tanh": TANH, "sigmoid": SIGMOID, "affine": AFFINE,
     "leaky_relu": LEAKY_RELU, "thresholded_relu": THRESHOLDED_RELU, "scaled_tanh": SCALED_TANH,
     "hard_sigmoid": HARD_SIGMOID, "elu": ELU, "softsign": SOFTSIGN, "softplus": SOFTPLUS, "selu": SELU,
     "softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX, "clip": CLIP, "relu6": CLIP, "gelu": GELU,
-    "gelu_tanh": GELU_TANH, "silu": SILU, "mish": MISH, "hard_swish": HARD_SWISH,
+    "gelu_tanh": GELU_TANH, "silu": SILU, "mish": MISH, "hard_swish": HARD_SWISH, "sqrt": SQRT, "exp": EXP,
+    "log": LOG, "abs": ABS, "neg": NEG, "reciprocal": RECIPROCAL, "pow": POW,
 }
 
 # ---- Eigen's rational tanh for float32 (generic_fast_tanh_float) ------------------------------------
@@ -138,6 +140,20 @@ def _apply_overload(code, alpha, beta, x):
         if code == HARD_SWISH:   # x * relu6(x + 3) / 6
             v = x + 3
             return x * (zero if v < zero else (v if v < 6 else zero + 6)) / 6
+        if code == SQRT:
+            return np.sqrt(x)
+        if code == EXP:
+            return np.exp(x)
+        if code == LOG:
+            return np.log(x)
+        if code == ABS:
+            return abs(x)
+        if code == NEG:
+            return -x
+        if code == RECIPROCAL:
+            return one / x
+        if code == POW:   # x ** alpha, a constant exponent
+            return x ** alpha
         return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
     return impl
 

@@ -35,6 +35,14 @@ ACTIVATIONS = {
     "silu": (0.0, 0.0, False),  # x * sigmoid(x): SiLU, Swish
     "mish": (0.0, 0.0, False),  # x * tanh(softplus(x))
     "hard_swish": (0.0, 0.0, False),  # x * relu6(x + 3) / 6
+    # elementwise math (ONNX Sqrt, Exp, Log, Abs, Neg, Reciprocal; Pow with a constant exponent alpha)
+    "sqrt": (0.0, 0.0, False),
+    "exp": (0.0, 0.0, False),
+    "log": (0.0, 0.0, False),
+    "abs": (0.0, 0.0, False),
+    "neg": (0.0, 0.0, False),
+    "reciprocal": (0.0, 0.0, False),
+    "pow": (2.0, 0.0, False),  # x ** alpha
 }
 # hard_sigmoid's (alpha, beta) default to ONNX's and Keras 2's (0.2, 0.5); PyTorch's Hardsigmoid and Keras 3's
 # hard_sigmoid are (1/6, 0.5): converters pass them.

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.norm import channel_affine_entry, channel_affine_step, layer_norm_entry, layer_norm_step
+from ..kernels.norm import (F_FRAME_AFFINE, channel_affine_entry, channel_affine_step, l2_norm_entry, l2_norm_step,
+                            layer_norm_entry, layer_norm_step)
 from .base import Buffer, Kind, Packed
 from .validate import _array, _expect_shape, _f
 
@@ -165,5 +166,119 @@ class BatchNormKind(Kind):
         return Packed(layer, self, buf.finish(dtype), meta, size, size)
 
 
+class GroupNorm:
+    """torch.nn.GroupNorm: the frame's channels (its first axis) in ``groups`` groups, each normalized over its
+    channels and positions, then an affine per channel. ``InstanceNorm(C)`` is GroupNorm(C, C) (torch's
+    InstanceNorm1d/2d without running statistics, the default)."""
+
+    kind = "group_norm"
+    input_size = None
+
+    def __init__(self, groups, channels, weight=None, bias=None, eps=1e-5, name=None):
+        where = "GroupNorm" + (f" {name!r}" if name else "")
+        self.groups, self.channels, self.name = int(groups), int(channels), name
+        if self.groups < 1 or self.channels < 1 or self.channels % self.groups:
+            raise SpecError(f"{where}: {groups} groups must divide {channels} channels")
+        self.weight = _array(weight, "weight", where, 1)
+        self.bias = _array(bias, "bias", where, 1)
+        _expect_shape(self.weight, (self.channels,), "weight (channels,)", where)
+        _expect_shape(self.bias, (self.channels,), "bias (channels,)", where)
+        self.eps = _f(eps, "eps", where)
+        if self.eps <= 0:
+            raise SpecError(f"{where}: eps must be > 0, got {self.eps}")
+
+    def __repr__(self):
+        return f"GroupNorm({self.groups}, {self.channels}, eps={self.eps:g})"
+
+    def to_config(self):
+        arrays = {k: v for k, v in (("weight", self.weight), ("bias", self.bias)) if v is not None}
+        return {"kind": self.kind, "name": self.name, "groups": self.groups, "channels": self.channels,
+                "eps": self.eps}, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(config["groups"], config["channels"], arrays.get("weight"), arrays.get("bias"), config["eps"],
+                   name=config.get("name"))
+
+
+def InstanceNorm(channels, weight=None, bias=None, eps=1e-5, name=None):
+    """torch.nn.InstanceNorm1d/2d (no running statistics): each channel normalized over its own positions."""
+    return GroupNorm(channels, channels, weight, bias, eps, name)
+
+
+class GroupNormKind(Kind):
+    name, code, spec_class = "group_norm", L.OP_GROUP_NORM, GroupNorm
+    step, entry = staticmethod(layer_norm_step), staticmethod(layer_norm_entry)
+
+    def infer(self, layer, inputs, where):
+        edge, shape = _float_input(layer, inputs, where)
+        if not shape or shape[0] != layer.channels:
+            raise SpecError(f"{where}: GroupNorm of {layer.channels} channels (the frame's first axis), but edge "
+                            f"{edge!r} carries frames of shape {shape}")
+        return shape, "float"
+
+    def pack(self, layer, in_size, dtype):
+        return self.pack_node(layer, [(in_size,)], dtype)
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        size = int(np.prod(shape))
+        per_channel = size // layer.channels
+        buf = Buffer()
+        buf.add(np.array([layer.eps]))
+        meta = np.zeros(L.META_LEN, dtype=np.int64)
+        meta[L.M_DIR + L.D_W] = buf.add(np.repeat(layer.weight, per_channel)) if layer.weight is not None else -1
+        meta[L.M_DIR + L.D_BIAS] = buf.add(np.repeat(layer.bias, per_channel)) if layer.bias is not None else -1
+        meta[L.M_H], meta[L.M_D], meta[L.M_FLAGS] = layer.groups, size // layer.groups, F_FRAME_AFFINE
+        return Packed(layer, self, buf.finish(dtype), meta, size, size)
+
+
+class L2Norm:
+    """x / max(||x||_2, eps) along one axis of the frame (torch.nn.functional.normalize; Keras UnitNormalization)."""
+
+    kind = "l2_norm"
+    input_size = None
+
+    def __init__(self, axis=-1, eps=1e-12, name=None):
+        self.axis, self.name = int(axis), name
+        self.eps = _f(eps, "eps", "L2Norm")
+
+    def __repr__(self):
+        return f"L2Norm(axis={self.axis})"
+
+    def to_config(self):
+        return {"kind": self.kind, "name": self.name, "axis": self.axis, "eps": self.eps}, {}
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(config["axis"], config["eps"], name=config.get("name"))
+
+
+class L2NormKind(Kind):
+    name, code, spec_class = "l2_norm", L.OP_L2_NORM, L2Norm
+    step, entry = staticmethod(l2_norm_step), staticmethod(l2_norm_entry)
+
+    def infer(self, layer, inputs, where):
+        edge, shape = _float_input(layer, inputs, where)
+        if not -len(shape) <= layer.axis < len(shape):
+            raise SpecError(f"{where}: L2Norm along axis {layer.axis}, but edge {edge!r} carries frames of shape "
+                            f"{shape}")
+        return shape, "float"
+
+    def pack(self, layer, in_size, dtype):
+        return self.pack_node(layer, [(in_size,)], dtype)
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        axis = layer.axis % len(shape)
+        size = int(np.prod(shape))
+        meta = np.zeros(L.META_LEN, dtype=np.int64)
+        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = (int(np.prod(shape[:axis])), shape[axis],
+                                                  int(np.prod(shape[axis + 1:])))
+        return Packed(layer, self, np.array([layer.eps], dtype=dtype), meta, size, size)
+
+
 LAYER_NORM = LayerNormKind()
 BATCH_NORM = BatchNormKind()
+GROUP_NORM = GroupNormKind()
+L2_NORM = L2NormKind()
