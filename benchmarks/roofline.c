@@ -78,3 +78,60 @@ void run(int cell, int I, int H, int steps, const float *x, float *y, const floa
         ns[t] = now_ns() - t0;
     }
 }
+
+/* A causal temporal convolution (engine/kernels/conv.py's arithmetic): weights (G, K, cin_g, cout_g), bias (cout),
+ * state (L = (K-1)*dil past frames, oldest first, shifted by one frame per step). x: steps x cin, y: steps x cout. */
+void conv_run(int cin, int cout, int K, int dil, int G, int steps, const float *x, float *y, const float *W,
+              const float *bias, float *state, double *ns) {
+    const int cin_g = cin / G, cout_g = cout / G, L = (K - 1) * dil;
+    for (int t = 0; t < steps; t++) {
+        double t0 = now_ns();
+        const float *xt = x + (size_t)t * cin;
+        float *restrict yt = y + (size_t)t * cout;
+        memcpy(yt, bias, sizeof(float) * cout);
+        for (int g = 0; g < G; g++)
+            for (int k = 0; k < K; k++) {
+                const int back = (K - 1 - k) * dil;
+                const float *src = back == 0 ? xt + g * cin_g : state + (size_t)(L - back) * cin + g * cin_g;
+                const float *restrict w = W + (size_t)(g * K + k) * cin_g * cout_g;
+                float *restrict yg = yt + g * cout_g;
+                for (int i = 0; i < cin_g; i++) {
+                    const float v = src[i];
+                    const float *restrict wi = w + (size_t)i * cout_g;
+                    for (int o = 0; o < cout_g; o++) yg[o] += v * wi[o];
+                }
+            }
+        if (L > 0) {
+            memmove(state, state + cin, sizeof(float) * (size_t)(L - 1) * cin);
+            memcpy(state + (size_t)(L - 1) * cin, xt, sizeof(float) * cin);
+        }
+        ns[t] = now_ns() - t0;
+    }
+}
+
+/* A frame-wise 1-D convolution over each frame's last axis (torch Conv1d per timestep, groups 1, stride 1), the
+ * arithmetic of engine/kernels/framewise.py's direct loop: the frame copied zero-padded once, then per (output
+ * channel, input channel, tap) one weight times a contiguous run of inputs. frame (cin, F) -> (cout, P),
+ * P = F + 2 pad - dil (K-1), weight (cout, cin, K). xp: scratch of cin * (F + 2 pad). */
+void frame_conv_run(int cin, int cout, int F, int K, int stride, int pad, int dil, int steps, const float *x,
+                    float *y, const float *W, const float *bias, float *xp, double *ns) {
+    const int Fp = F + 2 * pad, P = (F + 2 * pad - dil * (K - 1) - 1) / stride + 1;
+    for (int t = 0; t < steps; t++) {
+        double t0 = now_ns();
+        const float *xt = x + (size_t)t * cin * F;
+        float *restrict yt = y + (size_t)t * cout * P;
+        memset(xp, 0, sizeof(float) * (size_t)cin * Fp);
+        for (int i = 0; i < cin; i++) memcpy(xp + (size_t)i * Fp + pad, xt + (size_t)i * F, sizeof(float) * F);
+        for (int o = 0; o < cout; o++) {
+            float *restrict yo = yt + (size_t)o * P;
+            for (int p = 0; p < P; p++) yo[p] = bias[o];
+            for (int i = 0; i < cin; i++)
+                for (int k = 0; k < K; k++) {
+                    const float w = W[((size_t)o * cin + i) * K + k];
+                    const float *restrict seg = xp + (size_t)i * Fp + k * dil;
+                    for (int p = 0; p < P; p++) yo[p] += w * seg[p];
+                }
+        }
+        ns[t] = now_ns() - t0;
+    }
+}

@@ -27,6 +27,8 @@ def library():
                         os.path.join(HERE, "roofline.c"), "-o", out, "-lm"], check=True, capture_output=True)
         _LIB = ctypes.CDLL(out)
         _LIB.run.restype = None
+        _LIB.conv_run.restype = None
+        _LIB.frame_conv_run.restype = None
     return _LIB
 
 
@@ -61,4 +63,47 @@ def run(model, X):
     ns = np.zeros(T, np.float64)
     lib.run(kind, I, H, T, _ptr(X), _ptr(Y), _ptr(M), _ptr(b), _ptr(Wn), _ptr(Rn), _ptr(bxn), _ptr(bhn),
             _ptr(scratch), _ptr(ns, ctypes.c_double))
+    return ns, Y
+
+
+def conv_run(model, X):
+    """(ns per step, outputs) of the C loop of a one-node causal TemporalConv1d model on X (T, C_in)."""
+    lib = library()
+    p = model._packed[0]
+    layer = p.layer
+    cout, cin_g, K = layer.weight.shape
+    G, cin = layer.groups, layer.in_channels
+    # the C loop's layout, (G, K, C_in/G, C_out/G), whichever the engine packed
+    W = np.ascontiguousarray(np.asarray(layer.weight).reshape(G, cout // G, cin_g, K).transpose(0, 3, 2, 1),
+                             np.float32)
+    bias = np.ascontiguousarray(layer.bias if layer.bias is not None else np.zeros(cout), np.float32)
+    X = np.ascontiguousarray(X, np.float32)
+    T = X.shape[0]
+    Y = np.zeros((T, cout), np.float32)
+    state = np.zeros(max(1, (K - 1) * layer.dilation * cin), np.float32)
+    ns = np.zeros(T, np.float64)
+    lib.conv_run(cin, cout, K, layer.dilation, G, T, _ptr(X), _ptr(Y), _ptr(W), _ptr(bias), _ptr(state),
+                 _ptr(ns, ctypes.c_double))
+    return ns, Y
+
+
+def frame_conv_run(model, X):
+    """(ns per step, outputs) of the C loop of a one-node FrameConv model (1-D kernel, stride 1, groups 1,
+    symmetric padding) on X (T, C_in, F)."""
+    lib = library()
+    layer = model._packed[0].layer
+    cout, cin, K = layer.weight.shape
+    W = np.ascontiguousarray(layer.weight, np.float32)
+    bias = np.ascontiguousarray(layer.bias if layer.bias is not None else np.zeros(cout), np.float32)
+    X = np.ascontiguousarray(X, np.float32)
+    T, _, F = X.shape
+    (stride,), ((pad, _),), (dil,) = layer.stride, layer.padding, layer.dilation
+    P = (F + 2 * pad - dil * (K - 1) - 1) // stride + 1
+    if stride != 1 or layer.groups != 1 or layer.padding[0][0] != layer.padding[0][1]:
+        raise ValueError("the C loop runs stride-1, groups-1, symmetrically padded frame convolutions")
+    Y = np.zeros((T, cout, P), np.float32)
+    xp = np.zeros(cin * (F + 2 * pad), np.float32)
+    ns = np.zeros(T, np.float64)
+    lib.frame_conv_run(cin, cout, F, K, stride, pad, dil, T, _ptr(X), _ptr(Y), _ptr(W), _ptr(bias), _ptr(xp),
+                       _ptr(ns, ctypes.c_double))
     return ns, Y

@@ -1,4 +1,5 @@
-"""The benchmark suites: step, sequence, streams, coldstart, memory, threads, ray. Each returns (rows, text table)."""
+"""The benchmark suites: step, sequence, streams, coldstart, memory, threads, ray, layers. Each returns (rows, text
+table)."""
 
 import functools
 import os
@@ -388,6 +389,72 @@ def ray_pool(quick=False):
     return rows, text
 
 
+# ---------------------------------------------------------------------------------------------------
+# layers: one step of a front-end node kind, against the C loop of the same arithmetic and torch
+# ---------------------------------------------------------------------------------------------------
+
+# (C, kernel, dilation, groups): a VAD's dilated causal convolutions, a wider one, a depthwise one
+TEMPORAL_CONVS = [(64, 3, 4, 1), (128, 3, 8, 1), (128, 5, 1, 128)]
+# (C_in, C_out, F, kernel, padding): a beat tracker's per-frame convolution of a 272-bin spectrum, a small one
+FRAME_CONVS = [(1, 16, 272, 10, 0), (8, 8, 64, 3, 1)]
+
+
+def layers(quick=False):
+    import torch
+
+    import engine
+
+    from . import roofline
+
+    torch.set_num_threads(1)
+    rounds, calls = (5, 2000) if not quick else (3, 300)
+    rng = np.random.default_rng(5)
+    rows = []
+    cases = [("temporal_conv1d", c) for c in (TEMPORAL_CONVS[:1] if quick else TEMPORAL_CONVS)]
+    cases += [("frame_conv", c) for c in (FRAME_CONVS[:1] if quick else FRAME_CONVS)]
+    for kind, cfg in cases:
+        if kind == "temporal_conv1d":
+            C, K, d, G = cfg
+            conv = torch.nn.Conv1d(C, C, K, dilation=d, groups=G).eval()
+            layer = engine.TemporalConv1d(conv.weight.detach().numpy(), conv.bias.detach().numpy(), dilation=d,
+                                          groups=G)
+            model = engine.Model(engine.ModelSpec([layer]))
+            X = rng.uniform(-1, 1, (rounds * calls, C)).astype(np.float32)
+            ns, Y = roofline.conv_run(model, X)
+            window = torch.from_numpy(np.ascontiguousarray(X[:(K - 1) * d + 1].T[None]))   # (1, C, span + 1)
+            label = f"C={C} k={K} d={d}" + (" depthwise" if G == C else "")
+        else:
+            cin, cout, F, K, pad = cfg
+            conv = torch.nn.Conv1d(cin, cout, K, padding=pad).eval()
+            layer = engine.FrameConv(conv.weight.detach().numpy(), conv.bias.detach().numpy(), padding=pad)
+            model = engine.Model(engine.ModelSpec.graph([engine.Input("x", (cin, F))], [engine.Node("c", layer, "x")],
+                                                        ["c"]))
+            X = rng.uniform(-1, 1, (rounds * calls, cin, F)).astype(np.float32)
+            ns, Y = roofline.frame_conv_run(model, X)
+            window = torch.from_numpy(X[:1].copy())                                            # (1, C_in, F)
+            label = f"{cin}->{cout} F={F} k={K}"
+        mine = model.stream().step_n(X[:200])
+        if not np.abs(Y[:200] - mine).max() <= 1e-4 * max(1.0, float(np.abs(mine).max())):
+            raise AssertionError(f"{kind} {label}: the C loop differs from rnnjit")
+        s = model.stream()
+        out = np.empty(next(iter(model.outputs.values())), np.float32)
+        with torch.inference_mode():
+            fns = {"rnnjit step(out=)": functools.partial(s.step, X[0], out),
+                   "torch Conv1d (one step's window)": functools.partial(conv, window),
+                   EMPTY_CALL: functools.partial(_nothing, X[0])}
+            results = {name: harness.percentiles(v) for name, v in harness.measure(fns, rounds, calls).items()}
+        # (for a depthwise convolution the C loop is the general grouped loop, rnnjit's own depthwise layout not)
+        results["C loop (same arithmetic)"] = harness.percentiles(ns)
+        base = results["rnnjit step(out=)"]["p50_us"]
+        for name, r in results.items():
+            rows.append({"kind": kind, "size": label, "contender": name, "p50 us": r["p50_us"],
+                         "p99 us": r["p99_us"], "x rnnjit": r["p50_us"] / base})
+    text = harness.table(rows, ["kind", "size", "contender", "p50 us", "p99 us", "x rnnjit"],
+                         "layers: one step of a front-end node, batch 1, from a Python loop; the C loop is timed "
+                         "inside C (x rnnjit = p50 / rnnjit's p50)")
+    return rows, text
+
+
 SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory,
-          "threads": threads, "ray": ray_pool}
+          "threads": threads, "ray": ray_pool, "layers": layers}
 

@@ -28,6 +28,10 @@ def test_each_benchmark_suite_runs_in_its_quick_form(tmp_path, suite):
         names = {row["contender"] for row in data["results"]}
         assert {"rnnjit step", "onnxruntime io_binding", "torch nn.LSTMCell", "numpy", "C roofline",
                 "empty call (timer floor)"} <= names
+    if suite == "layers":
+        names = {(row["kind"], row["contender"]) for row in data["results"]}
+        assert {(k, c) for k in ("temporal_conv1d", "frame_conv")
+                for c in ("rnnjit step(out=)", "C loop (same arithmetic)", "torch Conv1d (one step's window)")} <= names
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -17,14 +17,20 @@ groups (convolution) or channels (pool).
 from numba import carray
 
 from ..config import jit
-from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE,
-                     META_LEN)
+from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH,
+                     M_STATE, META_LEN)
 
 POOL_MAX, POOL_AVG, POOL_AVG_VALID = 0, 1, 2
+F_DIRECT_1D = 1   # meta[M_FLAGS] of a 1-D, groups-1, stride-1 frame convolution: the direct loop, no index map
+# the direct loop's sizes, in the per-direction slots (a frame convolution has no directions)
+M_CONV_CIN, M_CONV_F, M_CONV_K, M_CONV_DIL, M_CONV_PL = (M_DIR + 2 + i for i in range(5))
 
 
 @jit
 def frame_conv_step(X, Y, P, S, SC, m):
+    if m[M_FLAGS] & F_DIRECT_1D:
+        _frame_conv1d_direct(X, Y, P, SC, m)
+        return
     window, npos, G = m[M_H], m[M_HO], m[M_D]
     cout = m[M_OUT] // npos
     cout_g = cout // G
@@ -44,6 +50,39 @@ def frame_conv_step(X, Y, P, S, SC, m):
                         if k >= 0:
                             acc += P[w + j] * x[k]
                     y[o * npos + p] = acc
+
+
+@jit
+def _frame_conv1d_direct(X, Y, P, SC, m):
+    """A 1-D frame convolution, groups 1, stride 1: the frame copied zero-padded into scratch once, then for
+    every (output channel, input channel, tap) one weight times a contiguous run of inputs added to a contiguous
+    run of outputs (the innermost loop over output positions vectorizes; the index map's gather did not)."""
+    cin, F, K, dil = m[M_CONV_CIN], m[M_CONV_F], m[M_CONV_K], m[M_CONV_DIL]
+    pl, npos = m[M_CONV_PL], m[M_HO]
+    cout = m[M_OUT] // npos
+    Fp = m[M_SCRATCH] // cin
+    ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        xp = SC[r * m[M_SCRATCH]:(r + 1) * m[M_SCRATCH]]
+        for j in range(cin * Fp):
+            xp[j] = 0.0
+        for i in range(cin):
+            for f in range(F):
+                xp[i * Fp + pl + f] = x[i * F + f]
+        for o in range(cout):
+            yo = y[o * npos:(o + 1) * npos]
+            b = P[ob + o] if ob >= 0 else 0.0
+            for q in range(npos):
+                yo[q] = b
+            for i in range(cin):
+                row = xp[i * Fp:(i + 1) * Fp]
+                for k in range(K):
+                    w = P[ow + (o * cin + i) * K + k]
+                    seg = row[k * dil:k * dil + npos]
+                    for q in range(npos):
+                        yo[q] += w * seg[q]
 
 
 @jit

@@ -151,7 +151,7 @@ class Kind:
         dt = p.params.dtype
         y = np.empty((T * B, p.out_size), dt)
         self.step(np.ascontiguousarray(seq.reshape(T * B, p.in_size)), y, p.params, np.empty((T * B, 0), dt),
-                  np.empty(0, dt), p.meta)
+                  np.zeros(T * B * p.scratch_size, dt), p.meta)
         return y.reshape(T, B, p.out_size)
 
     def __repr__(self):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.conv import conv_entry, conv_step
+from ..kernels.conv import F_DEPTHWISE, conv_entry, conv_step
 from .base import Buffer, Kind, Packed, Slot
 from .validate import _array, _expect_shape, _positive_int
 
@@ -105,9 +105,12 @@ class TemporalConv1dKind(Kind):
         cout, cin_g, _ = layer.weight.shape
         buf = Buffer()
         meta = np.zeros(L.META_LEN, dtype=np.int64)
-        # (C_out, C_in/G, K) -> (G, K, C_in/G, C_out/G): a group's outputs contiguous in the innermost loop
-        w = np.asarray(layer.weight, np.float64).reshape(G, cout // G, cin_g, K).transpose(0, 3, 2, 1)
-        meta[L.M_DIR + L.D_W] = buf.add(w)
+        if cin_g == 1 and G > 1:   # depthwise: (C_out, 1, K) -> (K, C_out), every output in the innermost loop
+            meta[L.M_DIR + L.D_W] = buf.add(np.asarray(layer.weight, np.float64)[:, 0, :].T)
+            meta[L.M_FLAGS] = F_DEPTHWISE
+        else:   # (C_out, C_in/G, K) -> (G, K, C_in/G, C_out/G): a group's outputs contiguous in the innermost loop
+            w = np.asarray(layer.weight, np.float64).reshape(G, cout // G, cin_g, K).transpose(0, 3, 2, 1)
+            meta[L.M_DIR + L.D_W] = buf.add(w)
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
         meta[L.M_H], meta[L.M_HO], meta[L.M_D] = K, layer.dilation, G
         state = layer.padding[0] * layer.in_channels

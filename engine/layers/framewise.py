@@ -13,8 +13,9 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.framewise import (POOL_AVG, POOL_AVG_VALID, POOL_MAX, frame_conv_entry, frame_conv_step, pool_entry,
-                                 pool_step, prelu_entry, prelu_step)
+from ..kernels.framewise import (F_DIRECT_1D, M_CONV_CIN, M_CONV_DIL, M_CONV_F, M_CONV_K, M_CONV_PL, POOL_AVG,
+                                 POOL_AVG_VALID, POOL_MAX, frame_conv_entry, frame_conv_step, pool_entry, pool_step,
+                                 prelu_entry, prelu_step)
 from .base import Buffer, Kind, Packed
 from .validate import _array, _expect_shape
 
@@ -150,13 +151,23 @@ class FrameConvKind(Kind):
         (shape,) = shapes
         outs, idx = self._index(layer, shape)
         cout = layer.weight.shape[0]
+        direct = len(shape) == 2 and layer.groups == 1 and layer.stride == [1]
         buf = Buffer()
-        meta = np.zeros(L.META_LEN + idx.size, dtype=np.int64)
+        meta = np.zeros(L.META_LEN + (0 if direct else idx.size), dtype=np.int64)
         meta[L.M_DIR + L.D_W] = buf.add(layer.weight.reshape(cout, -1))
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
         meta[L.M_H], meta[L.M_HO], meta[L.M_D] = idx.shape[1], int(np.prod(outs)), layer.groups
-        meta[L.META_LEN:] = idx.ravel()
-        return Packed(layer, self, buf.finish(dtype), meta, int(np.prod(shape)), cout * int(np.prod(outs)))
+        scratch = 0
+        if direct:   # the direct loop over a zero-padded copy of the frame (kernels/framewise.py)
+            (pl, pr), = layer.padding
+            meta[L.M_FLAGS] = F_DIRECT_1D
+            meta[M_CONV_CIN], meta[M_CONV_F], meta[M_CONV_K] = shape[0], shape[1], layer.weight.shape[2]
+            meta[M_CONV_DIL], meta[M_CONV_PL] = layer.dilation[0], pl
+            scratch = shape[0] * (shape[1] + pl + pr)
+        else:
+            meta[L.META_LEN:] = idx.ravel()
+        return Packed(layer, self, buf.finish(dtype), meta, int(np.prod(shape)), cout * int(np.prod(outs)),
+                      scratch_size=scratch)
 
 
 class Pool:
