@@ -25,7 +25,7 @@ from engine.spec import (
     TemporalConv1d,
 )
 from tests.helpers import recurrent_layers_from_torch
-from tests.tolerances import PARITY_F32, PARITY_F64, assert_parity
+from tests.tolerances import PARITY_F32, PARITY_F64, REFERENCE_F32, REFERENCE_F64, assert_parity
 
 TOL = {"float32": PARITY_F32, "float64": PARITY_F64}
 
@@ -481,3 +481,59 @@ def test_l2_normalization_matches_torch(dtype, axis):
     X = np.random.default_rng(16).normal(size=(2, 5, 6, 7))
     module = lambda t: torch.nn.functional.normalize(t, dim=1 if axis == 0 else -1)  # noqa: E731 - (batch, *frame)
     _frames_vs_torch([Node("n", engine.L2Norm(axis), "x")], (6, 7), module, X, dtype)
+
+
+def _everything(rng):
+    """One graph through every front-end kind: ids and a spectrum-like input; the NumPy reference's oracle."""
+    F, C = 12, 4
+    nodes = [
+        Node("emb", Embedding(rng.normal(size=(9, 6))), "ids"),                                   # (6,)
+        Node("tconv", TemporalConv1d(rng.normal(0, 0.4, (6, 3, 3)), rng.normal(size=6), dilation=2, groups=2),
+             "emb"),
+        Node("gn", engine.GroupNorm(2, 6, rng.normal(size=6), rng.normal(size=6)), "tconv"),
+        Node("frame", engine.Unsqueeze([0]), "spec"),                                              # (1, F)
+        Node("fconv", engine.FrameConv(rng.normal(0, 0.4, (C, 1, 3)), rng.normal(size=C), padding=1), "frame"),
+        Node("bn", BatchNorm(rng.normal(size=C), rng.uniform(0.5, 2, C), rng.normal(size=C), rng.normal(size=C)),
+             "fconv"),
+        Node("prelu", engine.PReLU(rng.uniform(-0.5, 0.5, C)), "bn"),
+        Node("pool", engine.Pool("avg", 3, 2, 1, count_include_pad=False), "prelu"),               # (C, 6)
+        Node("pad", engine.Pad([[0, 0], [1, 1]], mode="reflect"), "pool"),                         # (C, 8)
+        Node("mpool", engine.Pool("max", (2,)), "pad"),                                            # (C, 4)
+        Node("flat", engine.Flatten(), "mpool"),                                                   # (16,)
+        Node("ln", LayerNorm(16, rng.normal(size=16), rng.normal(size=16)), "flat"),
+        Node("proj", Dense(rng.normal(0, 0.3, (6, 16)), rng.normal(size=6)), "ln"),
+        Node("mix", engine.Concat(0), ["proj", "gn"]),                                             # (12,)
+        Node("gelu", Activation("gelu"), "mix"),
+        Node("l2", engine.L2Norm(), "gelu"),
+        Node("t", engine.Reshape([3, 4]), "l2"),
+        Node("tt", engine.Transpose([1, 0]), "t"),                                                 # (4, 3)
+        Node("sm", Activation("softmax", axis=0), "tt"),
+        Node("out", engine.Slice(1, 0, 2), "sm"),                                                  # (4, 2)
+    ]
+    return ModelSpec.graph([Input("ids", (), "int64"), Input("spec", F)], nodes, ["out", "gn"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_graph_through_every_front_end_kind_matches_the_numpy_reference(dtype):
+    from tests.reference import naive
+
+    rng = np.random.default_rng(17)
+    spec = _everything(rng).with_dtype(dtype)
+    ids = rng.integers(0, 9, (3, 10))
+    S = rng.normal(size=(3, 10, 12))
+    want = naive.run_graph(spec, {"ids": ids.T, "spec": S.transpose(1, 0, 2)})
+    model = engine.Model(spec)
+    got = model.run((ids, S))
+    tol = REFERENCE_F64 if dtype == "float64" else REFERENCE_F32
+    for g, w, name in zip(got, want, spec.outputs):
+        assert_parity(g, w.swapaxes(0, 1), tol, dtype, f"run {name}")
+    stepped = model.stream().step_n((ids[1], S[1]))
+    for g, w, name in zip(stepped, want, spec.outputs):
+        assert_parity(g, w[:, 1], tol, dtype, f"step_n {name}")
+    group = model.streams(3)
+    for t in range(10):
+        rows = group.step((ids[:, t], S[:, t]))
+        for g, w in zip(rows, want):
+            assert_parity(g, w[t], tol, dtype, f"streams t={t}")
+    loaded = engine.load(spec.save(os.path.join(tempfile.mkdtemp(), "everything")))
+    assert loaded.identity == model.identity

@@ -44,6 +44,25 @@ def act(name, alpha, beta, x):
     if name == "log_softmax":
         z = x - x.max(axis=-1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    if name in ("clip", "relu6"):
+        return np.minimum(np.maximum(x, alpha), beta)
+    if name == "gelu":
+        from math import erf
+        return 0.5 * x * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0)))
+    if name == "gelu_tanh":
+        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+    if name == "silu":
+        return x / (1.0 + np.exp(-x))
+    if name == "mish":
+        return x * np.tanh(np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0))
+    if name == "hard_swish":
+        return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    math = {"sqrt": np.sqrt, "exp": np.exp, "log": np.log, "abs": np.abs, "neg": np.negative,
+            "reciprocal": np.reciprocal}
+    if name in math:
+        return math[name](x)
+    if name == "pow":
+        return x ** alpha
     raise ValueError(f"unknown activation {name}")
 
 
@@ -151,3 +170,171 @@ def run(spec, X, lengths=None):
         else:
             Y = act(layer.name, layer.alpha, layer.beta, Y)
     return Y
+
+
+# ---- graph models: each node kind over whole sequences, frames (T, B, *frame), float64 -------------------------
+
+def temporal_conv(layer, X):
+    """y_t = bias + sum_k W[:, :, k] x_{t + k d - left} (grouped), zeros outside the sequence: X (T, B, C_in)."""
+    T, B, _ = X.shape
+    W = np.asarray(layer.weight, np.float64)
+    cout, cin_g, K = W.shape
+    G, d, (left, _) = layer.groups, layer.dilation, layer.padding
+    cout_g = cout // G
+    Y = np.zeros((T, B, cout))
+    for t in range(T):
+        for o in range(cout):
+            g = o // cout_g
+            acc = np.full(B, 0.0 if layer.bias is None else float(layer.bias[o]))
+            for k in range(K):
+                s = t + k * d - left
+                if 0 <= s < T:
+                    acc += X[s, :, g * cin_g:(g + 1) * cin_g] @ W[o, :, k]
+            Y[t, :, o] = acc
+    return Y
+
+
+def frame_conv(layer, x):
+    """One frame (C_in, *spatial) through a convolution over its own axes, by the definition."""
+    W = np.asarray(layer.weight, np.float64)
+    cout, cin_g = W.shape[:2]
+    kernel = W.shape[2:]
+    G = layer.groups
+    spatial = x.shape[1:]
+    outs = [(spatial[i] + sum(layer.padding[i]) - layer.dilation[i] * (kernel[i] - 1) - 1) // layer.stride[i] + 1
+            for i in range(len(spatial))]
+    y = np.zeros([cout] + outs)
+    for o in range(cout):
+        g = o // (cout // G)
+        for pos in np.ndindex(*outs):
+            acc = 0.0 if layer.bias is None else float(layer.bias[o])
+            for i in range(cin_g):
+                for tap in np.ndindex(*kernel):
+                    src = [pos[a] * layer.stride[a] - layer.padding[a][0] + tap[a] * layer.dilation[a]
+                           for a in range(len(spatial))]
+                    if all(0 <= src[a] < spatial[a] for a in range(len(spatial))):
+                        acc += W[(o, i) + tap] * x[(g * cin_g + i,) + tuple(src)]
+            y[(o,) + pos] = acc
+    return y
+
+
+def pool(layer, x):
+    """One frame (C, *spatial) pooled, by the definition (torch's padding rules)."""
+    spatial = x.shape[1:]
+    n = len(spatial)
+    if layer.global_pool:
+        red = np.max if layer.mode == "max" else np.mean
+        return red(x.reshape(x.shape[0], -1), axis=1).reshape((x.shape[0],) + (1,) * n)
+    kernel = layer.kernel * n if len(layer.kernel) == 1 else layer.kernel
+    stride = kernel if layer.stride is None else (layer.stride * n if len(layer.stride) == 1 else layer.stride)
+    pads = [[layer.padding] * 2] * n if isinstance(layer.padding, int) else \
+        [[p, p] if isinstance(p, int) else list(p) for p in layer.padding]
+    outs = [(spatial[a] + sum(pads[a]) - kernel[a]) // stride[a] + 1 for a in range(n)]
+    y = np.zeros((x.shape[0],) + tuple(outs))
+    for c in range(x.shape[0]):
+        for pos in np.ndindex(*outs):
+            vals = []
+            for tap in np.ndindex(*kernel):
+                src = [pos[a] * stride[a] - pads[a][0] + tap[a] for a in range(n)]
+                if all(0 <= src[a] < spatial[a] for a in range(n)):
+                    vals.append(x[(c,) + tuple(src)])
+            if layer.mode == "max":
+                y[(c,) + pos] = max(vals)
+            else:
+                y[(c,) + pos] = sum(vals) / (int(np.prod(kernel)) if layer.count_include_pad else len(vals))
+    return y
+
+
+def frame_op(layer, x):
+    """A shape operation on one frame, with numpy's own functions."""
+    op = type(layer).__name__
+    if op == "Reshape":
+        return x.reshape(layer.shape)
+    if op == "Flatten":
+        s, e = layer.start % x.ndim, layer.end % x.ndim
+        return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+    if op == "Transpose":
+        return x.transpose(layer.perm)
+    if op == "Squeeze":
+        return x.squeeze(tuple(layer.axes))
+    if op == "Unsqueeze":
+        return np.expand_dims(x, tuple(layer.axes))
+    if op == "Slice":
+        return x[(slice(None),) * (layer.axis % x.ndim) + (slice(layer.start, layer.stop, layer.step),)]
+    if op == "Pad":
+        if layer.mode == "constant":
+            return np.pad(x, layer.pads, mode="constant", constant_values=layer.value)
+        return np.pad(x, layer.pads, mode=layer.mode)
+    raise ValueError(op)
+
+
+def node(layer, ins, lengths=None):
+    """One node over whole sequences: ``ins`` its inputs, each (T, B, *frame) -> (T, B, *frame)."""
+    kind = layer.kind
+    x = ins[0]
+    T, B = x.shape[:2]
+    per_frame = lambda f: np.stack([np.stack([f(x[t, b]) for b in range(B)]) for t in range(T)])  # noqa: E731
+    if kind == "recurrent":
+        return recurrent(layer, x, lengths)[0]
+    if kind == "dense":
+        return x @ np.asarray(layer.weight, np.float64).T + (0.0 if layer.bias is None else layer.bias)
+    if kind == "normalize":
+        return (x - layer.mean) * layer.scale
+    if kind == "activation":
+        if layer.name in ("softmax", "log_softmax"):
+            return np.moveaxis(act(layer.name, 0, 0, np.moveaxis(x, 2 + layer.axis % (x.ndim - 2), -1)), -1,
+                               2 + layer.axis % (x.ndim - 2))
+        return act(layer.name, layer.alpha, layer.beta, x)
+    if kind == "elementwise":
+        fn = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "max": np.maximum,
+              "min": np.minimum}[layer.op]
+        a, b = ins
+        r = max(a.ndim, b.ndim) - 2
+        return fn(a.reshape(a.shape[:2] + (1,) * (r + 2 - a.ndim) + a.shape[2:]),
+                  b.reshape(b.shape[:2] + (1,) * (r + 2 - b.ndim) + b.shape[2:]))
+    if kind == "embedding":
+        return np.asarray(layer.weight, np.float64)[x]
+    if kind == "temporal_conv1d":
+        return temporal_conv(layer, x)
+    if kind == "layer_norm":
+        axes = tuple(range(x.ndim - len(layer.normalized_shape), x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        y = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True) + layer.eps)
+        return y * (1.0 if layer.weight is None else layer.weight) + (0.0 if layer.bias is None else layer.bias)
+    if kind == "batch_norm":
+        shape = (-1,) + (1,) * (x.ndim - 3)
+        y = (x - layer.mean.reshape(shape)) / np.sqrt(layer.var.reshape(shape) + layer.eps)
+        return y * (1.0 if layer.weight is None else layer.weight.reshape(shape)) + \
+            (0.0 if layer.bias is None else layer.bias.reshape(shape))
+    if kind == "group_norm":
+        g = x.reshape((T, B, layer.groups, -1))
+        g = (g - g.mean(axis=3, keepdims=True)) / np.sqrt(g.var(axis=3, keepdims=True) + layer.eps)
+        shape = (-1,) + (1,) * (x.ndim - 3)
+        y = g.reshape(x.shape)
+        return y * (1.0 if layer.weight is None else layer.weight.reshape(shape)) + \
+            (0.0 if layer.bias is None else layer.bias.reshape(shape))
+    if kind == "l2_norm":
+        axis = 2 + layer.axis % (x.ndim - 2)
+        return x / np.maximum(np.sqrt((x ** 2).sum(axis=axis, keepdims=True)), layer.eps)
+    if kind == "prelu":
+        w = np.asarray(layer.weight, np.float64).reshape((-1,) + (1,) * (x.ndim - 3))
+        return np.where(x >= 0, x, w * x)
+    if kind == "frame_conv":
+        return per_frame(lambda f: frame_conv(layer, f))
+    if kind == "pool":
+        return per_frame(lambda f: pool(layer, f))
+    if kind == "frame":
+        return per_frame(lambda f: frame_op(layer, f))
+    if kind == "concat":
+        a, b = ins
+        return np.concatenate([a, b], axis=2 + layer.axis % (a.ndim - 2))
+    raise ValueError(f"no reference for {kind}")
+
+
+def run_graph(spec, inputs, lengths=None):
+    """A graph model on ``inputs`` (name -> (T, B, *frame)): its outputs in graph order, float64."""
+    values = {name: (np.asarray(v) if np.asarray(v).dtype.kind in "iu" else np.asarray(v, np.float64))
+              for name, v in inputs.items()}
+    for n in spec.nodes:
+        values[n.name] = node(n.layer, [values[e] for e in n.inputs], lengths)
+    return [values[o] for o in spec.outputs]
