@@ -36,7 +36,7 @@ from .layers.dense import Dense  # noqa: F401 - re-exported
 from .layers.elementwise import Add, Div, Elementwise, Max, Min, Mul, Sub  # noqa: F401 - re-exported
 from .layers.embedding import Embedding  # noqa: F401 - re-exported
 from .layers.frame import Concat, Flatten, FrameOp, Pad, Reshape, Slice, Squeeze, Transpose, Unsqueeze  # noqa: F401
-from .layers.framewise import FrameConv, Pool, PReLU  # noqa: F401 - re-exported
+from .layers.framewise import FrameConv, FrameConvTranspose, Pool, PReLU  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
 from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  # noqa: F401 - re-exported

@@ -537,3 +537,21 @@ def test_a_graph_through_every_front_end_kind_matches_the_numpy_reference(dtype)
             assert_parity(g, w[t], tol, dtype, f"streams t={t}")
     loaded = engine.load(spec.save(os.path.join(tempfile.mkdtemp(), "everything")))
     assert loaded.identity == model.identity
+
+
+@settings(max_examples=30, deadline=None)
+@given(cfg=frame_convs(), output_padding=st.integers(0, 2), dtype=st.sampled_from(["float32", "float64"]))
+def test_frame_conv_transpose_matches_torch(cfg, output_padding, dtype):
+    cin, cout, kernel, stride, dilation, padding, groups, spatial, seed = cfg
+    output_padding = [min(output_padding, max(s, d) - 1) for s, d in zip(stride, dilation)]
+    torch.manual_seed(seed % 1000)
+    conv = (torch.nn.ConvTranspose1d if len(kernel) == 1 else torch.nn.ConvTranspose2d)(
+        cin, cout, kernel, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+        groups=groups).double()
+    X = np.random.default_rng(seed).normal(size=(2, 3, cin, *spatial))
+    with torch.inference_mode():
+        if min(conv(torch.from_numpy(X[0])).shape[2:]) < 1:
+            return
+    layer = engine.FrameConvTranspose(_np(conv.weight), _np(conv.bias), stride=stride, padding=padding,
+                                      output_padding=output_padding, dilation=dilation, groups=groups)
+    _frames_vs_torch([Node("convt", layer, "x")], (cin, *spatial), conv, X, dtype)

@@ -66,6 +66,28 @@ def window_index(spatial, kernel, stride, pads, dilation):
     return tuple(outs), np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
 
 
+def transpose_window_index(spatial, kernel, stride, pads, dilation, output_padding):
+    """The same as ``window_index`` for a transposed convolution: output position p reads input position
+    q = (p + pad_before - tap * dilation) / stride where that is a whole number inside the input."""
+    n = len(spatial)
+    outs = [(spatial[d] - 1) * stride[d] - pads[d][0] - pads[d][1] + dilation[d] * (kernel[d] - 1)
+            + output_padding[d] + 1 for d in range(n)]
+    if min(outs) < 1:
+        return tuple(outs), None
+    mult = [int(np.prod(spatial[d + 1:])) for d in range(n)]
+    flat = np.zeros(outs + list(kernel), np.int64)
+    valid = np.ones(outs + list(kernel), bool)
+    for d in range(n):
+        num = np.arange(outs[d])[:, None] + pads[d][0] - np.arange(kernel[d])[None, :] * dilation[d]
+        q = num // stride[d]
+        ok = (num % stride[d] == 0) & (q >= 0) & (q < spatial[d])
+        shape = [1] * (2 * n)
+        shape[d], shape[n + d] = outs[d], kernel[d]
+        flat = flat + q.reshape(shape) * mult[d]
+        valid = valid & ok.reshape(shape)
+    return tuple(outs), np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
+
+
 def _frame_of_channels(layer, inputs, where, channels=None):
     (edge, shape, dtype), = inputs
     if dtype != "float":
@@ -125,6 +147,16 @@ class FrameConv:
 class FrameConvKind(Kind):
     name, code, spec_class = "frame_conv", L.OP_FRAME_CONV, FrameConv
     step, entry = staticmethod(frame_conv_step), staticmethod(frame_conv_entry)
+    direct_ok = True   # a 1-D, stride-1, groups-1 convolution may take the direct loop
+
+    def _gather_weight(self, layer):
+        return np.asarray(layer.weight).reshape(layer.weight.shape[0], -1)
+
+    def _window(self, layer, spatial, kernel):
+        return window_index(spatial, kernel, layer.stride, layer.padding, layer.dilation)
+
+    def _cout(self, layer):
+        return layer.weight.shape[0]
 
     def _index(self, layer, shape, where="node"):
         spatial = shape[1:]
@@ -132,11 +164,11 @@ class FrameConvKind(Kind):
         if len(spatial) != len(kernel):
             raise SpecError(f"{where}: a kernel of {len(kernel)} axes over frames of shape {shape} (channels and "
                             f"{len(spatial)} axes)")
-        outs, flat = window_index(spatial, kernel, layer.stride, layer.padding, layer.dilation)
+        outs, flat = self._window(layer, spatial, kernel)
         if flat is None:
             raise SpecError(f"{where}: the kernel {tuple(kernel)} (dilation {layer.dilation}, padding "
                             f"{layer.padding}) does not fit in frames of shape {shape}")
-        G, cin_g = layer.groups, layer.weight.shape[1]
+        G, cin_g = layer.groups, layer.in_channels // layer.groups
         size = int(np.prod(spatial))
         chan = (np.arange(G)[:, None] * cin_g + np.arange(cin_g)[None, :]) * size           # (G, cin_g)
         idx = np.where(flat[None, :, None, :] >= 0, chan[:, None, :, None] + flat[None, :, None, :], -1)
@@ -145,16 +177,16 @@ class FrameConvKind(Kind):
     def infer(self, layer, inputs, where):
         edge, shape = _frame_of_channels(layer, inputs, where, layer.in_channels)
         outs, _ = self._index(layer, shape, f"{where} on edge {edge!r}")
-        return (layer.weight.shape[0],) + outs, "float"
+        return (self._cout(layer),) + outs, "float"
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         outs, idx = self._index(layer, shape)
-        cout = layer.weight.shape[0]
-        direct = len(shape) == 2 and layer.groups == 1 and layer.stride == [1]
+        cout = self._cout(layer)
+        direct = len(shape) == 2 and layer.groups == 1 and layer.stride == [1] and self.direct_ok
         buf = Buffer()
         meta = np.zeros(L.META_LEN + (0 if direct else idx.size), dtype=np.int64)
-        meta[L.M_DIR + L.D_W] = buf.add(layer.weight.reshape(cout, -1))
+        meta[L.M_DIR + L.D_W] = buf.add(self._gather_weight(layer))
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
         meta[L.M_H], meta[L.M_HO], meta[L.M_D] = idx.shape[1], int(np.prod(outs)), layer.groups
         scratch = 0
@@ -168,6 +200,74 @@ class FrameConvKind(Kind):
             meta[L.META_LEN:] = idx.ravel()
         return Packed(layer, self, buf.finish(dtype), meta, int(np.prod(shape)), cout * int(np.prod(outs)),
                       scratch_size=scratch)
+
+
+class FrameConvTranspose(FrameConv):
+    """A transposed convolution over the frame's axes after the first: torch's ConvTranspose1d/2d per timestep,
+    weight (C_in, C_out / groups, *kernel) as torch stores it; stride, padding, output_padding, dilation, groups."""
+
+    kind = "frame_conv_transpose"
+
+    def __init__(self, weight, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1, name=None):
+        w = np.asarray(weight)
+        if w.ndim < 3 or w.shape[0] % max(int(groups), 1):
+            raise SpecError(f"FrameConvTranspose: weight must be (in_channels, out_channels / groups, *kernel) with "
+                            f"groups={groups} dividing in_channels, got shape {w.shape}")
+        super().__init__(weight, None, stride=stride, padding=padding, dilation=dilation, groups=1, name=name)
+        self.groups = int(groups)
+        self.output_padding = _per_axis(output_padding, w.ndim - 2, "output_padding", "FrameConvTranspose", 0)
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise SpecError(f"FrameConvTranspose: output_padding {self.output_padding} must be smaller than the stride "
+                            f"or the dilation")
+        self.bias = _array(bias, "bias", "FrameConvTranspose", 1)
+        _expect_shape(self.bias, (self.out_channels,), "bias (out_channels,)", "FrameConvTranspose")
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    def __repr__(self):
+        return (f"FrameConvTranspose({self.in_channels} -> {self.out_channels}, kernel={tuple(self.weight.shape[2:])}, "
+                f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}, "
+                f"dilation={self.dilation}, groups={self.groups})")
+
+    def to_config(self):
+        config, arrays = super().to_config()
+        config["output_padding"] = self.output_padding
+        return config, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(arrays["weight"], arrays.get("bias"), stride=config["stride"], padding=config["padding"],
+                   output_padding=config["output_padding"], dilation=config["dilation"], groups=config["groups"],
+                   name=config.get("name"))
+
+    def gather_weight(self):
+        """(C_out, C_in / groups * taps): the weights each output reads, in the index map's order."""
+        G, cin_g, cout_g = self.groups, self.in_channels // self.groups, self.weight.shape[1]
+        w = np.asarray(self.weight, np.float64).reshape((G, cin_g, cout_g, -1))      # (G, cin_g, cout_g, taps)
+        return w.transpose(0, 2, 1, 3).reshape(self.out_channels, -1)
+
+
+class FrameConvTransposeKind(FrameConvKind):
+    """The transposed convolution through the convolution's gather kernel: its own index map and weight order."""
+
+    name, code, spec_class = "frame_conv_transpose", L.OP_FRAME_CONV_T, FrameConvTranspose
+    direct_ok = False
+
+    def _window(self, layer, spatial, kernel):
+        return transpose_window_index(spatial, kernel, layer.stride, layer.padding, layer.dilation,
+                                      layer.output_padding)
+
+    def _cout(self, layer):
+        return layer.out_channels
+
+    def _gather_weight(self, layer):
+        return layer.gather_weight()
 
 
 class Pool:
@@ -290,5 +390,6 @@ class PReLUKind(Kind):
 
 
 FRAME_CONV = FrameConvKind()
+FRAME_CONV_T = FrameConvTransposeKind()
 POOL = PoolKind()
 PRELU = PReLUKind()
