@@ -161,9 +161,6 @@ class ActivationKind(Kind):
                             f"shape {shape} ({len(shape)} axes)")
         return tuple(shape), "float"
 
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
-
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         size = int(np.prod(shape))

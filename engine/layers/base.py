@@ -126,8 +126,9 @@ class Kind:
                                f"{where} on edge {edge!r} (frames of shape {shape})"),), "float"
 
     def pack(self, layer, in_size, dtype):
-        """The layer in kernel form (a Packed), for an input of width ``in_size``."""
-        raise NotImplementedError
+        """The layer in kernel form (a Packed), for 1-D input frames of width ``in_size``. A kind overrides this
+        or ``pack_node``; each defaults to the other."""
+        return self.pack_node(layer, [(in_size,)], dtype)
 
     def pack_node(self, layer, shapes, dtype):
         """The layer in kernel form for input frames of ``shapes`` (one shape per input edge). The default,

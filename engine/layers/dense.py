@@ -69,9 +69,6 @@ class DenseKind(Kind):
             return tuple(shape[:-1]) + (layer.out_features,), "float"
         return super().infer(layer, inputs, where)
 
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
-
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         outer = int(np.prod(shape[:-1]))

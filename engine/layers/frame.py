@@ -179,9 +179,6 @@ class FrameKind(Kind):
             raise SpecError(f"{where}: {type(layer).__name__} of edge {edge!r} {shape} leaves a frame of no axes")
         return tuple(int(s) for s in out.shape), "float"
 
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
-
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         idx = np.ascontiguousarray(self._map(layer, shape)).ravel()

@@ -17,6 +17,7 @@ from ..kernels.framewise import (F_DIRECT_1D, M_CONV_CIN, M_CONV_DIL, M_CONV_F, 
                                  POOL_AVG_VALID, POOL_MAX, frame_conv_entry, frame_conv_step, pool_entry, pool_step,
                                  prelu_entry, prelu_step)
 from .base import Buffer, Kind, Packed
+from .norm import PerChannelKind
 from .validate import _array, _expect_shape
 
 
@@ -45,6 +46,21 @@ def _pads(padding, n, where):
     return out
 
 
+def _flat_index(spatial, kernel, outs, per_axis):
+    """Per output position (C order) and tap, the flat spatial index read, or -1: (positions, taps). ``per_axis``:
+    for each axis, the (outs[d], kernel[d]) input positions and whether each is a real input."""
+    n = len(spatial)
+    mult = [int(np.prod(spatial[d + 1:])) for d in range(n)]
+    flat = np.zeros(list(outs) + list(kernel), np.int64)
+    valid = np.ones(list(outs) + list(kernel), bool)
+    for d, (pos, ok) in enumerate(per_axis):
+        shape = [1] * (2 * n)
+        shape[d], shape[n + d] = outs[d], kernel[d]
+        flat = flat + pos.reshape(shape) * mult[d]
+        valid = valid & ok.reshape(shape) & (pos >= 0).reshape(shape) & (pos < spatial[d]).reshape(shape)
+    return np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
+
+
 def window_index(spatial, kernel, stride, pads, dilation):
     """For a window sliding over ``spatial``: the output shape and, per output position (C order) and tap, the
     flat spatial index it reads, or -1 in the padding: (positions, taps)."""
@@ -53,17 +69,11 @@ def window_index(spatial, kernel, stride, pads, dilation):
             for d in range(n)]
     if min(outs) < 1:
         return tuple(outs), None
-    mult = [int(np.prod(spatial[d + 1:])) for d in range(n)]
-    flat = np.zeros(outs + list(kernel), np.int64)
-    valid = np.ones(outs + list(kernel), bool)
+    per_axis = []
     for d in range(n):
         pos = np.arange(outs[d])[:, None] * stride[d] - pads[d][0] + np.arange(kernel[d])[None, :] * dilation[d]
-        shape = [1] * (2 * n)
-        shape[d], shape[n + d] = outs[d], kernel[d]
-        pos = pos.reshape(shape)
-        flat = flat + pos * mult[d]
-        valid = valid & (pos >= 0) & (pos < spatial[d])
-    return tuple(outs), np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
+        per_axis.append((pos, np.ones(pos.shape, bool)))
+    return tuple(outs), _flat_index(spatial, kernel, outs, per_axis)
 
 
 def transpose_window_index(spatial, kernel, stride, pads, dilation, output_padding):
@@ -74,18 +84,11 @@ def transpose_window_index(spatial, kernel, stride, pads, dilation, output_paddi
             + output_padding[d] + 1 for d in range(n)]
     if min(outs) < 1:
         return tuple(outs), None
-    mult = [int(np.prod(spatial[d + 1:])) for d in range(n)]
-    flat = np.zeros(outs + list(kernel), np.int64)
-    valid = np.ones(outs + list(kernel), bool)
+    per_axis = []
     for d in range(n):
         num = np.arange(outs[d])[:, None] + pads[d][0] - np.arange(kernel[d])[None, :] * dilation[d]
-        q = num // stride[d]
-        ok = (num % stride[d] == 0) & (q >= 0) & (q < spatial[d])
-        shape = [1] * (2 * n)
-        shape[d], shape[n + d] = outs[d], kernel[d]
-        flat = flat + q.reshape(shape) * mult[d]
-        valid = valid & ok.reshape(shape)
-    return tuple(outs), np.where(valid, flat, -1).reshape(int(np.prod(outs)), int(np.prod(kernel)))
+        per_axis.append((num // stride[d], num % stride[d] == 0))
+    return tuple(outs), _flat_index(spatial, kernel, outs, per_axis)
 
 
 def _frame_of_channels(layer, inputs, where, channels=None):
@@ -358,6 +361,12 @@ class PReLU:
         self.name = name
         self.weight = _array(np.atleast_1d(weight), "weight", "PReLU" + (f" {name!r}" if name else ""), 1)
 
+    @property
+    def channels(self):
+        """The channels its frames must have, or None (one slope for all)."""
+        n = self.weight.shape[0]
+        return None if n == 1 else n
+
     def __repr__(self):
         return f"PReLU({self.weight.shape[0]})"
 
@@ -369,17 +378,9 @@ class PReLU:
         return cls(arrays["weight"], name=config.get("name"))
 
 
-class PReLUKind(Kind):
+class PReLUKind(PerChannelKind):
     name, code, spec_class = "prelu", L.OP_PRELU, PReLU
     step, entry = staticmethod(prelu_step), staticmethod(prelu_entry)
-
-    def infer(self, layer, inputs, where):
-        n = layer.weight.shape[0]
-        edge, shape = _frame_of_channels(layer, inputs, where, None if n == 1 else n)
-        return shape, "float"
-
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes

@@ -73,9 +73,6 @@ class LayerNormKind(Kind):
                             f"carries frames of shape {shape}")
         return shape, "float"
 
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
-
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         size, inner = int(np.prod(shape)), int(np.prod(layer.normalized_shape))
@@ -140,19 +137,20 @@ class BatchNorm:
                    config["eps"], name=config.get("name"))
 
 
-class BatchNormKind(Kind):
-    name, code, spec_class = "batch_norm", L.OP_CHANNEL_AFFINE, BatchNorm
-    step, entry = staticmethod(channel_affine_step), staticmethod(channel_affine_entry)
+class PerChannelKind(Kind):
+    """A frame-wise kind over frames of (channels, ...), the layer's ``channels`` (None: any), shape kept."""
 
     def infer(self, layer, inputs, where):
         edge, shape = _float_input(layer, inputs, where)
-        if not shape or shape[0] != layer.channels:
-            raise SpecError(f"{where}: BatchNorm of {layer.channels} channels (the frame's first axis), but edge "
-                            f"{edge!r} carries frames of shape {shape}")
+        if layer.channels is not None and (not shape or shape[0] != layer.channels):
+            raise SpecError(f"{where}: {type(layer).__name__} of {layer.channels} channels (the frame's first axis), "
+                            f"but edge {edge!r} carries frames of shape {shape}")
         return shape, "float"
 
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
+
+class BatchNormKind(PerChannelKind):
+    name, code, spec_class = "batch_norm", L.OP_CHANNEL_AFFINE, BatchNorm
+    step, entry = staticmethod(channel_affine_step), staticmethod(channel_affine_entry)
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
@@ -206,19 +204,9 @@ def InstanceNorm(channels, weight=None, bias=None, eps=1e-5, name=None):
     return GroupNorm(channels, channels, weight, bias, eps, name)
 
 
-class GroupNormKind(Kind):
+class GroupNormKind(PerChannelKind):
     name, code, spec_class = "group_norm", L.OP_GROUP_NORM, GroupNorm
     step, entry = staticmethod(layer_norm_step), staticmethod(layer_norm_entry)
-
-    def infer(self, layer, inputs, where):
-        edge, shape = _float_input(layer, inputs, where)
-        if not shape or shape[0] != layer.channels:
-            raise SpecError(f"{where}: GroupNorm of {layer.channels} channels (the frame's first axis), but edge "
-                            f"{edge!r} carries frames of shape {shape}")
-        return shape, "float"
-
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
@@ -264,9 +252,6 @@ class L2NormKind(Kind):
             raise SpecError(f"{where}: L2Norm along axis {layer.axis}, but edge {edge!r} carries frames of shape "
                             f"{shape}")
         return shape, "float"
-
-    def pack(self, layer, in_size, dtype):
-        return self.pack_node(layer, [(in_size,)], dtype)
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
