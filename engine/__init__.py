@@ -23,17 +23,17 @@ from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
 from .spec import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, Dense, Div, Embedding, Flatten, FrameConv,
-                   FrameConvTranspose, GroupNorm, Input, InstanceNorm, L2Norm, LayerNorm, Max, Min, ModelSpec, Mul,
-                   Node, Normalize, PReLU, Pad, Pool, Reshape, Slice, Squeeze, Sub, TemporalConv1d, Transpose,
-                   Unsqueeze)
+                   FrameConvTranspose, GroupNorm, Input, InstanceNorm, L2Norm, LayerNorm, Masking, Max, Min,
+                   ModelSpec, Mul, Node, Normalize, PReLU, Pad, Pool, Reshape, Slice, Squeeze, Sub, TemporalConv1d,
+                   Transpose, Unsqueeze)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation", "Add", "BatchNorm", "COMPILED", "Concat", "Dense", "Div", "Embedding", "FORMAT_VERSION", "Flatten",
     "FormatError", "FrameConv", "FrameConvTranspose", "GRU", "GroupNorm", "Input", "InstanceNorm", "L2Norm", "LSTM",
-    "LayerNorm", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool", "RNN",
-    "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream", "StreamingError",
-    "Streams", "Sub", "TemporalConv1d", "Transpose", "UnsafeFileError", "Unsqueeze", "load", "load_spec",
-    "__version__",
+    "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool",
+    "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream",
+    "StreamingError", "Streams", "Sub", "TemporalConv1d", "Transpose", "UnsafeFileError", "Unsqueeze", "load",
+    "load_spec", "__version__",
 ]

@@ -150,7 +150,7 @@ class Model:
         for step in plan.steps:
             p = step.packed
             ins = [values[e] for e in step.inputs]
-            values[step.output] = p.kind.run(p, ins[0] if p.kind.arity == 1 else ins, lens, states_in, states_out,
+            values[step.output] = p.kind.run(p, ins[0] if len(ins) == 1 else ins, lens, states_in, states_out,
                                              step.name)
         outs = []
         for e in plan.outputs:

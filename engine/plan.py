@@ -66,7 +66,7 @@ class Plan:
                     if e not in self.id_bounds or bound < self.id_bounds[e][0]:
                         self.id_bounds[e] = (bound, step.name)
         self.state_sizes = tuple(s.packed.state_size for s in steps)
-        self.scratch_size = max(s.packed.scratch_size for s in steps)
+        self.scratch_size = max(s.packed.scratch_size + s.packed.extra_scratch for s in steps)
 
     @property
     def packed(self):

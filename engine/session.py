@@ -191,8 +191,8 @@ class _StreamBase:
         scratch = np.zeros(max(1, n * plan.scratch_size), dt)
         arena = np.zeros(max(1, n * plan.arena_size), dt)
         # per node, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
-        kernels = [compile_entry(dt.name, p.kind.entry, p.kind.arity, p.kind.reads_ids).address
-                   if self.TAKES_ADDRESSES else p.kind.step for p in packed]
+        kernels = [compile_entry(dt.name, p.kind.entry_for(len(st.inputs)), len(st.inputs), p.kind.reads_ids).address
+                   if self.TAKES_ADDRESSES else p.kind.step_for(len(st.inputs)) for st, p in zip(plan.steps, packed)]
 
         def io(edge):
             e = plan.edges[edge]

@@ -39,6 +39,7 @@ from .layers.frame import Concat, Flatten, FrameOp, Pad, Reshape, Slice, Squeeze
 from .layers.framewise import FrameConv, FrameConvTranspose, Pool, PReLU  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
+from .layers.masking import Masking  # noqa: F401 - re-exported
 from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  # noqa: F401 - re-exported
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
@@ -227,8 +228,9 @@ class ModelSpec:
         order = _topological(nodes, edges)
         for i, node in enumerate(order):
             kind = kind_of(node.layer)
-            if len(node.inputs) != kind.arity:
-                raise SpecError(f"node {node.name!r} ({type(node.layer).__name__}) takes {kind.arity} input(s), "
+            if len(node.inputs) != kind.arity and not (kind.accepts_mask and len(node.inputs) == kind.arity + 1):
+                mask = " (and a mask)" if kind.accepts_mask else ""
+                raise SpecError(f"node {node.name!r} ({type(node.layer).__name__}) takes {kind.arity} input(s){mask}, "
                                 f"got {len(node.inputs)}: {list(node.inputs)}")
             where = f"layer {i} ({type(node.layer).__name__})" if chain else \
                 f"node {node.name!r} ({type(node.layer).__name__})"

@@ -1,31 +1,24 @@
-"""Front-end node kinds against PyTorch: temporal convolutions (causal and symmetric, dilated, grouped and
-depthwise), activations, LayerNorm and BatchNorm; through run, step, step_n and streams(n) (bit-equal to lone
-streams); and two composite models built the way real ones are, streamed from a cold start."""
+"""Front-end node kinds against PyTorch (and Keras for masking, the NumPy reference for a graph through every
+kind): temporal convolutions (causal and symmetric, dilated, grouped and depthwise), frame-wise convolutions and
+pooling, activations and elementwise math, the norms, shape operations; through run, step, step_n and streams(n)
+(bit-equal to lone streams); and composite models built the way real ones are, streamed from a cold start."""
 
 import os
 import tempfile
 
-import numpy as np
-import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+os.environ.setdefault("KERAS_BACKEND", "torch")   # before anything imports keras (the masking test)
 
-import engine
-from engine.spec import (
-    Activation,
-    Add,
-    BatchNorm,
-    Dense,
-    Embedding,
-    Input,
-    LayerNorm,
-    ModelSpec,
-    Node,
-    TemporalConv1d,
-)
-from tests.helpers import recurrent_layers_from_torch
-from tests.tolerances import PARITY_F32, PARITY_F64, REFERENCE_F32, REFERENCE_F64, assert_parity
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import engine  # noqa: E402
+from engine.spec import (Activation, Add, BatchNorm, Dense, Embedding, Input, LayerNorm, ModelSpec, Node,  # noqa: E402
+                         TemporalConv1d)
+from tests.helpers import recurrent_layers_from_torch  # noqa: E402
+from tests.tolerances import PARITY_F32, PARITY_F64, REFERENCE_F32, REFERENCE_F64, assert_parity  # noqa: E402
 
 TOL = {"float32": PARITY_F32, "float64": PARITY_F64}
 
@@ -549,9 +542,56 @@ def test_frame_conv_transpose_matches_torch(cfg, output_padding, dtype):
         cin, cout, kernel, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
         groups=groups).double()
     X = np.random.default_rng(seed).normal(size=(2, 3, cin, *spatial))
-    with torch.inference_mode():
-        if min(conv(torch.from_numpy(X[0])).shape[2:]) < 1:
-            return
+    assume(all((n - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1
+               for n, s, p, d, k, op in zip(spatial, stride, padding, dilation, kernel, output_padding)))
     layer = engine.FrameConvTranspose(_np(conv.weight), _np(conv.bias), stride=stride, padding=padding,
                                       output_padding=output_padding, dilation=dilation, groups=groups)
     _frames_vs_torch([Node("convt", layer, "x")], (cin, *spatial), conv, X, dtype)
+
+
+def _keras_masked_model(rng):
+    """Keras: Masking(0) -> GRU -> LSTM -> Dense, all returning sequences, and the same graph in rnnjit."""
+    import keras
+
+    inp = keras.Input((None, 3))
+    masked = keras.layers.Masking(0.0)(inp)
+    g = keras.layers.GRU(5, return_sequences=True)(masked)
+    lstm = keras.layers.LSTM(4, return_sequences=True)(g)
+    out = keras.layers.Dense(2)(lstm)
+    km = keras.Model(inp, out)
+    for w in km.weights:                 # non-zero biases, so that a carried output differs from a fresh one
+        w.assign(rng.uniform(-0.6, 0.6, w.shape).astype("float32"))
+    (Wg, Ug, bg), (Wl, Ul, bl), (Wd, bd) = (km.layers[i].get_weights() for i in (2, 3, 4))
+    H = 5
+    zr = lambda a: np.concatenate([a[..., H:2 * H], a[..., :H], a[..., 2 * H:]], axis=-1)  # noqa: E731 Keras z,r,h
+    gru = engine.GRU(3, H, {"weight_ih": zr(Wg).T, "weight_hh": zr(Ug).T, "bias_ih": zr(bg[0]), "bias_hh": zr(bg[1])})
+    lstm_ = engine.LSTM(5, 4, {"weight_ih": Wl.T, "weight_hh": Ul.T, "bias_ih": bl})  # Keras i,f,c,o = ours
+    spec = ModelSpec.graph({"x": 3}, [
+        Node("mask", engine.Masking(0.0), "x"), Node("masked", engine.Mul(), ["x", "mask"]),
+        Node("gru", gru, ["masked", "mask"]), Node("lstm", lstm_, ["gru", "mask"]),
+        Node("out", Dense(Wd.T, bd), "lstm")], ["out"])
+    return km, spec
+
+
+def test_keras_masking_skips_the_masked_timesteps_in_every_recurrent_layer_as_keras_does():
+    rng = np.random.default_rng(18)
+    km, spec = _keras_masked_model(rng)
+    X = rng.normal(size=(3, 12, 3)).astype(np.float32)
+    X[0, [0, 3, 4, 9]] = 0.0        # masked at the start, twice in a row, and later
+    X[1, 5:] = 0.0                  # a padded tail
+    X[2, 6, 1] = 0.0                # one zero feature is not a masked timestep
+    ref = np.asarray(km.predict(X, verbose=0))
+    model = engine.Model(spec)
+    _check_all_ways(model, X, ref, "float32", "masked")
+    _, state = model.run(X, return_state=True)
+    s = model.stream()
+    s.step_n(X[1, :5])
+    kept = s.get_state()
+    s.step_n(X[1, 5:])                                     # all masked: nothing changes
+    assert all(np.array_equal(kept[k], v) for k, v in s.get_state().items())
+    np.testing.assert_allclose(state["gru.h"][0, 1], kept["gru.h"], atol=PARITY_F32, rtol=0)   # run's final state
+    with pytest.raises(engine.SpecError, match="masking is supported for forward layers"):
+        ModelSpec.graph({"x": 3}, [Node("mask", engine.Masking(), "x"),
+                                   Node("g", engine.GRU(3, 2, {"weight_ih": np.ones((6, 3)),
+                                                               "weight_hh": np.ones((6, 2))}, direction="reverse"),
+                                        ["x", "mask"])], ["g"])

@@ -236,7 +236,10 @@ def test_shape_errors_name_the_node_the_edge_and_both_shapes():
     (lambda r: ([Node("a", _small(r), "x")], ["zz"]), r"output 'zz' is not an edge"),
     (lambda r: ([Node("a", _small(r), "x")], ["a", "a"]), r"outputs must be distinct"),
     (lambda r: ([Node("a", Add(), ["x"])], ["a"]), r"node 'a' \(Add\) takes 2 input\(s\), got 1"),
-    (lambda r: ([Node("a", _small(r), ["x", "x"])], ["a"]), r"node 'a' \(GRU\) takes 1 input\(s\), got 2"),
+    (lambda r: ([Node("a", _small(r), ["x", "x", "x"])], ["a"]),
+     r"node 'a' \(GRU\) takes 1 input\(s\) \(and a mask\), got 3"),
+    (lambda r: ([Node("a", _small(r), ["x", "x"])], ["a"]), r"node 'a' \(GRU\).*second input is a mask.*edge 'x' "
+                                                             r"carries float frames of shape \(4,\)"),
 ])
 def test_graph_mistakes_are_refused_clearly(build, message):
     nodes, outputs = build(np.random.default_rng(12))

@@ -1,9 +1,10 @@
 """Temporal convolution kernel: a causal Conv1d along time, one timestep for n rows.
 
 Layout (engine/layers/conv.py packs it): params holds the weights as (groups, K, C_in / groups, C_out / groups)
-at D_W (depthwise, one input channel per group: (K, C_out), and F_DEPTHWISE in meta[M_FLAGS]), so the innermost loop runs over a group's output channels contiguously, and the bias (C_out,) at D_BIAS
-(or -1). meta: M_IN = C_in, M_OUT = C_out, M_H = K (taps), M_HO = dilation, M_D = groups, M_STATE = the
-(K - 1) * dilation past frames the node keeps, C_in each, oldest first.
+at D_W, so the innermost loop runs over a group's output channels contiguously (depthwise, one input channel
+per group: (K, C_out), with F_DEPTHWISE in meta[M_FLAGS]), and the bias (C_out,) at D_BIAS (or -1).
+meta: M_IN = C_in, M_OUT = C_out, M_H = K (taps), M_HO = dilation, M_D = groups, M_STATE = the (K - 1) * dilation
+past frames the node keeps, C_in each, oldest first.
 
 A step reads tap k from the frame (K - 1 - k) * dilation steps back: the current input for the last tap, the
 state for the others; then the state shifts by one frame and takes the input. A stream started from zeros is

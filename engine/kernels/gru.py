@@ -12,6 +12,7 @@ from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_B, D_BHN, D_BXN, D_FLT, D_M, 
                      F_CLIP, F_FAST, F_LBR, M_DIR, M_FLAGS, M_H, M_IN, M_LEN, M_OUT,
                      M_PLEN, M_SCRATCH, M_STATE, TILE)
 from .linalg import _clamp, _copy, _panels, _rows, gemm_acc
+from .masking import mask_keep, mask_restore
 from .recurrence import CHUNK, _chunk_inputs, _chunk_project, _start
 
 
@@ -198,3 +199,20 @@ def gru_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+@jit
+def gru_masked_step(X, M, Y, P, S, SC, m):
+    """gru_step for the rows M keeps (M[r, 0] != 0); the others keep their state and output their previous
+    output (Keras's masking; kernels/masking.py). SC holds n * meta[M_STATE] floats past the cell's scratch."""
+    mask_keep(M, S, SC, m)
+    gru_step(X, Y, P, S, SC, m)
+    mask_restore(M, S, Y, SC, m)
+
+
+def gru_masked_entry(x, mk, y, p, s, sc, meta, n):
+    """The C entry point of a masked GRU node (compile_entry, arity 2): gru_masked_step."""
+    m = carray(meta, (meta[M_LEN],))
+    gru_masked_step(carray(x, (n, m[M_IN])), carray(mk, (n, 1)), carray(y, (n, m[M_OUT])),
+                    carray(p, (m[M_PLEN],)), carray(s, (n, m[M_STATE])),
+                    carray(sc, (n * (m[M_SCRATCH] + m[M_STATE]),)), m)

@@ -6,11 +6,13 @@ sequences (see base.Kind). Adding a kind is one module here, its kernels under e
 in KINDS.
 """
 
-from . import activation, conv, dense, elementwise, embedding, frame, framewise, gru, lstm, norm, normalize, rnn
+from . import (activation, conv, dense, elementwise, embedding, frame, framewise, gru, lstm, masking, norm, normalize,
+               rnn)
 
 KINDS = (lstm.KIND, gru.KIND, rnn.KIND, dense.KIND, activation.KIND, normalize.KIND, elementwise.KIND,
          embedding.KIND, conv.KIND, norm.LAYER_NORM, norm.BATCH_NORM, frame.FRAME, frame.CONCAT,
-         framewise.FRAME_CONV, framewise.FRAME_CONV_T, framewise.POOL, framewise.PRELU, norm.GROUP_NORM, norm.L2_NORM)
+         framewise.FRAME_CONV, framewise.FRAME_CONV_T, framewise.POOL, framewise.PRELU, norm.GROUP_NORM, norm.L2_NORM,
+         masking.KIND)
 _BY_CLASS = {kind.spec_class: kind for kind in KINDS}
 
 

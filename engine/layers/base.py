@@ -26,7 +26,7 @@ class Packed:
     ``kind`` is the layer's Kind."""
 
     __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size", "_plain",
-                 "shapes")
+                 "shapes", "extra_scratch")
 
     def __init__(self, layer, kind, params, meta, in_size, out_size, state_size=0, scratch_size=0):
         meta[L.M_LEN] = len(meta)
@@ -43,6 +43,7 @@ class Packed:
         self.state_size, self.scratch_size = state_size, scratch_size
         self._plain = {}
         self.shapes = None   # the frame shapes of its inputs and output, set by the plan (engine/plan.py)
+        self.extra_scratch = 0   # scratch floats per row beyond meta[M_SCRATCH] (a masked step keeps state there)
 
     def view(self, d, slot, shape):
         """A numpy view of one packed vector or plain array (biases, dense weights)."""
@@ -106,6 +107,15 @@ class Kind:
 
     arity = 1            # how many input edges a node of this kind reads
     reads_ids = False    # its input is integer ids (int64), not float frames (its entry point takes int64 *x)
+    accepts_mask = False  # may also read a mask edge (Keras masking: Masking's (1,) output) after its inputs
+
+    def step_for(self, arity):
+        """The step kernel for a node reading ``arity`` edges (a masked node reads one more)."""
+        return self.step if arity == self.arity else self.masked_step
+
+    def entry_for(self, arity):
+        """The function compiled as the C entry point of a node reading ``arity`` edges."""
+        return self.entry if arity == self.arity else self.masked_entry
 
     def id_bound(self, layer):
         """For a kind that reads ids: the ids it takes lie in [0, id_bound) (checked before any kernel runs)."""

@@ -261,10 +261,31 @@ class RecurrentKind(Kind):
     def state_slots(self, layer):
         return (Slot("h", 0, layer.output_hidden, layer.num_directions, layer.initial_h),)
 
+    accepts_mask = True   # (x, mask): Keras masking, forward layers only
+
+    def infer(self, layer, inputs, where):
+        if len(inputs) == 2:
+            (edge, shape, dtype) = inputs[1]
+            if dtype != "float" or tuple(shape) != (1,):
+                raise SpecError(f"{where}: a recurrent node's second input is a mask, one value per timestep (a "
+                                f"Masking node's output, shape (1,)); edge {edge!r} carries {dtype} frames of shape "
+                                f"{shape}")
+            if layer.direction != "forward":
+                raise SpecError(f"{where}: masking is supported for forward layers; this one is {layer.direction}")
+        return super().infer(layer, inputs[:1], where)
+
+    def pack_node(self, layer, shapes, dtype):
+        p = self.pack(layer, shapes[0][0], dtype)
+        if len(shapes) == 2:   # masked: the state of skipped rows is kept past the cell's scratch
+            p.extra_scratch = p.state_size
+        return p
+
     def reads_future(self, layer):
         return None if layer.direction == "forward" else f"direction={layer.direction}"
 
     def run(self, p, seq, lengths, states_in, states_out, prefix):
+        if isinstance(seq, list):
+            return self._run_masked(p, seq[0], seq[1], lengths, states_in, states_out, prefix)
         layer = p.layer
         T, B, _ = seq.shape
         D = layer.num_directions
@@ -293,6 +314,29 @@ class RecurrentKind(Kind):
         for name, final in finals.items():
             states_out[f"{prefix}.{name}"] = final
         return outs[0] if D == 1 else np.concatenate(outs, axis=2)
+
+    def _run_masked(self, p, seq, mask, lengths, states_in, states_out, prefix):
+        """A masked forward layer over whole sequences: its masked step kernel once per timestep over all B
+        sequences (a timestep past a sequence's length is skipped too, and outputs zeros as unmasked runs do)."""
+        T, B, _ = seq.shape
+        dt = seq.dtype
+        S = np.zeros((B, p.state_size), dt)
+        for slot in self.state_slots(p.layer):
+            name = f"{prefix}.{slot.name}"
+            if name in states_in:
+                S[:, slot.offset:slot.offset + slot.size] = states_in[name][0]
+            elif slot.initial is not None:
+                S[:, slot.offset:slot.offset + slot.size] = slot.initial[0]
+        SC = np.zeros(B * (p.scratch_size + p.state_size), dt)
+        Y = np.zeros((T, B, p.out_size), dt)
+        valid = (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[..., None]          # (T, B, 1)
+        M = np.ascontiguousarray(np.where(valid, mask, 0), dt)
+        for t in range(T):
+            self.masked_step(seq[t], M[t], Y[t], p.params, S, SC, p.meta)
+        Y *= valid
+        for slot in self.state_slots(p.layer):
+            states_out[f"{prefix}.{slot.name}"] = np.ascontiguousarray(S[None, :, slot.offset:slot.offset + slot.size])
+        return Y
 
     def _recurrence_blas(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse):
         """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
