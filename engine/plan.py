@@ -47,12 +47,22 @@ class Plan:
                 offset += size
         self.edges = tuple(edges)
         self.arena_size = offset
+        folded = self._folds(spec)
+        self.folded = {into: affine.name for into, affine in folded.items()}
         steps = []
         for node in spec.nodes:
+            if node.name in self.folded.values():
+                continue   # its affine is in the weights of the node before it
+            layer, out = node.layer, node.name
+            if node.name in folded:
+                affine = folded[node.name]
+                layer = kind_of(layer).fold_affine(layer, *kind_of(affine.layer).channel_affine(affine.layer),
+                                                   spec.edges[node.name][0])
+                out = affine.name
             shapes = [spec.edges[e][0] for e in node.inputs]
-            p = kind_of(node.layer).pack_node(node.layer, shapes, dtype)
-            p.shapes = (tuple(shapes), spec.edges[node.name][0])
-            steps.append(Step(node.name, p, tuple(index[e] for e in node.inputs), index[node.name]))
+            p = kind_of(layer).pack_node(layer, shapes, dtype)
+            p.shapes = (tuple(shapes), spec.edges[out][0])
+            steps.append(Step(node.name, p, tuple(index[e] for e in node.inputs), index[out]))
         self.steps = tuple(steps)
         self.inputs = tuple(index[i.name] for i in spec.inputs)
         self.outputs = tuple(index[o] for o in spec.outputs)
@@ -67,6 +77,29 @@ class Plan:
                         self.id_bounds[e] = (bound, step.name)
         self.state_sizes = tuple(s.packed.state_size for s in steps)
         self.scratch_size = max(s.packed.scratch_size + s.packed.extra_scratch for s in steps)
+
+    @staticmethod
+    def _folds(spec):
+        """{producer node name: the per-channel affine node folded into it}: where an affine node (BatchNorm)
+        reads a node whose kind can take it into its weights and bias (dense on 1-D frames, convolutions), and
+        nothing else reads that node's output. The folded weights are the same function, rounded once instead of
+        twice."""
+        readers = {}
+        for node in spec.nodes:
+            for e in node.inputs:
+                readers[e] = readers.get(e, 0) + 1
+        for o in spec.outputs:
+            readers[o] = readers.get(o, 0) + 1
+        nodes = {node.name: node for node in spec.nodes}
+        folds = {}
+        for node in spec.nodes:
+            affine = kind_of(node.layer).channel_affine(node.layer)
+            src = nodes.get(node.inputs[0])
+            if affine is None or src is None or readers[src.name] != 1 or src.name in folds:
+                continue
+            if kind_of(src.layer).fold_affine(src.layer, *affine, spec.edges[src.name][0]) is not None:
+                folds[src.name] = node
+        return folds
 
     @property
     def packed(self):

@@ -595,3 +595,52 @@ def test_keras_masking_skips_the_masked_timesteps_in_every_recurrent_layer_as_ke
                                    Node("g", engine.GRU(3, 2, {"weight_ih": np.ones((6, 3)),
                                                                "weight_hh": np.ones((6, 2))}, direction="reverse"),
                                         ["x", "mask"])], ["g"])
+
+
+def test_batch_norm_is_folded_into_the_dense_or_convolution_before_it_where_that_is_exact():
+    torch.manual_seed(19)
+
+    def bn(C):
+        b = torch.nn.BatchNorm1d(C).double().eval()
+        b.running_mean.normal_()
+        b.running_var.uniform_(0.5, 2)
+        b.weight.data.normal_()
+        b.bias.data.normal_()
+        return b
+
+    def B(b):
+        return BatchNorm(_np(b.running_mean), _np(b.running_var), _np(b.weight), _np(b.bias))
+
+    lin, b1 = torch.nn.Linear(5, 6).double(), bn(6)
+    conv, b2 = torch.nn.Conv1d(6, 6, 3, dilation=2).double(), bn(6)
+    fconv, b3 = torch.nn.Conv1d(6, 2, 3, padding=1).double(), bn(2)
+    X = np.random.default_rng(19).normal(size=(2, 9, 5))
+    with torch.inference_mode():
+        h = b1(lin(torch.from_numpy(X)).transpose(1, 2))                                   # (B, C, T)
+        h = b2(conv(torch.nn.functional.pad(h, (4, 0)))).transpose(1, 2)                   # (B, T, C)
+        side = h.reshape(18, 1, 6).repeat(1, 6, 1)                                          # each frame (6, 6)
+        ref = h.numpy()
+        ref2 = b3(fconv(side)).reshape(2, 9, 2, 6).numpy()
+    nodes = [Node("lin", Dense(_np(lin.weight), _np(lin.bias)), "x"), Node("bn1", B(b1), "lin"),
+             Node("conv", TemporalConv1d(_np(conv.weight), _np(conv.bias), dilation=2), "bn1"),
+             Node("bn2", B(b2), "conv"), Node("u", engine.Unsqueeze(0), "bn2"),
+             Node("rep", engine.Concat(0), ["u", "u"]), Node("rep2", engine.Concat(0), ["rep", "rep"]),
+             Node("rep3", engine.Concat(0), ["rep2", "rep"]),
+             Node("fconv", engine.FrameConv(_np(fconv.weight), _np(fconv.bias), padding=1), "rep3"),
+             Node("bn3", B(b3), "fconv")]
+    for dtype in ("float32", "float64"):
+        model = engine.Model(ModelSpec.graph({"x": 5}, nodes, ["bn2", "bn3"], dtype=dtype))
+        assert model._plan.folded == {"lin": "bn1", "conv": "bn2", "fconv": "bn3"}
+        y, y2 = model.run(X)
+        assert_parity(y, ref, TOL[dtype], dtype, "folded run")
+        assert_parity(y2, ref2, _scaled(ref2, dtype), dtype, "folded frame conv")
+        s1, s2 = model.stream().step_n(X[1])
+        assert_parity(s1, ref[1], TOL[dtype], dtype, "folded step_n")
+        assert list(model.stream().get_state()) == ["conv.frames"]
+    # read by another node too: nothing folds, and the numbers are the same
+    shared = ModelSpec.graph({"x": 5}, nodes[:2] + [Node("other", Activation("tanh"), "lin")], ["bn1", "other"],
+                             dtype="float64")
+    model = engine.Model(shared)
+    assert model._plan.folded == {}
+    assert_parity(model.run(X)[0], np.asarray(b1(lin(torch.from_numpy(X)).transpose(1, 2)).transpose(1, 2).detach()),
+                  PARITY_F64, "float64", "unfolded")

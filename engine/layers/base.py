@@ -109,6 +109,17 @@ class Kind:
     reads_ids = False    # its input is integer ids (int64), not float frames (its entry point takes int64 *x)
     accepts_mask = False  # may also read a mask edge (Keras masking: Masking's (1,) output) after its inputs
 
+    def channel_affine(self, layer):
+        """For a node that is y = x * scale[c] + shift[c] per channel (BatchNorm): (scale, shift), so that the plan
+        can fold it into the node before it; None for every other kind."""
+        return None
+
+    def fold_affine(self, layer, scale, shift, out_shape):
+        """This kind's layer with a per-channel affine after it (the channel: axis 0 of its output frames, of
+        ``out_shape``) folded into its weights and bias (a new layer), or None when it cannot take one exactly (the
+        plan then runs the affine as its own node)."""
+        return None
+
     def step_for(self, arity):
         """The step kernel for a node reading ``arity`` edges (a masked node reads one more)."""
         return self.step if arity == self.arity else self.masked_step

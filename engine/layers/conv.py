@@ -116,6 +116,11 @@ class TemporalConv1dKind(Kind):
         state = layer.padding[0] * layer.in_channels
         return Packed(layer, self, buf.finish(dtype), meta, layer.in_channels, cout, state)
 
+    def fold_affine(self, layer, scale, shift, out_shape):
+        bias = np.zeros(layer.out_channels) if layer.bias is None else np.asarray(layer.bias, np.float64)
+        return TemporalConv1d(np.asarray(layer.weight, np.float64) * scale[:, None, None], bias * scale + shift,
+                              dilation=layer.dilation, groups=layer.groups, padding=layer.padding, name=layer.name)
+
     def state_slots(self, layer):
         return (Slot("frames", 0, layer.padding[0] * layer.in_channels, 1, None),)
 

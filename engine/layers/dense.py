@@ -79,6 +79,12 @@ class DenseKind(Kind):
         meta[L.M_H] = outer if len(shape) > 1 else 0   # (0: a 1-D frame, the meta chains always had)
         return Packed(layer, self, buf.finish(dtype), meta, outer * layer.in_features, outer * layer.out_features)
 
+    def fold_affine(self, layer, scale, shift, out_shape):
+        if len(out_shape) != 1:   # on N-d frames the channel axis (0) is not the one Dense writes (the last)
+            return None
+        bias = np.zeros(layer.out_features) if layer.bias is None else np.asarray(layer.bias, np.float64)
+        return Dense(np.asarray(layer.weight, np.float64) * scale[:, None], bias * scale + shift, name=layer.name)
+
     def run(self, p, seq, lengths, states_in, states_out, prefix):
         """All T * B frames (and each frame's vectors) as one BLAS GEMM."""
         T, B = seq.shape[:2]

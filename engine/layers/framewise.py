@@ -155,6 +155,15 @@ class FrameConvKind(Kind):
     def _gather_weight(self, layer):
         return np.asarray(layer.weight).reshape(layer.weight.shape[0], -1)
 
+    def fold_affine(self, layer, scale, shift, out_shape):
+        if type(layer) is not FrameConv:   # (a transposed convolution's weights are laid out by input channel)
+            return None
+        cout = layer.weight.shape[0]
+        bias = np.zeros(cout) if layer.bias is None else np.asarray(layer.bias, np.float64)
+        w = np.asarray(layer.weight, np.float64) * scale.reshape((cout,) + (1,) * (layer.weight.ndim - 1))
+        return FrameConv(w, bias * scale + shift, stride=layer.stride, padding=layer.padding,
+                         dilation=layer.dilation, groups=layer.groups, name=layer.name)
+
     def _window(self, layer, spatial, kernel):
         return window_index(spatial, kernel, layer.stride, layer.padding, layer.dilation)
 

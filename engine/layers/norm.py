@@ -152,6 +152,9 @@ class BatchNormKind(PerChannelKind):
     name, code, spec_class = "batch_norm", L.OP_CHANNEL_AFFINE, BatchNorm
     step, entry = staticmethod(channel_affine_step), staticmethod(channel_affine_entry)
 
+    def channel_affine(self, layer):
+        return layer.folded()
+
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes
         size = int(np.prod(shape))
