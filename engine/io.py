@@ -9,9 +9,10 @@ Native format: a numpy ``.npz`` (a zip of ``.npy`` arrays) holding
 Version 1 is a chain: ``spec`` has ``input_size``, ``dtype``, ``name``, ``metadata`` and ``layers``, one config
 per layer, and the arrays are named ``layers.<i>.<name>`` (e.g. ``layers.0.dir1.weight_hh``). Version 2 is a
 graph: ``spec`` has ``dtype``, ``name``, ``metadata``, ``inputs`` (``{"name", "shape", "dtype"}`` each),
-``nodes`` (``{"name", "inputs", "layer"}`` each, ``layer`` a layer config) and ``outputs`` (edge names), and
-the arrays are named ``nodes.<i>.<name>`` by the node's position. A chain is still written as version 1, so a
-chain saved today opens in every rnnjit; version 2 is written only for what version 1 cannot say.
+``nodes`` (``{"name", "inputs", "layer"}`` each, ``layer`` a layer config), ``outputs`` (edge names) and
+``constants`` (names), and the arrays are named ``nodes.<i>.<name>`` by the node's position and
+``constants.<i>``. A chain is still written as version 1, so a chain saved today opens in every rnnjit; version 2
+is written only for what version 1 cannot say.
 
 It is read with ``allow_pickle=False``: an object array in the file is an error, never code. A file whose
 ``format_version`` is newer than this reader's is refused with a message that says which rnnjit reads it.
@@ -49,7 +50,10 @@ def _write_native(spec, fh):
     else:
         version = FORMAT_VERSION
         body = {"dtype": spec.dtype, "name": spec.name, "metadata": spec.metadata,
-                "inputs": [i.to_config() for i in spec.inputs], "nodes": configs, "outputs": list(spec.outputs)}
+                "inputs": [i.to_config() for i in spec.inputs], "nodes": configs, "outputs": list(spec.outputs),
+                "constants": list(spec.constants)}
+        for i, value in enumerate(spec.constants.values()):
+            arrays[f"constants.{i}"] = np.ascontiguousarray(value)
     header = {"magic": MAGIC, "format_version": version, "spec": body, "arrays": sorted(arrays)}
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     np.savez(fh, **{HEADER_KEY: blob}, **arrays)
@@ -123,8 +127,9 @@ def load_spec(path):
             inputs = [Input(cfg["name"], tuple(cfg["shape"]), cfg["dtype"]) for cfg in spec_cfg["inputs"]]
             nodes = [Node(cfg["name"], layer_from_config(cfg["layer"], _arrays_of(arrays, f"nodes.{i}.")),
                           cfg["inputs"]) for i, cfg in enumerate(spec_cfg["nodes"])]
+            constants = {name: arrays[f"constants.{i}"] for i, name in enumerate(spec_cfg.get("constants", []))}
             return ModelSpec.graph(inputs, nodes, spec_cfg["outputs"], dtype=spec_cfg["dtype"],
-                                   name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"))
+                                   name=spec_cfg.get("name"), metadata=spec_cfg.get("metadata"), constants=constants)
         except FormatError:
             raise
         except SpecError as exc:

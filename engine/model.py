@@ -48,6 +48,9 @@ class Model:
                 digest.update(repr((step.name, step.inputs, step.output)).encode())
             digest.update(step.packed.meta.tobytes())
             digest.update(step.packed.params.tobytes())
+        for e, value in plan.constants:
+            digest.update(repr(e).encode())
+            digest.update(value.tobytes())
         object.__setattr__(self, "_identity", digest.hexdigest()[:32])
 
     def __setattr__(self, name, value):
@@ -94,7 +97,8 @@ class Model:
 
     @property
     def num_parameters(self):
-        return sum(int(sum(a.size for a in node.layer.to_config()[1].values())) for node in self._spec.nodes)
+        return (sum(int(sum(a.size for a in node.layer.to_config()[1].values())) for node in self._spec.nodes)
+                + sum(int(v.size) for v in self._spec.constants.values()))
 
     def describe_short(self):
         kinds = "+".join(type(node.layer).__name__ for node in self._spec.nodes)
@@ -147,6 +151,8 @@ class Model:
         states_in = self._initial_states(initial_state, B, unbatched)
         states_out = {}
         values = dict(zip(plan.inputs, seqs))
+        for e, value in plan.constants:
+            values[e] = np.ascontiguousarray(np.broadcast_to(value, (T, B, value.size)))
         for step in plan.steps:
             p = step.packed
             ins = [values[e] for e in step.inputs]

@@ -33,7 +33,7 @@ class Plan:
     """What a Model runs: ``steps`` in topological order, ``edges`` and the arena's size per row."""
 
     def __init__(self, spec, dtype):
-        names = [i.name for i in spec.inputs] + [node.name for node in spec.nodes]
+        names = [i.name for i in spec.inputs] + list(spec.constants) + [node.name for node in spec.nodes]
         index = {name: k for k, name in enumerate(names)}
         outside = {i.name for i in spec.inputs} | set(spec.outputs)
         edges, offset = [], 0
@@ -47,6 +47,9 @@ class Plan:
                 offset += size
         self.edges = tuple(edges)
         self.arena_size = offset
+        # constant edges: (edge index, value in the model's dtype, flat); each stream group writes them into its
+        # arena once, and no node writes them
+        self.constants = tuple((index[c], np.asarray(v, dtype).ravel()) for c, v in spec.constants.items())
         folded = self._folds(spec)
         self.folded = {into: affine.name for into, affine in folded.items()}
         steps = []

@@ -190,6 +190,9 @@ class _StreamBase:
         self._state_bufs = [np.zeros(n * p.state_size, dt) for p in packed]
         scratch = np.zeros(max(1, n * plan.scratch_size), dt)
         arena = np.zeros(max(1, n * plan.arena_size), dt)
+        for e, value in plan.constants:   # the same frame in every row, at every step
+            off = plan.edges[e].offset
+            arena[off * n:(off + value.size) * n].reshape(n, value.size)[:] = value
         # per node, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
         kernels = [compile_entry(dt.name, p.kind.entry_for(len(st.inputs)), len(st.inputs), p.kind.reads_ids).address
                    if self.TAKES_ADDRESSES else p.kind.step_for(len(st.inputs)) for st, p in zip(plan.steps, packed)]
@@ -200,7 +203,7 @@ class _StreamBase:
 
         inputs, outputs = [io(e) for e in plan.inputs], [io(e) for e in plan.outputs]
         super().__init__(kernels, plan.wiring(), n, dt.name, [p.params for p in packed], [p.meta for p in packed],
-                         self._state_bufs, scratch, arena, [e.offset for e in plan.edges],
+                         self._state_bufs, scratch, arena, [(e.offset, e.size) for e in plan.edges],
                          [(e, shape, dtype.name) for e, (_, shape, dtype) in zip(plan.inputs, inputs)],
                          [(e, shape, dtype.name) for e, (_, shape, dtype) in zip(plan.outputs, outputs)],
                          single, InputChecker(dt, n, inputs, outputs, single,

@@ -44,7 +44,7 @@ from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
 from .layers.rnn import RNN  # noqa: F401 - re-exported
-from .layers.validate import _positive_int
+from .layers.validate import _array, _positive_int
 
 # the native format's "kind" (and, for recurrent layers, "cell") -> the layer class, from the kinds table
 LAYER_KINDS = {k.spec_class.kind: k.spec_class for k in KINDS if k.spec_class.kind != "recurrent"}
@@ -191,9 +191,11 @@ class ModelSpec:
         self._build(inputs, nodes, [edge], dtype, name, metadata, chain=True)
 
     @classmethod
-    def graph(cls, inputs, nodes, outputs, dtype="float32", name=None, metadata=None):
+    def graph(cls, inputs, nodes, outputs, dtype="float32", name=None, metadata=None, constants=None):
         """A graph model. ``inputs``: Input objects, or a dict name -> frame shape (float inputs);
-        ``nodes``: Node objects in any order; ``outputs``: the names of the edges the model outputs, in order.
+        ``nodes``: Node objects in any order; ``outputs``: the names of the edges the model outputs, in order;
+        ``constants``: name -> array, edges that carry the same frame at every timestep (a bias to add, a scale to
+        multiply, a frame to concatenate), read like any other edge.
         """
         if isinstance(inputs, dict):
             inputs = [Input(k, v) for k, v in inputs.items()]
@@ -202,17 +204,23 @@ class ModelSpec:
         if isinstance(outputs, str):
             outputs = [outputs]
         spec = cls.__new__(cls)
-        spec._build(inputs, nodes, list(outputs), dtype, name, metadata, chain=False)
+        spec._build(inputs, nodes, list(outputs), dtype, name, metadata, chain=False, constants=constants)
         return spec
 
-    def _build(self, inputs, nodes, outputs, dtype, name, metadata, chain):
+    def _build(self, inputs, nodes, outputs, dtype, name, metadata, chain, constants=None):
         from .layers import kind_of
 
         if not inputs or not all(isinstance(i, Input) for i in inputs):
             raise SpecError(f"a graph needs one or more inputs (engine.spec.Input), got {inputs!r}")
         if not nodes or not all(isinstance(n, Node) for n in nodes):
             raise SpecError("a graph needs one or more nodes (engine.spec.Node)")
-        names = [i.name for i in inputs] + [n.name for n in nodes]
+        self.constants = {}
+        for cname, value in (constants or {}).items():
+            arr = _array(np.atleast_1d(value), f"constant {cname!r}", "ModelSpec", np.ndim(np.atleast_1d(value)))
+            if not isinstance(cname, str) or not cname or arr.size == 0:
+                raise SpecError(f"a constant needs a non-empty name and at least one value, got {cname!r}")
+            self.constants[cname] = arr
+        names = [i.name for i in inputs] + list(self.constants) + [n.name for n in nodes]
         dup = sorted({x for x in names if names.count(x) > 1})
         if dup:
             raise SpecError(f"edge names must be unique (a node's name is the name of its output edge); "
@@ -225,6 +233,7 @@ class ModelSpec:
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         self.inputs = tuple(inputs)
         edges = {i.name: (i.shape, i.dtype) for i in inputs}
+        edges.update({cname: (tuple(int(d) for d in arr.shape), "float") for cname, arr in self.constants.items()})
         order = _topological(nodes, edges)
         for i, node in enumerate(order):
             kind = kind_of(node.layer)
@@ -241,7 +250,7 @@ class ModelSpec:
             if o not in edges:
                 raise SpecError(f"output {o!r} is not an edge of the graph (edges: {sorted(edges)})")
             if o not in {n.name for n in nodes}:
-                raise SpecError(f"output {o!r} is a graph input; an output must be computed by a node")
+                raise SpecError(f"output {o!r} is a graph input or a constant; an output must be computed by a node")
         if len(set(outputs)) != len(outputs):
             raise SpecError(f"outputs must be distinct edges, got {outputs}")
         self.nodes = tuple(order)
@@ -250,7 +259,7 @@ class ModelSpec:
         self._chain = self._is_chain()
 
     def _is_chain(self):
-        if len(self.inputs) != 1 or len(self.outputs) != 1 or len(self.inputs[0].shape) != 1 \
+        if self.constants or len(self.inputs) != 1 or len(self.outputs) != 1 or len(self.inputs[0].shape) != 1 \
                 or self.inputs[0].dtype != "float":
             return False
         edge = self.inputs[0].name
@@ -315,7 +324,7 @@ class ModelSpec:
             return ModelSpec(self.layers, input_size=self.input_size, dtype=dtype, name=self.name,
                              metadata=self.metadata)
         return ModelSpec.graph(self.inputs, self.nodes, self.outputs, dtype=dtype, name=self.name,
-                               metadata=self.metadata)
+                               metadata=self.metadata, constants=self.constants)
 
     def save(self, path):
         """Write the native format (.npz with a JSON header; see engine.io); returns the path written."""

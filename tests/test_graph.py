@@ -6,6 +6,9 @@ lengths), ``step``, ``step_n``, ``streams(n)`` (bit-equal to lone streams) and s
 graph spec refuses, and how (node, edge and both shapes named).
 """
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -440,3 +443,31 @@ def test_an_output_sharing_memory_with_an_input_is_refused(net):
     x, m = np.ones(F, np.float32), np.ones(F, np.float32)
     with pytest.raises(engine.ShapeError, match="must not share memory with an input"):
         s.step((x, m), out=(x, np.empty(3, np.float32)))
+
+
+def test_constants_are_edges_with_the_same_frame_at_every_timestep():
+    rng = np.random.default_rng(20)
+    scale, bias = rng.normal(size=(3, 4)), rng.normal(size=4)
+    spec = ModelSpec.graph([Input("x", (3, 4))], [Node("a", Mul(), ["x", "scale"]), Node("b", Add(), ["a", "bias"]),
+                                                  Node("c", engine.Concat(0), ["b", "scale"])], ["c"],
+                           dtype="float64", constants={"scale": scale, "bias": bias})
+    model = engine.Model(spec)
+    X = rng.normal(size=(2, 5, 3, 4))
+    want = np.concatenate([X * scale + bias, np.broadcast_to(scale, X.shape)], axis=2)
+    assert np.array_equal(model.run(X), want)
+    assert np.array_equal(model.stream().step_n(X[0]), want[0])
+    group = model.streams(2)
+    for t in range(5):
+        assert np.array_equal(group.step(X[:, t]), want[:, t])
+    assert model.num_parameters == 16
+    loaded = engine.load(spec.save(os.path.join(tempfile.mkdtemp(), "const")))
+    assert loaded.identity == model.identity and np.array_equal(loaded.run(X), want)
+    other = ModelSpec.graph([Input("x", (3, 4))], list(spec.nodes), ["c"], dtype="float64",
+                            constants={"scale": scale + 1, "bias": bias})
+    assert engine.Model(other).identity != model.identity
+    with pytest.raises(engine.SpecError, match=r"used more than once: \['bias'\]"):
+        ModelSpec.graph([Input("bias", 4)], [Node("a", Add(), ["bias", "bias"])], ["a"], constants={"bias": bias})
+    with pytest.raises(engine.SpecError, match="output 'bias' is a graph input or a constant"):
+        ModelSpec.graph([Input("x", 4)], [Node("a", Add(), ["x", "bias"])], ["bias"], constants={"bias": bias})
+    with pytest.raises(engine.SpecError, match="NaN or infinite"):
+        ModelSpec.graph([Input("x", 4)], [Node("a", Add(), ["x", "c"])], ["a"], constants={"c": [1, np.nan, 2, 3]})

@@ -84,8 +84,8 @@ cdef class StepCore:
     def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
                  single, checker, id_bounds=None):
         """``kernels``: per node, the address of its C entry point (the twin takes step dispatchers here);
-        ``wiring``: per node (arity, input edge indices, output edge index); ``edges``: per edge its offset
-        in the arena in elements per row, or -1 for a graph input or output; ``inputs`` / ``outputs``: per
+        ``wiring``: per node (arity, input edge indices, output edge index); ``edges``: per edge (its offset in
+        the arena in elements per row, or -1 for a graph input or output; its frame size); ``inputs`` / ``outputs``: per
         graph input / output (edge index, frame shape, dtype name); ``checker``: the slow path
         (engine.session.InputChecker); ``id_bounds``: per graph input, the bound its integer ids must stay under
         (or None)."""
@@ -126,7 +126,7 @@ cdef class StepCore:
                 raise TypeError(f"StepCore: arena and scratch must be C-contiguous {want} ndarrays")
         base = <char *>cnp.PyArray_DATA(<cnp.ndarray>arena)
         for k in range(self.nedges):
-            off = edges[k]
+            off = edges[k][0]
             if off >= 0:
                 if off * self.n > cnp.PyArray_SIZE(<cnp.ndarray>arena):
                     raise ValueError(f"StepCore: edge {k} lies outside the arena")

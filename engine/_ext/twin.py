@@ -45,26 +45,13 @@ class StepCore:
         self._edge = [None] * len(edges)
         self._ops = [(kernels[i], wiring[i][1], wiring[i][2], params[i], states[i].reshape(n, -1), metas[i])
                      for i in range(nops)]
-        self._edge_sizes = self._sizes(wiring, metas, inputs, outputs, len(edges))
-        for k, off in enumerate(edges):
+        for k, (off, size) in enumerate(edges):
             if off >= 0:
-                size = self._edge_sizes[k]
                 self._edge[k] = arena[off * n:(off + size) * n].reshape(n, size)
         self._scratch = scratch
         self._checker = checker   # it checks a graph's inputs, ids against their tables included (id_bounds)
         self._busy = threading.Lock()
         self._ready = True
-
-    @staticmethod
-    def _sizes(wiring, metas, inputs, outputs, nedges):
-        from ..kernels.layout import M_OUT
-
-        sizes = [0] * nedges
-        for (arity, ins, out), m in zip(wiring, metas):
-            sizes[out] = int(m[M_OUT])
-        for e, shape, _ in list(inputs) + list(outputs):
-            sizes[e] = int(np.prod(shape))
-        return sizes
 
     def _run(self, xs, ys):
         n = self._n
