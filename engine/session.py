@@ -1,13 +1,14 @@
 """Streams: the per-user state of a model stepped one timestep at a time.
 
-A ``Stream`` owns only its state (h, c per recurrent layer), one scratch buffer and the intermediate
-outputs between layers; the weights stay in the Model, shared by every stream and thread. ``step`` and
-``step_n`` are the compiled call layer's (engine/_ext); this module adds what does not need to be fast:
-input coercion and its errors, reset, state get/set and snapshots.
+A ``Stream`` owns only its state (one block per temporal node: h, c of a recurrent layer, the past frames of a
+causal convolution), one scratch buffer and one arena holding the frames of the graph's inner edges (and its
+constants) at the plan's offsets (engine/plan.py); the weights stay in the Model, shared by every stream and
+thread. ``step`` and ``step_n`` are the compiled call layer's (engine/_ext); this module adds what does not need
+to be fast: input coercion and its errors, reset, state get/set and snapshots.
 
-State is a dict of plain numpy arrays named ``layers.<i>.<slot>``, one per state slot of each layer's kind
-(engine/layers/: a recurrent layer's ``h``, and an LSTM's ``c``); for ``Streams`` each array has a leading
-axis of n.
+State is a dict of plain numpy arrays named ``<node>.<slot>``, one per state slot of each node's kind
+(engine/layers/: a recurrent layer's ``h``, an LSTM's ``c``, a causal convolution's ``frames``); a chain's nodes
+are ``layers.<i>``. For ``Streams`` each array has a leading axis of n.
 
 Snapshot format (``to_bytes``), little-endian::
 
@@ -267,7 +268,8 @@ class _StreamBase:
         return {name: view.copy() for name, (view, _) in self._slots.items()}
 
     def get_state(self):
-        """A copy of the state: {'layers.<i>.h': array, 'layers.<i>.c': array (LSTM)}."""
+        """A copy of the state: {'<node>.h': array, '<node>.c': array (LSTM), ...}; a chain's nodes are
+        ``layers.<i>``."""
         with self._exclusive():
             return self._copy_state()
 
