@@ -50,17 +50,16 @@ class Plan:
         # constant edges: (edge index, value in the model's dtype, flat); each stream group writes them into its
         # arena once, and no node writes them
         self.constants = tuple((index[c], np.asarray(v, dtype).ravel()) for c, v in spec.constants.items())
-        folded = self._folds(spec)
-        self.folded = {into: affine.name for into, affine in folded.items()}
+        folded = self._folds(spec)   # producer -> (the affine node after it, the producer's layer with it folded in)
+        self.folded = {into: affine.name for into, (affine, _) in folded.items()}
+        skipped = set(self.folded.values())   # affine nodes whose scale and shift are in the node before them
         steps = []
         for node in spec.nodes:
-            if node.name in self.folded.values():
-                continue   # its affine is in the weights of the node before it
+            if node.name in skipped:
+                continue
             layer, out = node.layer, node.name
             if node.name in folded:
-                affine = folded[node.name]
-                layer = kind_of(layer).fold_affine(layer, *kind_of(affine.layer).channel_affine(affine.layer),
-                                                   spec.edges[node.name][0])
+                affine, layer = folded[node.name]
                 out = affine.name
             shapes = [spec.edges[e][0] for e in node.inputs]
             p = kind_of(layer).pack_node(layer, shapes, dtype)
@@ -83,7 +82,8 @@ class Plan:
 
     @staticmethod
     def _folds(spec):
-        """{producer node name: the per-channel affine node folded into it}: where an affine node (BatchNorm)
+        """{producer node name: (the per-channel affine node folded into it, the producer's layer with the affine
+        folded in)}: where an affine node (BatchNorm)
         reads a node whose kind can take it into its weights and bias (dense on 1-D frames, convolutions), and
         nothing else reads that node's output. The folded weights are the same function, rounded once instead of
         twice."""
@@ -100,8 +100,9 @@ class Plan:
             src = nodes.get(node.inputs[0])
             if affine is None or src is None or readers[src.name] != 1 or src.name in folds:
                 continue
-            if kind_of(src.layer).fold_affine(src.layer, *affine, spec.edges[src.name][0]) is not None:
-                folds[src.name] = node
+            layer = kind_of(src.layer).fold_affine(src.layer, *affine, spec.edges[src.name][0])
+            if layer is not None:
+                folds[src.name] = (node, layer)
         return folds
 
     @property
