@@ -126,6 +126,24 @@ def _apply_overload(code, alpha, beta, x):
             return x + np.log1p(np.exp(-x)) if x > zero else np.log1p(np.exp(x))
         if code == SELU:
             return beta * (x if x > zero else alpha * (np.exp(x) - one))
+        return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
+    return impl
+
+
+def apply_layer(code, alpha, beta, x):
+    """``apply`` and the functions only an Activation node takes (clip, gelu, silu, mish, hard_swish and the
+    elementwise math), exact math (numba only). Kept apart from ``apply``: every recurrent cell's generic gate
+    path inlines that one, and each function added there is compiled into every cell (a cold start pays it)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(apply_layer, jit_options=OVERLOAD_OPTIONS)
+def _apply_layer_overload(code, alpha, beta, x):
+    def impl(code, alpha, beta, x):
+        if code < CLIP:
+            return apply(code, alpha, beta, x)
+        zero = x - x
+        one = zero + 1
         if code == CLIP:
             return alpha if x < alpha else (beta if x > beta else x)
         if code == GELU:   # exact: x * Phi(x)
@@ -154,7 +172,7 @@ def _apply_overload(code, alpha, beta, x):
             return one / x
         if code == POW:   # x ** alpha, a constant exponent
             return x ** alpha
-        return x  # SOFTMAX / LOG_SOFTMAX are row operations, handled by the caller
+        return x
     return impl
 
 
@@ -197,7 +215,7 @@ def activation_step(X, Y, P, S, SC, m):
             x = X[r]
             y = Y[r]
             for j in range(F):
-                y[j] = apply(code, alpha, beta, x[j])
+                y[j] = apply_layer(code, alpha, beta, x[j])
 
 
 def activation_entry(x, y, p, s, sc, meta, n):
