@@ -50,6 +50,24 @@ class InputChecker:
         self.input_size = inputs[0][1][0] if len(inputs[0][1]) == 1 else None
         self.output_size = outputs[0][1][0] if len(outputs[0][1]) == 1 else None
 
+    def _values(self, x):
+        """The inputs of a call in graph order, as given: ``x`` a tuple or list in graph order, a dict by name, or
+        (one input) the input itself."""
+        names = [name for name, _, _ in self.inputs]
+        if isinstance(x, dict):
+            missing, unknown = set(names) - set(x), set(x) - set(names)
+            if missing or unknown:
+                raise ShapeError(f"expected inputs {names}" + (f"; missing {sorted(missing)}" if missing else "")
+                                 + (f"; unknown {sorted(unknown)}" if unknown else ""))
+            return [x[name] for name in names]
+        if len(names) == 1:
+            return [x]
+        if isinstance(x, (tuple, list)) and len(x) == len(names):
+            return list(x)
+        raise ShapeError(f"this model has {len(names)} inputs {names}: give a tuple of {len(names)} arrays in "
+                         f"that order or a dict by name, got {type(x).__name__}"
+                         + (f" of {len(x)}" if isinstance(x, (tuple, list)) else ""))
+
     def _lead(self, T):
         return (T,) if T is not None else (() if self.single else (self.n,))
 
@@ -57,21 +75,7 @@ class InputChecker:
         """The inputs of one call as exact C-contiguous arrays in graph order: ``x`` a tuple or list in graph
         order or a dict by name (an array, for a model of one input). ``T``: None for ``step``, True for
         ``step_n`` (the number of timesteps is read from the first input and must agree)."""
-        names = [name for name, _, _ in self.inputs]
-        if isinstance(x, dict):
-            missing, unknown = set(names) - set(x), set(x) - set(names)
-            if missing or unknown:
-                raise ShapeError(f"expected inputs {names}" + (f"; missing {sorted(missing)}" if missing else "")
-                                 + (f"; unknown {sorted(unknown)}" if unknown else ""))
-            values = [x[name] for name in names]
-        elif len(names) == 1:
-            values = [x]
-        elif isinstance(x, (tuple, list)) and len(x) == len(names):
-            values = list(x)
-        else:
-            raise ShapeError(f"this model has {len(names)} inputs {names}: give a tuple of {len(names)} arrays in "
-                             f"that order or a dict by name, got {type(x).__name__}"
-                             + (f" of {len(x)}" if isinstance(x, (tuple, list)) else ""))
+        values = self._values(x)
         out = []
         lead = None if T is None else True
         for (name, shape, dtype), value in zip(self.inputs, values):
@@ -112,45 +116,35 @@ class InputChecker:
         if any(np.shares_memory(given[i], given[j]) for i in range(len(given)) for j in range(i)):
             raise ShapeError("out must give a different array for each output (these share memory)")
         if inputs is not None:
-            xs = [inputs] if len(self.inputs) == 1 else (
-                [inputs.get(name) for name, _, _ in self.inputs] if isinstance(inputs, dict) else list(inputs))
-            if any(isinstance(x, np.ndarray) and np.shares_memory(x, y) for x in xs for y in given):
+            if any(isinstance(x, np.ndarray) and np.shares_memory(x, y) for x in self._values(inputs) for y in given):
                 raise ShapeError("out must not share memory with an input (a later node may still read it)")
         return list(given)
 
-    def _as_array(self, x, expected, dtype, name):
+    def _as_array(self, x, expected, dtype, name=None):
+        """``x`` as a numpy array of numbers (integers only for an integer input), or ShapeError naming the input
+        (``name``), the dtype and shape expected and what came."""
+        what = f"input {name!r}: " if name is not None else ""
         try:
             arr = np.asarray(x)
         except Exception as exc:  # noqa: BLE001 - describe what we were given
-            raise ShapeError(f"input {name!r}: expected a {np.dtype(dtype).name} array of shape {expected}, got "
+            raise ShapeError(f"{what}expected a {np.dtype(dtype).name} array of shape {expected}, got "
                              f"{type(x).__name__} that numpy cannot read ({exc})") from None
         kinds = "iu" if np.dtype(dtype).kind in "iu" else "fiu"
         if arr.dtype.kind not in kinds:
-            raise ShapeError(f"input {name!r}: expected a {np.dtype(dtype).name} array of shape {expected}, got "
+            raise ShapeError(f"{what}expected a {np.dtype(dtype).name} array of shape {expected}, got "
                              f"dtype {arr.dtype} (shape {arr.shape})")
-        return arr
-
-    def _as_float_array(self, x, expected):
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # noqa: BLE001 - describe what we were given
-            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got {type(x).__name__} "
-                             f"that numpy cannot read ({exc})") from None
-        if arr.dtype.kind not in "fiu":
-            raise ShapeError(f"expected a {self.dtype.name} array of shape {expected}, got dtype {arr.dtype} "
-                             f"(shape {arr.shape})")
         return arr
 
     def coerce_input(self, x):
         expected = (self.input_size,) if self.single else (self.n, self.input_size)
-        arr = self._as_float_array(x, expected)
+        arr = self._as_array(x, expected, self.dtype)
         if arr.shape != expected:
             raise ShapeError(f"expected {self.dtype.name} input of shape {expected}, got {arr.dtype} {arr.shape}")
         # float64 (or integer) input to a float32 model is converted, not refused.
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def coerce_sequence(self, X):
-        arr = self._as_float_array(X, ("T", self.input_size))
+        arr = self._as_array(X, ("T", self.input_size), self.dtype)
         if arr.ndim != 2 or arr.shape[1] != self.input_size:
             raise ShapeError(f"expected a {self.dtype.name} sequence of shape (T, {self.input_size}), "
                              f"got {arr.dtype} {arr.shape}")

@@ -471,3 +471,10 @@ def test_constants_are_edges_with_the_same_frame_at_every_timestep():
         ModelSpec.graph([Input("x", 4)], [Node("a", Add(), ["x", "bias"])], ["bias"], constants={"bias": bias})
     with pytest.raises(engine.SpecError, match="NaN or infinite"):
         ModelSpec.graph([Input("x", 4)], [Node("a", Add(), ["x", "c"])], ["a"], constants={"c": [1, np.nan, 2, 3]})
+
+
+def test_step_n_refuses_an_output_sharing_memory_with_an_input_as_step_does(net):
+    s = engine.Model(_graph(net)).stream()
+    X, M = np.ones((4, F), np.float32), np.ones((4, F), np.float32)
+    with pytest.raises(engine.ShapeError, match="must not share memory with an input"):
+        s.step_n((X, M), out=(X, np.empty((4, 3), np.float32)))

@@ -464,7 +464,7 @@ cdef class StepCore:
         if not self.simple:
             xs = self.checker.coerce_inputs(X, True)
             T = xs[0].shape[0]
-            outs = self.checker.outputs(out, T)
+            outs = self.checker.outputs(out, T, X)
             if T:
                 self._call(xs, outs, T)
             return tuple(outs) if len(outs) > 1 else outs[0]

@@ -133,7 +133,7 @@ class StepCore:
         else:
             xs = self._checker.coerce_inputs(X, True)
             T = xs[0].shape[0]
-            outs = self._checker.outputs(out, T)
+            outs = self._checker.outputs(out, T, X)
         self._enter()
         try:
             for t in range(T):
