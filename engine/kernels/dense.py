@@ -4,7 +4,7 @@ import numpy as np
 from numba import carray
 
 from ..config import jit
-from .layout import D_BIAS, D_W, M_DIR, M_H, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+from .layout import D_BIAS, D_W, M_DIR, M_H, M_IN, M_LEN, M_OUT, M_PLEN
 
 
 @jit
@@ -19,12 +19,17 @@ def dense_step(X, Y, P, S, SC, m):
     permits the reassociation): as accurate as BLAS, and a head is a small part of a step.
     """
     outer = max(m[M_H], 1)   # frames of (..., in): the weights apply to each of the frame's `outer` vectors
-    nin, nout = m[M_IN] // outer, m[M_OUT] // outer
+    _dense_rows(X.reshape((X.shape[0] * outer, m[M_IN] // outer)), Y.reshape((Y.shape[0] * outer, m[M_OUT] // outer)),
+                P, m)
+
+
+@jit
+def _dense_rows(X, Y, P, m):
+    """Y (rows, out) = X (rows, in) @ W^T + b, accumulated in float64 (see dense_step)."""
+    nin, nout = X.shape[1], Y.shape[1]
     ow = m[M_DIR + D_W]
     ob = m[M_DIR + D_BIAS]
     W = P[ow:ow + nin * nout].reshape((nout, nin))
-    X = X.reshape((X.shape[0] * outer, nin))
-    Y = Y.reshape((Y.shape[0] * outer, nout))
     for r in range(X.shape[0]):
         x = X[r]
         y = Y[r]
@@ -39,7 +44,9 @@ def dense_step(X, Y, P, S, SC, m):
 
 
 def dense_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (engine.kernels.entry.compile_entry): dense_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): the rows of every frame straight to _dense_rows,
+    shaped by the carrays (no reshape in the loop's way)."""
     m = carray(meta, (meta[M_LEN],))
-    dense_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    outer = max(m[M_H], 1)
+    _dense_rows(carray(x, (n * outer, m[M_IN] // outer)), carray(y, (n * outer, m[M_OUT] // outer)),
+                carray(p, (m[M_PLEN],)), m)
