@@ -151,7 +151,10 @@ def cmd_info(args):
                  f"{', '.join(f'{k} {shape}' for k, shape in model.outputs.items())}")
     print(f"{sizes}, dtype {model.dtype.name}, {model.num_parameters} parameters")
     print("streaming: " + ("yes (stream / streams)" if model.streamable else
-                           "no: it has a reverse or bidirectional layer, which needs the whole sequence (run)"))
+                           "no: " + "; ".join(model.spec.streaming_problems()) + " (use run)"))
+    for name, (stride, delay) in model.timing.items():
+        if (stride, delay) != (1, 0):
+            print(f"timing: output {name!r} gives frame j after input frame j * {stride} + {delay}")
     if not args.no_timing:
         us, what = estimate_step_us(model)
         print(f"speed on this machine: {us:.2f} µs {what}, measured now")
@@ -327,9 +330,10 @@ def _stream_rows(model, rows, writer, flush=False, progress=None):
     for i, row in enumerate(rows):
         x[:] = row
         a = clock()
-        s.step(x, out=y)
+        due = s.step(x, out=y)
         ns.append(clock() - a)
-        writer.row(y, flush=flush)
+        if due is not None:   # (a model with a stride along time has no output on some steps)
+            writer.row(y, flush=flush)
         if progress is not None:
             progress.update(i)
     if ns:
@@ -351,8 +355,8 @@ def cmd_run(args):
     _one_input_one_output(model, "run")
     width = model.input_size
     if args.mode == "stream" and not model.streamable:
-        raise CliError("this model has a reverse or bidirectional layer and cannot stream; use --mode sequence",
-                       EXIT_CANNOT)
+        raise CliError("this model cannot stream (" + "; ".join(model.spec.streaming_problems())
+                       + "); use --mode sequence", EXIT_CANNOT)
     live = args.input == "-" and args.mode == "stream"
     if live:
         # a live pipe: each row's output is written (and flushed) before the next row is read; readline, not

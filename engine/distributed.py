@@ -190,7 +190,11 @@ class StreamPool:
         self.identity = local.identity
         self.input_size, self.output_size = local.input_size, local.output_size
         if not local.streamable:
-            raise RnnjitError("a StreamPool steps streams; this model has a reverse or bidirectional layer")
+            raise RnnjitError("a StreamPool steps streams; this model cannot stream: "
+                              + "; ".join(local.spec.streaming_problems()))
+        if any(t != (1, 0) for t in local.timing.values()):
+            raise RnnjitError("a StreamPool starts and moves streams at any step; a model with a stride or a delay "
+                              f"along time ({local.timing}) steps its streams in lock-step: use model.streams(n)")
         self._actor_cls = ray.remote(num_cpus=num_cpus)(_Shard)
         self.actors = []
         self._spawn(num_actors)

@@ -86,6 +86,14 @@ class Model:
         return {o: self._spec.edges[o][0] for o in self._spec.outputs}
 
     @property
+    def timing(self):
+        """Per graph output, when its frames come: ``(stride, delay)``, frame j once input frame j * stride + delay
+        has been stepped ((1, 0): one output per input, at once). A stride along time (a strided convolution,
+        pooling along time) or padding that reads ahead changes it; ``step`` returns None on the ticks where an
+        output has no frame, ``step_n`` returns only the frames that came due."""
+        return {o: (self._spec.clocks[o].stride, self._spec.clocks[o].delay) for o in self._spec.outputs}
+
+    @property
     def streamable(self):
         """Whether stream()/streams() work (no reverse or bidirectional recurrent layer)."""
         return self._spec.streamable
@@ -151,16 +159,24 @@ class Model:
         states_in = self._initial_states(initial_state, B, unbatched)
         states_out = {}
         values = dict(zip(plan.inputs, seqs))
-        for e, value in plan.constants:
-            values[e] = np.ascontiguousarray(np.broadcast_to(value, (T, B, value.size)))
+        lengths = {e: lens for e in plan.inputs}   # per edge: each sequence's valid length (a stride shortens it)
+        constants = dict(plan.constants)
         for step in plan.steps:
             p = step.packed
-            ins = [values[e] for e in step.inputs]
-            values[step.output] = p.kind.run(p, ins[0] if len(ins) == 1 else ins, lens, states_in, states_out,
+            first = next((e for e in step.inputs if e not in constants), None)
+            t_in = T if first is None else values[first].shape[0]
+            lens_in = lens if first is None else lengths[first]
+            ins = [values[e] if e not in constants else
+                   np.ascontiguousarray(np.broadcast_to(constants[e], (t_in, B, constants[e].size)))
+                   for e in step.inputs]
+            values[step.output] = p.kind.run(p, ins[0] if len(ins) == 1 else ins, lens_in, states_in, states_out,
                                              step.name)
+            phases = states_in.get(f"{step.name}.phase")
+            lengths[step.output] = p.kind.run_lengths(p.layer, lens_in, None if phases is None else
+                                                      np.asarray(phases).reshape(-1))
         outs = []
         for e in plan.outputs:
-            y = values[e].reshape((T, B) + plan.edges[e].shape)
+            y = values[e].reshape(values[e].shape[:2] + plan.edges[e].shape)
             if unbatched:
                 y = y[:, 0]
             elif batch_first:
@@ -235,7 +251,7 @@ class Model:
         allowed = {}   # name -> (directions, size)
         for step in self._plan.steps:
             p = step.packed
-            for slot in p.kind.state_slots(p.layer):
+            for slot in p.kind.slots(p):
                 allowed[f"{step.name}.{slot.name}"] = (slot.directions, slot.size)
         unknown = set(initial_state) - set(allowed)
         if unknown:

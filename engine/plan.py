@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .layers import kind_of
+from .layers.base import timed_count
 
 # one node of the plan: its name, packed form, the edge indices it reads and the one it writes
 Step = namedtuple("Step", "name packed inputs output")
@@ -77,8 +78,41 @@ class Plan:
                     bound = kind.id_bound(layer)
                     if e not in self.id_bounds or bound < self.id_bounds[e][0]:
                         self.id_bounds[e] = (bound, step.name)
+        self._clocks(spec, index)
         self.state_sizes = tuple(s.packed.state_size for s in steps)
         self.scratch_size = max(s.packed.scratch_size + s.packed.extra_scratch for s in steps)
+
+    def _clocks(self, spec, index):
+        """Which nodes run on which ticks. A node with a Timing (a stride along time, a delay) computes an output
+        only on some ticks: its phase (the last float of its state row) says when. ``gates``: per step, the step
+        whose output tick it waits for (-1: every tick); ``phases``: per step, its phase's offset in its state
+        row (-1: none); ``out_gates``: per graph output, the step whose tick it is written on (-1: every tick).
+        Streams of one group step in lock-step, so row 0's phase speaks for every row."""
+        gate = {e: -1 for e in self.inputs}
+        gate.update({e: None for e, _ in self.constants})   # constants: any tick
+        gates, phases, self.timings = [], [], []
+        for k, step in enumerate(self.steps):
+            g = next((gate[e] for e in step.inputs if gate[e] is not None), -1)
+            timing = step.packed.kind.timing(step.packed.layer)
+            gates.append(g)
+            phases.append(-1 if timing is None else step.packed.state_size - 1)
+            self.timings.append(timing)
+            gate[step.output] = g if timing is None else k
+        self.gates, self.phases = tuple(gates), tuple(phases)
+        self.out_gates = tuple(gate[e] for e in self.outputs)
+        self.clocked = any(p >= 0 for p in phases)
+
+    def due_counts(self, phases, T):
+        """Per graph output, how many frames a stream writes in its next T ticks, its timed nodes at ``phases``
+        (per step, the phase, or None for a node without one)."""
+        counts = []
+        for k, step in enumerate(self.steps):
+            m = T if self.gates[k] < 0 else counts[self.gates[k]]
+            timing = self.timings[k]
+            if timing is not None:
+                m = timed_count(timing._replace(tail=0), m, int(phases[k]))
+            counts.append(m)
+        return [T if g < 0 else counts[g] for g in self.out_gates]
 
     @staticmethod
     def _folds(spec):
@@ -124,3 +158,8 @@ class Plan:
     def wiring(self):
         """Per step: (arity, input edge indices, output edge index), for the call layer."""
         return [(len(s.inputs), s.inputs, s.output) for s in self.steps]
+
+    def clocking(self):
+        """For the call layer: (per step its gate and its phase's offset in its state row, per output its gate),
+        or None when every node runs on every tick."""
+        return (self.gates, self.phases, self.out_gates) if self.clocked else None

@@ -71,6 +71,13 @@ class InputChecker:
     def _lead(self, T):
         return (T,) if T is not None else (() if self.single else (self.n,))
 
+    def _leads(self, T):
+        """Per output, its leading shape: ``T`` None (a step), an int (step_n) or a list (step_n of a model whose
+        outputs are not due on every tick: each output's frame count)."""
+        if isinstance(T, (list, tuple)):
+            return [(t,) for t in T]
+        return [self._lead(T)] * len(self.outputs_)
+
     def coerce_inputs(self, x, T):
         """The inputs of one call as exact C-contiguous arrays in graph order: ``x`` a tuple or list in graph
         order or a dict by name (an array, for a model of one input). ``T``: None for ``step``, True for
@@ -99,8 +106,8 @@ class InputChecker:
         """The arrays the call writes, in graph order: new ones, or ``out`` checked (a tuple or list in graph
         order; an array for a model of one output; no two of them, and none of them and an input, sharing
         memory: a node may still read an input after an output is written)."""
-        lead = self._lead(T)
-        shapes = [(name, lead + tuple(shape), dtype) for name, shape, dtype in self.outputs_]
+        shapes = [(name, lead + tuple(shape), dtype) for lead, (name, shape, dtype) in zip(self._leads(T),
+                                                                                           self.outputs_)]
         if out is None:
             return [np.empty(shape, dtype) for _, shape, dtype in shapes]
         given = [out] if len(shapes) == 1 and not isinstance(out, (tuple, list)) else out
@@ -170,10 +177,9 @@ class _StreamBase:
 
     def __init__(self, model, n, single):
         if not model.streamable:
-            bad = [f"node {s.name!r} ({type(s.packed.layer).__name__}, {why})" for s in model._plan.steps
-                   for why in [s.packed.kind.reads_future(s.packed.layer)] if why]
-            raise StreamingError(f"this model cannot be stepped one timestep at a time: {', '.join(bad)} "
-                                 f"needs the whole sequence (it reads the future). Use model.run(X) instead.")
+            raise StreamingError("this model cannot be stepped one timestep at a time: "
+                                 + "; ".join(model.spec.streaming_problems())
+                                 + ". Use model.run(X) instead.")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ShapeError(f"the number of streams must be an integer >= 1, got {n!r}")
         n = int(n)
@@ -204,12 +210,13 @@ class _StreamBase:
                          single, InputChecker(dt, n, inputs, outputs, single,
                                               [functools.partial(plan.check_ids, e) if e in plan.id_bounds else None
                                                for e in plan.inputs]),
-                         [plan.id_bounds[e][0] if e in plan.id_bounds else None for e in plan.inputs])
+                         [plan.id_bounds[e][0] if e in plan.id_bounds else None for e in plan.inputs],
+                         plan.clocking(), self._due_counts if plan.clocked else None)
         # name -> (view (n, size) into the node's state buffer, initial row)
         self._slots = {}
         for i, (step, p) in enumerate(zip(plan.steps, packed)):
             rows = self._state_bufs[i].reshape(n, p.state_size)
-            for slot in p.kind.state_slots(p.layer):
+            for slot in p.kind.slots(p):
                 initial = np.zeros(slot.size) if slot.initial is None else slot.initial[0]   # the forward direction
                 self._slots[f"{step.name}.{slot.name}"] = (rows[:, slot.offset:slot.offset + slot.size],
                                                            initial.astype(dt))
@@ -251,8 +258,41 @@ class _StreamBase:
         finally:
             self._give()
 
+    def _phases(self):
+        """Per step of the plan, row 0's phase (None for a node without one)."""
+        plan = self._model._plan
+        return [None if off < 0 else self._state_bufs[k][off] for k, off in enumerate(plan.phases)]
+
+    def _due_counts(self, T):
+        """Per output, the frames a stream writes in its next T ticks (the call layer asks, holding the stream)."""
+        return self._model._plan.due_counts(self._phases(), T)
+
+    def _phase_views(self):
+        """(state name, (n, 1) view, initial) of every phase slot."""
+        plan = self._model._plan
+        return [(f"{step.name}.phase",) + self._slots[f"{step.name}.phase"]
+                for step, off in zip(plan.steps, plan.phases) if off >= 0]
+
+    def _check_lockstep(self, rows, phases, what):
+        """Streams of one group step in lock-step: every row's phase must stay the same. ``phases``: per phase slot,
+        (name, the values the rows would get)."""
+        for name, values in phases:
+            values = np.asarray(values).reshape(-1)
+            if values.size and np.any(values != values[0]):
+                raise StateError(f"{what}: the streams of a group step in lock-step through node "
+                                 f"{name[:-len('.phase')]!r}, which emits one frame per few input frames, so they "
+                                 f"must share its phase (got {sorted(set(values.tolist()))}); a stream that must "
+                                 f"restart at any time needs a group (or a Stream) of its own")
+
     def _reset_rows(self, rows):
         with self._exclusive():
+            if not isinstance(rows, slice):   # one stream of a group: the phases must stay those of the others
+                after = []
+                for name, view, initial in self._phase_views():
+                    values = view[:, 0].copy()
+                    values[rows] = initial[0]
+                    after.append((name, values))
+                self._check_lockstep(rows, after, f"reset({rows})")
             for view, initial in self._slots.values():
                 view[rows] = initial
 
@@ -284,6 +324,8 @@ class _StreamBase:
                 raise StateError(f"state {name!r} must be a float array of shape {expected}, "
                                  f"got {arr.dtype} {arr.shape}")
             checked[name] = arr
+        if not self._single:
+            self._check_lockstep(None, [(name, checked[name]) for name, _, _ in self._phase_views()], "set_state")
         with self._exclusive():
             for name, (view, _) in self._slots.items():
                 view[...] = checked[name]

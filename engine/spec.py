@@ -44,6 +44,7 @@ from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
 from .layers.rnn import RNN  # noqa: F401 - re-exported
+from .layers.temporal_pool import TemporalPool  # noqa: F401 - re-exported
 from .layers.validate import _array, _positive_int
 
 # the native format's "kind" (and, for recurrent layers, "cell") -> the layer class, from the kinds table
@@ -152,6 +153,31 @@ def _topological(nodes, known):
     return order
 
 
+class Clock:
+    """When an edge's frames come, in ticks of the graph inputs (one tick per input frame): frame j at tick
+    ``j * stride + delay``. ``run`` lists the (stride, tail - warmup) of the nodes with a Timing on the way, which is
+    what decides the edge's length in ``Model.run``. Graph inputs are Clock(1, 0, ())."""
+
+    __slots__ = ("stride", "delay", "run")
+
+    def __init__(self, stride, delay, run):
+        self.stride, self.delay, self.run = int(stride), int(delay), tuple(run)
+
+    def describe(self):
+        rate = "a frame per input frame" if self.stride == 1 else f"a frame per {self.stride} input frames"
+        return rate + (f", {self.delay} frame(s) late" if self.delay else "")
+
+    def __eq__(self, other):
+        return isinstance(other, Clock) and (self.stride, self.delay, self.run) == (other.stride, other.delay,
+                                                                                   other.run)
+
+    def __hash__(self):
+        return hash((self.stride, self.delay, self.run))
+
+    def __repr__(self):
+        return f"Clock(stride={self.stride}, delay={self.delay})"
+
+
 class ModelSpec:
     """A model: named inputs, nodes reading and writing named edges, named outputs, and the dtype the model
     runs in by default. Every edge carries one frame per timestep, a tensor of static shape.
@@ -235,6 +261,9 @@ class ModelSpec:
         edges = {i.name: (i.shape, i.dtype) for i in inputs}
         edges.update({cname: (tuple(int(d) for d in arr.shape), "float") for cname, arr in self.constants.items()})
         order = _topological(nodes, edges)
+        clocks = {i.name: Clock(1, 0, ()) for i in inputs}
+        clocks.update({cname: None for cname in self.constants})   # the same frame at every tick: any rate
+        self._clock_problems = []
         for i, node in enumerate(order):
             kind = kind_of(node.layer)
             if len(node.inputs) != kind.arity and not (kind.accepts_mask and len(node.inputs) == kind.arity + 1):
@@ -244,6 +273,7 @@ class ModelSpec:
             where = f"layer {i} ({type(node.layer).__name__})" if chain else \
                 f"node {node.name!r} ({type(node.layer).__name__})"
             edges[node.name] = kind.infer(node.layer, [(e,) + edges[e] for e in node.inputs], where)
+            clocks[node.name] = self._clock(node, kind, clocks, where)
         if not outputs or not all(isinstance(o, str) for o in outputs):
             raise SpecError(f"a graph needs one or more outputs (edge names), got {outputs!r}")
         for o in outputs:
@@ -256,7 +286,32 @@ class ModelSpec:
         self.nodes = tuple(order)
         self.outputs = tuple(outputs)
         self.edges = edges   # edge name -> (frame shape, dtype "float" | "int64")
+        self.clocks = clocks   # edge name -> Clock (None for a constant)
         self._chain = self._is_chain()
+
+    def _clock(self, node, kind, clocks, where):
+        """The Clock of a node's output edge, from its inputs' (which must share one rate; a node reading edges
+        that are due at different ticks of the same rate runs in ``Model.run`` but cannot stream)."""
+        given = [(e, clocks[e]) for e in node.inputs if clocks[e] is not None]
+        if not given:
+            return Clock(1, 0, ())
+        e0, base = given[0]
+        for e, c in given[1:]:
+            if (c.stride, c.run) != (base.stride, base.run):
+                raise SpecError(f"{where}: its inputs run at different rates along time: edge {e0!r} has "
+                                f"{base.describe()} and edge {e!r} has {c.describe()}; a node's inputs must have "
+                                f"one frame each at the same ticks")
+            if c.delay != base.delay:
+                self._clock_problems.append(
+                    f"node {node.name!r} reads edge {e0!r} ({base.describe()}) with edge {e!r} ({c.describe()}), "
+                    f"whose frames arrive at different ticks in a stream")
+        timing = kind.timing(node.layer)
+        if timing is None:
+            return base
+        run = base.run
+        if (timing.stride, timing.tail - timing.warmup) != (1, 0):
+            run = run + ((timing.stride, timing.tail - timing.warmup),)
+        return Clock(base.stride * timing.stride, base.delay + timing.warmup * base.stride, run)
 
     def _is_chain(self):
         if self.constants or len(self.inputs) != 1 or len(self.outputs) != 1 or len(self.inputs[0].shape) != 1 \
@@ -302,11 +357,17 @@ class ModelSpec:
 
     @property
     def streamable(self):
-        """True when every node can be stepped one timestep at a time (none reads the future, as a reverse
-        or bidirectional RNN does)."""
+        """True when every node can be stepped one timestep at a time (none reads the whole future, as a reverse
+        or bidirectional RNN does, and no node reads edges whose frames come at different ticks)."""
+        return not self.streaming_problems()
+
+    def streaming_problems(self):
+        """Why the model cannot be stepped one timestep at a time, one line per node (empty when it can)."""
         from .layers import kind_of
 
-        return not any(kind_of(node.layer).reads_future(node.layer) for node in self.nodes)
+        found = [f"node {node.name!r} ({type(node.layer).__name__}, {why})" for node in self.nodes
+                 for why in [kind_of(node.layer).reads_future(node.layer)] if why]
+        return found + list(self._clock_problems)
 
     def __repr__(self):
         if self._chain:

@@ -380,3 +380,26 @@ def test_a_graph_model_is_described_converted_and_refused_by_run_with_the_reason
     r = rnnjit("run", path, tmp_path / "x.npy")
     assert r.returncode == 5
     assert "run takes models of one input and one output" in r.stderr and "inputs x (4,) float32" in r.stderr
+
+
+def test_streaming_a_strided_model_writes_a_row_per_output_that_came_due(tmp_path):
+    """A Conv1d of stride 2 then MaxPool1d(3): one output row per 6 input rows once the windows fill, the rows
+    torch gives over the whole recording; info says when each output comes."""
+    import engine
+
+    torch.manual_seed(3)
+    conv, pool = nn.Conv1d(I, 4, 3, stride=2).double(), nn.MaxPool1d(3)
+    spec = engine.ModelSpec([engine.TemporalConv1d(conv.weight.detach().numpy(), conv.bias.detach().numpy(),
+                                                   stride=2, padding=0), engine.TemporalPool("max", 3)])
+    spec.save(tmp_path / "strided.npz")
+    X = np.random.default_rng(3).normal(size=(40, I))
+    np.save(tmp_path / "x.npy", X)
+    with torch.inference_mode():
+        ref = pool(conv(torch.from_numpy(X).T[None]))[0].T.numpy()       # (6, 4)
+    r = rnnjit("run", tmp_path / "strided.npz", tmp_path / "x.npy", "--mode", "stream", "--dtype", "float64")
+    assert r.returncode == 0, r.stderr
+    got = np.loadtxt(r.stdout.splitlines(), delimiter=",", ndmin=2)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)   # (CSV text carries the digits it prints)
+    r = rnnjit("info", tmp_path / "strided.npz", "--no-timing")
+    assert "timing: output 'layers.1' gives frame j after input frame j * 6 + 6" in r.stdout, r.stdout

@@ -33,20 +33,28 @@ def _scaled(err_ref, dtype):
     return TOL[dtype] * max(1.0, float(np.abs(err_ref).max()))
 
 
-def _check_all_ways(model, X, ref, dtype, what):
-    """run (batched), step_n, step, and streams(n) bit-equal to lone streams."""
+def _check_all_ways(model, X, ref, dtype, what, due=None):
+    """run (batched), step_n, step, and streams(n) bit-equal to lone streams. ``due``: the ticks on which a stream
+    emits an output (by default every tick); a stream's outputs are then ref's first len(due) frames, and ``step``
+    returns None on every other tick."""
     tol = _scaled(ref, dtype)
     assert_parity(model.run(X), ref, tol, dtype, f"{what} run")
     if not model.streamable:
         return
+    T = X.shape[1]
+    due = list(range(T)) if due is None else list(due)
     lone = [model.stream().step_n(x) for x in X]
     for b in range(len(X)):
-        assert_parity(lone[b], ref[b], tol, dtype, f"{what} step_n[{b}]")
+        assert lone[b].shape[0] == len(due), f"{what}: step_n gave {lone[b].shape[0]} frames, {len(due)} were due"
+        assert_parity(lone[b], ref[b, :len(due)], tol, dtype, f"{what} step_n[{b}]")
     s = model.stream()
-    stepped = np.stack([s.step(x) for x in X[0]])
+    stepped = [s.step(x) for x in X[0]]
+    assert [t for t, y in enumerate(stepped) if y is not None] == due, f"{what}: step emitted on the wrong ticks"
+    stepped = np.array([y for y in stepped if y is not None]).reshape(lone[0].shape)
     assert np.array_equal(stepped, lone[0]), f"{what}: step differs from step_n"
     group = model.streams(len(X))
-    rows = np.stack([group.step(X[:, t]) for t in range(X.shape[1])], axis=1)
+    rows = [group.step(X[:, t]) for t in range(T)]
+    rows = np.stack([y for y in rows if y is not None], axis=1) if due else np.stack(lone)
     assert np.array_equal(rows, np.stack(lone)), f"{what}: streams(n) differ from lone streams"
 
 
@@ -59,30 +67,46 @@ def convs(draw):
         groups, cout = cin, cin * draw(st.integers(1, 2))
     K = draw(st.integers(1, 5))
     dilation = draw(st.integers(1, 4))
-    causal = draw(st.booleans())
+    span = (K - 1) * dilation
+    # causal; torch's symmetric padding p (p <= span); none (torch's default); (left, right) of any kind
+    padding = draw(st.sampled_from(["causal", "symmetric", "none", "pair"]))
+    if padding == "symmetric":
+        padding = draw(st.integers(0, span))
+    elif padding == "none":
+        padding = 0
+    elif padding == "pair":
+        padding = (draw(st.integers(0, span)), draw(st.integers(0, span + 2)))
+    stride = draw(st.sampled_from([1, 1, 2, 3]))
     T = draw(st.integers(1, 30))
-    return cin, cout, K, dilation, groups, causal, T, draw(st.booleans()), draw(st.integers(0, 2**31))
+    return cin, cout, K, dilation, groups, padding, stride, T, draw(st.booleans()), draw(st.integers(0, 2**31))
 
 
-@settings(max_examples=40, deadline=None)
+def _due_ticks(T, stride, warmup):
+    """The ticks of T on which a node emits: output j once input frame j * stride + warmup is in."""
+    return [t for t in range(T) if t >= warmup and (t - warmup) % stride == 0]
+
+
+@settings(max_examples=60, deadline=None)
 @given(cfg=convs(), dtype=st.sampled_from(["float32", "float64"]))
 def test_temporal_conv1d_matches_torch(cfg, dtype):
-    cin, cout, K, d, G, causal, T, bias, seed = cfg
+    """Every padding and stride against torch's Conv1d over the padded sequence: run gives torch's output, a
+    stream gives it frame by frame on the ticks each output's last input arrives (right padding: that many ticks
+    late, and not the outputs of the padded end)."""
+    cin, cout, K, d, G, padding, stride, T, bias, seed = cfg
     torch.manual_seed(seed % 1000)
     span = (K - 1) * d
-    if not causal and span % 2:
-        causal = True   # torch's symmetric padding keeps the length only for an even span
-    conv = torch.nn.Conv1d(cin, cout, K, dilation=d, groups=G, bias=bias,
-                           padding=0 if causal else span // 2).double()
+    left, right = {"causal": (span, 0)}.get(padding, (padding, padding) if isinstance(padding, int) else padding)
+    assume(T + left + right >= span + 1)   # torch refuses a sequence shorter than the kernel
+    conv = torch.nn.Conv1d(cin, cout, K, dilation=d, groups=G, bias=bias, stride=stride).double()
     X = np.random.default_rng(seed).normal(size=(3, T, cin))
     with torch.inference_mode():
-        xt = torch.from_numpy(X).transpose(1, 2)
-        ref = conv(torch.nn.functional.pad(xt, (span, 0)) if causal else xt).transpose(1, 2).numpy()
+        xt = torch.nn.functional.pad(torch.from_numpy(X).transpose(1, 2), (left, right))
+        ref = conv(xt).transpose(1, 2).numpy()
     layer = TemporalConv1d(_np(conv.weight), _np(conv.bias) if bias else None, dilation=d, groups=G,
-                           padding="causal" if causal else span // 2)
+                           padding=padding, stride=stride)
     model = engine.Model(ModelSpec([layer]), dtype=dtype)
-    assert model.streamable == causal or span == 0
-    _check_all_ways(model, X, ref, dtype, "conv")
+    assert model.timing == {"layers.0": (stride, span - left)}
+    _check_all_ways(model, X, ref, dtype, "conv", due=_due_ticks(T, stride, span - left))
 
 
 def test_a_causal_convolution_carries_its_past_frames_as_state():
@@ -106,18 +130,25 @@ def test_a_causal_convolution_carries_its_past_frames_as_state():
     np.testing.assert_array_equal(finals["layers.0.frames"][0, 1], np.concatenate([np.zeros(2), X[:3].ravel()]))
 
 
-def test_a_convolution_padded_on_both_sides_is_refused_for_streaming_naming_it():
+def test_a_convolution_padded_on_both_sides_streams_its_outputs_as_late_as_the_future_they_read():
     rng = np.random.default_rng(2)
-    model = engine.Model(ModelSpec([TemporalConv1d(rng.normal(size=(2, 2, 3)), padding=1)]))
-    with pytest.raises(engine.StreamingError, match=r"layers.0' \(TemporalConv1d, padding=\(1, 1\) reads 1 frames"):
-        model.stream()
+    model = engine.Model(ModelSpec([TemporalConv1d(rng.normal(size=(2, 2, 3)), padding=1)]), dtype="float64")
+    assert model.streamable and model.timing == {"layers.0": (1, 1)}
+    X = rng.normal(size=(9, 2))
+    s = model.stream()
+    assert s.step(X[0]) is None and s.get_state()["layers.0.phase"] == 0
+    np.testing.assert_allclose(s.step(X[1]), model.run(X)[0], atol=PARITY_F64, rtol=0)
+    out = np.empty(2)
+    s.reset()
+    assert s.step(X[0], out=out) is None
+    assert s.step(X[1], out=out) is out
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(stride=2), "stride=2 along time changes the output rate"),
-    (dict(padding=(1, 0)), r"padding \(1, 0\) must add up to \(kernel - 1\) \* dilation = 2"),
+    (dict(padding=(3, 0)), r"left padding 3 is more than \(kernel - 1\) \* dilation = 2"),
     (dict(groups=4), "groups=4 must divide the 6 output channels"),
     (dict(padding="same"), "padding must be 'causal'"),
+    (dict(stride=0), "stride must be an integer >= 1"),
 ])
 def test_convolution_options_rnnjit_cannot_run_are_refused_by_name(bad, message):
     with pytest.raises(engine.SpecError, match=message):

@@ -80,15 +80,25 @@ cdef class StepCore:
     cdef object _keep
     cdef object checker
     cdef tuple in_names
+    # nodes that emit only on some ticks (engine/plan.py, Plan.clocking): per node the node whose output tick it
+    # waits for (-1: every tick) and the offset of its phase in its state row (-1: none); per output its gate;
+    # per node whether it emitted on this tick, per output whether it was written by the last step
+    cdef bint clocked
+    cdef int *gate
+    cdef int64_t *phase_off
+    cdef char *fired
+    cdef int out_gate[MAX_IO]
+    cdef object counter
 
     def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
-                 single, checker, id_bounds=None):
+                 single, checker, id_bounds=None, clocking=None, counter=None):
         """``kernels``: per node, the address of its C entry point (the twin takes step dispatchers here);
         ``wiring``: per node (arity, input edge indices, output edge index); ``edges``: per edge (its offset in
         the arena in elements per row, or -1 for a graph input or output; its frame size); ``inputs`` / ``outputs``: per
         graph input / output (edge index, frame shape, dtype name); ``checker``: the slow path
         (engine.session.InputChecker); ``id_bounds``: per graph input, the bound its integer ids must stay under
-        (or None)."""
+        (or None); ``clocking``: Plan.clocking() (None: every node runs on every tick), with ``counter(T)`` giving
+        how many frames each output gets in the next T ticks."""
         cdef int i, k
         cdef char *base
         cdef int64_t off
@@ -117,6 +127,11 @@ cdef class StepCore:
         self.out_edge = <int *>calloc(self.nout, sizeof(int))
         self.in_bytes = <int64_t *>calloc(self.nin, sizeof(int64_t))
         self.out_bytes = <int64_t *>calloc(self.nout, sizeof(int64_t))
+        self.gate = <int *>calloc(self.nops, sizeof(int))
+        self.phase_off = <int64_t *>calloc(self.nops, sizeof(int64_t))
+        self.fired = <char *>calloc(self.nops, sizeof(char))
+        if self.gate == NULL or self.phase_off == NULL or self.fired == NULL:
+            raise MemoryError()
         if self.fns == NULL or self.params == NULL or self.states == NULL or self.metas == NULL \
                 or self.arity == NULL or self.win == NULL or self.wout == NULL or self.edge == NULL \
                 or self.in_edge == NULL or self.out_edge == NULL or self.in_bytes == NULL or self.out_bytes == NULL:
@@ -181,8 +196,28 @@ cdef class StepCore:
             self.graph_fast = self.graph_fast and len(shape) <= MAX_FRAME_NDIM and cnp.dtype(kind) == dt
         e, shape, kind = inputs[0]
         oe, oshape, okind = outputs[0]
+        self.clocked = clocking is not None
+        for i in range(self.nops):
+            self.gate[i] = -1
+            self.phase_off[i] = -1
+        for k in range(self.nout):
+            self.out_gate[k] = -1
+        if self.clocked:
+            gates, phases, out_gates = clocking
+            if len(gates) != self.nops or len(phases) != self.nops or len(out_gates) != self.nout or counter is None:
+                raise ValueError("StepCore: clocking needs a gate and a phase per node, a gate per output and a counter")
+            for i in range(self.nops):
+                if not -1 <= gates[i] < i or not -1 <= phases[i] < cnp.PyArray_SIZE(<cnp.ndarray>states[i]):
+                    raise ValueError(f"StepCore: node {i} is clocked wrong: gate {gates[i]}, phase {phases[i]}")
+                self.gate[i] = gates[i]
+                self.phase_off[i] = phases[i]
+            for k in range(self.nout):
+                if not -1 <= out_gates[k] < self.nops:
+                    raise ValueError(f"StepCore: output {k} is clocked wrong: gate {out_gates[k]}")
+                self.out_gate[k] = out_gates[k]
+        self.counter = counter
         self.simple = self.nin == 1 and self.nout == 1 and len(shape) == 1 and len(oshape) == 1 \
-            and cnp.dtype(kind) == dt and cnp.dtype(okind) == dt
+            and cnp.dtype(kind) == dt and cnp.dtype(okind) == dt and not self.clocked
         if self.simple:   # (boundscheck is off: index a frame shape only where it is known to be 1-D)
             self.in_size, self.out_size = shape[0], oshape[0]
         self.scratch = cnp.PyArray_DATA(<cnp.ndarray>scratch)
@@ -202,29 +237,70 @@ cdef class StepCore:
         free(self.out_edge)
         free(self.in_bytes)
         free(self.out_bytes)
+        free(self.gate)
+        free(self.phase_off)
+        free(self.fired)
+
+    cdef inline void _node(self, int i) noexcept nogil:
+        cdef int *w = self.win + i * MAX_ARITY
+        if self.arity[i] == 1:
+            (<op_t>self.fns[i])(self.edge[w[0]], self.edge[self.wout[i]], self.params[i], self.states[i],
+                                self.scratch, self.metas[i], self.n)
+        else:
+            (<op2_t>self.fns[i])(self.edge[w[0]], self.edge[w[1]], self.edge[self.wout[i]], self.params[i],
+                                 self.states[i], self.scratch, self.metas[i], self.n)
 
     cdef inline void _run(self) noexcept nogil:
         cdef int i
-        cdef int *w
+        if self.clocked:
+            self._run_clocked()
+            return
         for i in range(self.nops):
-            w = self.win + i * MAX_ARITY
-            if self.arity[i] == 1:
-                (<op_t>self.fns[i])(self.edge[w[0]], self.edge[self.wout[i]], self.params[i], self.states[i],
-                                    self.scratch, self.metas[i], self.n)
+            self._node(i)
+
+    cdef void _run_clocked(self) noexcept nogil:
+        """One tick of a model whose timed nodes emit on some ticks only: a node runs when the node it waits
+        for emitted on this tick; a timed node emits when its phase (row 0's: the rows step in lock-step) is 0."""
+        cdef int i, g
+        cdef int64_t off
+        for i in range(self.nops):
+            g = self.gate[i]
+            if g >= 0 and not self.fired[g]:
+                self.fired[i] = 0
+                continue
+            off = self.phase_off[i]
+            if off < 0:
+                self.fired[i] = 1
+            elif self.itemsize == 4:
+                self.fired[i] = (<float *>self.states[i])[off] == 0
             else:
-                (<op2_t>self.fns[i])(self.edge[w[0]], self.edge[w[1]], self.edge[self.wout[i]], self.params[i],
-                                     self.states[i], self.scratch, self.metas[i], self.n)
+                self.fired[i] = (<double *>self.states[i])[off] == 0
+            self._node(i)
+
+    cdef inline bint _due(self, int k) noexcept nogil:
+        """Whether output k was written on the last tick."""
+        return self.out_gate[k] < 0 or self.fired[self.out_gate[k]]
 
     cdef inline void _run_steps(self, char **xs, char **ys, int64_t T) noexcept nogil:
-        """T timesteps of one stream: input k's frame t at xs[k] + t * in_bytes[k], output k's likewise."""
+        """T timesteps of one stream: input k's frame t at xs[k] + t * in_bytes[k]; output k's frames one after
+        another from ys[k] (one per tick, or, for an output that is not due on every tick, one per tick it is)."""
         cdef int64_t t
         cdef int k
+        cdef int64_t written[MAX_IO]
+        for k in range(self.nout):
+            written[k] = 0
         for t in range(T):
             for k in range(self.nin):
                 self.edge[self.in_edge[k]] = xs[k] + t * self.in_bytes[k]
             for k in range(self.nout):
-                self.edge[self.out_edge[k]] = ys[k] + t * self.out_bytes[k]
+                self.edge[self.out_edge[k]] = ys[k] + written[k] * self.out_bytes[k]
             self._run()
+            if self.clocked:
+                for k in range(self.nout):
+                    written[k] += self._due(k)
+            else:
+                for k in range(self.nout):
+                    written[k] += 1
 
     cdef inline bint _fits(self, object a, int ndim, int64_t d0, int64_t d1) noexcept:
         """a is an exact ndarray of our dtype, C-contiguous, with shape (d0,) or (d0, d1)."""
@@ -407,6 +483,10 @@ cdef class StepCore:
                     yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
                 result = tuple(outs) if self.nout > 1 else outs[0]
         self._call_ptrs(xp, yp, 0)
+        if self.clocked:   # an output with no frame due on this tick is None
+            if self.nout == 1:
+                return result if self._due(0) else None
+            return tuple(r if self._due(k) else None for k, r in enumerate(result))
         return result
 
     def step(self, x, out=None):
@@ -461,6 +541,8 @@ cdef class StepCore:
         cdef cnp.npy_intp dims[2]
         if not self.single:
             raise TypeError("step_n steps one stream; for many streams call step once per timestep")
+        if self.clocked:
+            return self._step_n_clocked(X, out)
         if not self.simple:
             xs = self.checker.coerce_inputs(X, True)
             T = xs[0].shape[0]
@@ -495,6 +577,31 @@ cdef class StepCore:
         finally:
             self.busy = False
         return out
+
+    cdef object _step_n_clocked(self, object X, object out):
+        """step_n of a model whose outputs are not due on every tick: each output gets the frames that come due
+        in these T ticks, counted from the phases with the stream held (so no other call moves them)."""
+        cdef char *xp[MAX_IO]
+        cdef char *yp[MAX_IO]
+        cdef int k
+        cdef int64_t T
+        xs = self.checker.coerce_inputs(X, True)
+        T = xs[0].shape[0]
+        self._enter()
+        try:
+            outs = self.checker.outputs(out, self.counter(T), X)
+            for k in range(self.nin):
+                xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>xs[k])
+            for k in range(self.nout):
+                yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
+            if self.work * T >= _GIL_WORK:
+                with nogil:
+                    self._run_steps(xp, yp, T)
+            else:
+                self._run_steps(xp, yp, T)
+        finally:
+            self.busy = False
+        return tuple(outs) if self.nout > 1 else outs[0]
 
     @property
     def releases_gil(self):

@@ -17,7 +17,7 @@ class StepCore:
     TAKES_ADDRESSES = False  # its kernels: each node's step dispatcher
 
     def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
-                 single, checker, id_bounds=None):
+                 single, checker, id_bounds=None, clocking=None, counter=None):
         if getattr(self, "_ready", False):
             raise RuntimeError("StepCore is already initialized")
         nops = len(params)
@@ -37,8 +37,10 @@ class StepCore:
         self._out = [(e, int(np.prod(shape))) for e, shape, _ in outputs]
         e, shape, kind = inputs[0]
         oe, oshape, okind = outputs[0]
+        self._clocking, self._counter = clocking, counter
+        self._fired = [True] * nops
         self._simple = len(inputs) == 1 and len(outputs) == 1 and len(shape) == 1 and len(oshape) == 1 \
-            and np.dtype(kind) == dt and np.dtype(okind) == dt
+            and np.dtype(kind) == dt and np.dtype(okind) == dt and clocking is None
         if self._simple:
             self._in_size, self._out_size = shape[0], oshape[0]
         # per edge: its (n, size) view of the arena, or (graph inputs and outputs) the caller's array of the call
@@ -60,8 +62,22 @@ class StepCore:
             edge[e] = x.reshape(n, size)
         for (e, size), y in zip(self._out, ys):
             edge[e] = y.reshape(n, size)
-        for step, ins, out, params, state, meta in self._ops:
+        if self._clocking is None:
+            for step, ins, out, params, state, meta in self._ops:
+                step(*[edge[e] for e in ins], edge[out], params, state, self._scratch, meta)
+            return
+        gates, phases, _ = self._clocking
+        fired = self._fired
+        for i, (step, ins, out, params, state, meta) in enumerate(self._ops):
+            if gates[i] >= 0 and not fired[gates[i]]:
+                fired[i] = False
+                continue
+            fired[i] = phases[i] < 0 or state[0, phases[i]] == 0
             step(*[edge[e] for e in ins], edge[out], params, state, self._scratch, meta)
+
+    def _due(self, k):
+        gate = self._clocking[2][k]
+        return gate < 0 or self._fired[gate]
 
     def _fits(self, a, ndim, d0, d1):
         return (type(a) is np.ndarray and a.dtype == self._dtype and a.ndim == ndim and a.flags.c_contiguous
@@ -97,9 +113,12 @@ class StepCore:
                 self._run(xs, outs)
             finally:
                 self._busy.release()
-            if isinstance(out, tuple):
-                return out
-            return tuple(outs) if len(outs) > 1 else outs[0]
+            result = out if isinstance(out, tuple) else (tuple(outs) if len(outs) > 1 else outs[0])
+            if self._clocking is not None:   # an output with no frame due on this tick is None
+                if len(outs) == 1:
+                    return result if self._due(0) else None
+                return tuple(r if self._due(k) else None for k, r in enumerate(result))
+            return result
         single = self._single
         ndim, d0 = (1, self._in_size) if single else (2, self._n)
         if not self._fits(x, ndim, d0, self._in_size):
@@ -130,6 +149,21 @@ class StepCore:
             elif not self._fits(out, 2, T, self._out_size) or not out.flags.writeable:
                 self._checker.bad_out(out, T)
             xs, outs = (X,), (out,)
+        elif self._clocking is not None:
+            xs = self._checker.coerce_inputs(X, True)
+            T = xs[0].shape[0]
+            self._enter()
+            try:
+                outs = self._checker.outputs(out, self._counter(T), X)
+                written = [0] * len(outs)
+                for t in range(T):
+                    # an output not due on this tick is not written: its view past the end is never touched
+                    self._run([x[t] for x in xs], [y[min(w, len(y) - 1)] if len(y) else np.empty(y.shape[1:], y.dtype)
+                                                   for w, y in zip(written, outs)])
+                    written = [w + self._due(k) for k, w in enumerate(written)]
+            finally:
+                self._busy.release()
+            return tuple(outs) if len(outs) > 1 else outs[0]
         else:
             xs = self._checker.coerce_inputs(X, True)
             T = xs[0].shape[0]

@@ -3,8 +3,10 @@
 Layout (engine/layers/conv.py packs it): params holds the weights as (groups, K, C_in / groups, C_out / groups)
 at D_W, so the innermost loop runs over a group's output channels contiguously (depthwise, one input channel
 per group: (K, C_out), with F_DEPTHWISE in meta[M_FLAGS]), and the bias (C_out,) at D_BIAS (or -1).
-meta: M_IN = C_in, M_OUT = C_out, M_H = K (taps), M_HO = dilation, M_D = groups, M_STATE = the (K - 1) * dilation
-past frames the node keeps, C_in each, oldest first.
+meta: M_IN = C_in, M_OUT = C_out, M_H = K (taps), M_HO = dilation, M_D = groups, M_STRIDE = stride, M_STATE = the
+(K - 1) * dilation past frames the node keeps, C_in each, oldest first, and, for a node with a Timing (a stride, or
+padding other than causal), one more float: its phase, the input frames until its next output (the output is
+computed and written only when it is 0).
 
 A step reads tap k from the frame (K - 1 - k) * dilation steps back: the current input for the last tap, the
 state for the others; then the state shifts by one frame and takes the input. A stream started from zeros is
@@ -14,7 +16,8 @@ the sequence left-padded with zeros, which is what a causal convolution is.
 from numba import carray
 
 from ..config import jit
-from .layout import D_BIAS, D_W, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+from .layout import (D_BIAS, D_W, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE,
+                     M_STRIDE)
 
 F_DEPTHWISE = 1   # meta[M_FLAGS]: one input channel per group, weights packed (K, C_out)
 
@@ -31,10 +34,17 @@ def conv_step(X, Y, P, S, SC, m):
     ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
     L = (K - 1) * dil
     depthwise = (m[M_FLAGS] & F_DEPTHWISE) != 0
+    timed = m[M_STATE] > L * cin   # the phase follows the frames
     for r in range(X.shape[0]):
         x = X[r]
         y = Y[r]
         s = S[r]
+        if timed:
+            phase = s[L * cin]
+            s[L * cin] = m[M_STRIDE] - 1 if phase == 0 else phase - 1
+            if phase != 0:   # no output due: only take the frame in
+                _push(s, x, L, cin)
+                continue
         for o in range(cout):
             y[o] = P[ob + o] if ob >= 0 else 0.0
         if depthwise:   # one input channel per group: weights (K, C_out), output o reads channel o // cout_g
@@ -48,8 +58,7 @@ def conv_step(X, Y, P, S, SC, m):
                 else:
                     for o in range(cout):
                         y[o] += wk[o] * src[o // cout_g]
-            G = 0   # (the grouped loop below has nothing left to do)
-        for g in range(G):
+        for g in range(0 if depthwise else G):
             yg = y[g * cout_g:(g + 1) * cout_g]
             for k in range(K):
                 back = (K - 1 - k) * dil     # the frame this tap reads: the input, or one `back` steps ago
@@ -65,11 +74,17 @@ def conv_step(X, Y, P, S, SC, m):
                     wi = W[i]
                     for o in range(cout_g):
                         yg[o] += v * wi[o]
-        if L > 0:
-            for j in range((L - 1) * cin):
-                s[j] = s[j + cin]
-            for i in range(cin):
-                s[(L - 1) * cin + i] = x[i]
+        _push(s, x, L, cin)
+
+
+@jit
+def _push(s, x, L, cin):
+    """The past frames s (L * cin, oldest first) shift by one and take x."""
+    if L > 0:
+        for j in range((L - 1) * cin):
+            s[j] = s[j + cin]
+        for i in range(cin):
+            s[(L - 1) * cin + i] = x[i]
 
 
 def conv_entry(x, y, p, s, sc, meta, n):

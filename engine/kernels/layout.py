@@ -12,6 +12,7 @@ meta header (all layer kinds)::
     [M_PLEN] len(params)      [M_STATE] state floats per row          [M_SCRATCH] scratch floats per row
     [M_H] hidden size H       [M_HO] state size H_out (proj or H)     [M_D] directions
     [M_FLAGS] F_* bits        [M_CODE] activation code (activation layers)
+    [M_STRIDE] stride along time (kinds with a Timing: their phase is the last float of their state row)
 
 recurrent layers, per direction d at base ``M_DIR + d * DIR_STRIDE`` (offsets into params)::
 
@@ -37,9 +38,9 @@ dense: D_W (out, in) = weight as given, D_BIAS (out,) or -1.   normalize: D_MEAN
 
 OP_LSTM, OP_GRU, OP_RNN, OP_DENSE, OP_ACT, OP_NORM, OP_ELEMENTWISE, OP_EMBEDDING, OP_CONV, OP_LAYER_NORM, \
     OP_CHANNEL_AFFINE, OP_GATHER, OP_CONCAT, OP_FRAME_CONV, OP_POOL, OP_PRELU, OP_GROUP_NORM, OP_L2_NORM, \
-    OP_FRAME_CONV_T, OP_MASKING = range(1, 21)
+    OP_FRAME_CONV_T, OP_MASKING, OP_TEMPORAL_POOL = range(1, 22)
 
-M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE = range(12)
+M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE, M_STRIDE = range(13)
 M_DIR = 16
 DIR_STRIDE = 16
 D_M, D_B, D_PEEP, D_PROJ, D_WXN, D_RHN, D_BXN, D_BHN, D_FLT, D_ACT0, D_ACT1, D_ACT2 = range(12)

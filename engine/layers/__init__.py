@@ -7,12 +7,12 @@ in KINDS.
 """
 
 from . import (activation, conv, dense, elementwise, embedding, frame, framewise, gru, lstm, masking, norm, normalize,
-               rnn)
+               rnn, temporal_pool)
 
 KINDS = (lstm.KIND, gru.KIND, rnn.KIND, dense.KIND, activation.KIND, normalize.KIND, elementwise.KIND,
          embedding.KIND, conv.KIND, norm.LAYER_NORM, norm.BATCH_NORM, frame.FRAME, frame.CONCAT,
          framewise.FRAME_CONV, framewise.FRAME_CONV_T, framewise.POOL, framewise.PRELU, norm.GROUP_NORM, norm.L2_NORM,
-         masking.KIND)
+         masking.KIND, temporal_pool.KIND)
 _BY_CLASS = {kind.spec_class: kind for kind in KINDS}
 
 

@@ -20,6 +20,29 @@ from ..kernels import layout as L
 # value per direction (directions, size), or None for zeros.
 Slot = namedtuple("Slot", "name offset size directions initial")
 
+# How a node that changes the rate along time, or waits for later frames, emits (``Kind.timing``): its output
+# frame j is computed when input frame j * stride + warmup arrives, and over a whole sequence (``Model.run``) the
+# input has ``tail`` frames of padding after its end, so L input frames give max(0, (L + tail - 1 - warmup) //
+# stride + 1) outputs. Such a node keeps its phase, the number of input frames until its next output, as the
+# last element of its state row (slot "phase", initially ``warmup``); a causal stride-1 node has none of this.
+Timing = namedtuple("Timing", "stride warmup tail")
+
+
+def timed_count(timing, length, phase=None):
+    """How many outputs a node of ``timing`` emits from ``length`` input frames, starting at ``phase`` (input
+    frames until its next output; its warmup when None), counting ``timing.tail`` padding frames after the end."""
+    phase = timing.warmup if phase is None else phase
+    ticks = length + timing.tail
+    return 0 if ticks <= phase else (ticks - 1 - phase) // timing.stride + 1
+
+
+def phase_after(timing, length, phase=None):
+    """The phase of a node of ``timing`` after ``length`` more input frames (no tail) from ``phase``."""
+    phase = timing.warmup if phase is None else phase
+    if length <= phase:
+        return phase - length
+    return timing.stride - 1 - (length - 1 - phase) % timing.stride
+
 
 class Packed:
     """One layer in kernel form. ``params`` (float, read-only) and ``meta`` (int64) are what a kernel sees;
@@ -161,9 +184,27 @@ class Kind:
         """What the layer carries from one timestep to the next, as Slots (none: frame-wise)."""
         return ()
 
+    def slots(self, p):
+        """The state slots of a packed node (``state_slots`` of its layer; a kind whose state size depends on its
+        input frames overrides this)."""
+        return self.state_slots(p.layer)
+
     def reads_future(self, layer):
         """Why the layer needs later timesteps to compute this one (a short phrase), or None if it does not."""
         return None
+
+    def timing(self, layer):
+        """A ``Timing`` for a node that emits fewer frames than it reads (a stride along time) or emits each one
+        some frames late (padding that reads ahead); None for one output per input, at once (every other kind)."""
+        return None
+
+    def run_lengths(self, layer, lengths, phases=None):
+        """The valid length of each sequence of this node's output, from its input's ``lengths``."""
+        timing = self.timing(layer)
+        if timing is None:
+            return lengths
+        return np.array([timed_count(timing, int(n), None if phases is None else int(phases[b]))
+                         for b, n in enumerate(lengths)], np.int64)
 
     def run(self, p, seq, lengths, states_in, states_out, prefix):
         """The layer over whole sequences: seq (T, B, in) -> (T, B, out). Recurrent kinds take their initial

@@ -1,20 +1,22 @@
 """TemporalConv1d: a convolution along time (torch.nn.Conv1d over (batch, channels, time)), frames (C_in,) in and
 (C_out,) out; weight (C_out, C_in / groups, K) as torch stores it.
 
-Causal (left-padded by (K - 1) * dilation, the default) it streams: the node keeps the last (K - 1) * dilation
-input frames as its state (``<node>.frames``, oldest first), so a stream started cold equals the sequence run.
-Padded on both sides (``padding=p``, torch's symmetric padding, or ``(left, right)``) it reads ``right`` frames
-of the future and runs in ``Model.run`` only. Either way the padding must keep one output per input
-(left + right = (K - 1) * dilation); stride along time changes the output rate and is refused for now
-(docs/architecture.md, streaming semantics).
+The node keeps the last (K - 1) * dilation input frames as its state (``<node>.frames``, oldest first), so a
+stream started cold equals the sequence run. Causal (left-padded by (K - 1) * dilation, the default, stride 1) it
+emits one output per input at once. Anything else has a ``Timing`` (engine/layers/base.py): a stride s emits one
+output per s inputs, less left padding makes the first output wait for more input (torch's ``padding=0`` waits
+for K frames), and right padding (torch's symmetric ``padding=p``) makes each output wait p frames for the future
+it reads: a stream gives those outputs p frames late, and ``Model.run`` gives the last p of them too (it pads the
+end with zeros, as torch does). Such a node also keeps its phase (``<node>.phase``: input frames until its next
+output).
 """
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, StateError
 from ..kernels import layout as L
 from ..kernels.conv import F_DEPTHWISE, conv_entry, conv_step
-from .base import Buffer, Kind, Packed, Slot
+from .base import Buffer, Kind, Packed, Slot, Timing, phase_after, timed_count
 from .validate import _array, _expect_shape, _positive_int
 
 
@@ -34,9 +36,7 @@ class TemporalConv1d:
         if cout % self.groups:
             raise SpecError(f"{where}: groups={self.groups} must divide the {cout} output channels")
         _expect_shape(self.bias, (cout,), "bias (out_channels,)", where)
-        if _positive_int(stride, "stride", where) != 1:
-            raise SpecError(f"{where}: stride={stride} along time changes the output rate (one output per {stride} "
-                            f"inputs), which rnnjit does not run yet; stride 1 only")
+        self.stride = _positive_int(stride, "stride", where)
         span = (K - 1) * self.dilation
         if padding == "causal":
             padding = (span, 0)
@@ -46,9 +46,9 @@ class TemporalConv1d:
                 and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in padding)):
             raise SpecError(f"{where}: padding must be 'causal', an int (both sides) or (left, right), got {padding!r}")
         self.padding = (int(padding[0]), int(padding[1]))
-        if sum(self.padding) != span:
-            raise SpecError(f"{where}: padding {self.padding} must add up to (kernel - 1) * dilation = {span} so that "
-                            f"each input frame gives one output frame (other paddings change the sequence length)")
+        if self.padding[0] > span:
+            raise SpecError(f"{where}: left padding {self.padding[0]} is more than (kernel - 1) * dilation = {span} "
+                            f"(outputs made of padding alone); at most {span}")
 
     @property
     def in_channels(self):
@@ -68,6 +68,11 @@ class TemporalConv1d:
     def causal(self):
         return self.padding[1] == 0
 
+    @property
+    def span(self):
+        """The input frames before the current one that an output reads: (K - 1) * dilation."""
+        return (self.kernel_size - 1) * self.dilation
+
     def output_size(self, input_size=None):
         return self.out_channels
 
@@ -78,8 +83,9 @@ class TemporalConv1d:
         return self.out_channels
 
     def __repr__(self):
-        extra = "".join(f", {k}={v}" for k, v in (("dilation", self.dilation), ("groups", self.groups)) if v != 1)
-        pad = "causal" if self.causal else f"padding={self.padding}"
+        extra = "".join(f", {k}={v}" for k, v in (("stride", self.stride), ("dilation", self.dilation),
+                                                  ("groups", self.groups)) if v != 1)
+        pad = "causal" if self.padding == (self.span, 0) else f"padding={self.padding}"
         return (f"TemporalConv1d({self.in_channels} -> {self.out_channels}, kernel={self.kernel_size}{extra}, "
                 f"{pad}{'' if self.bias is not None else ', no bias'})")
 
@@ -88,12 +94,12 @@ class TemporalConv1d:
         if self.bias is not None:
             arrays["bias"] = self.bias
         return {"kind": self.kind, "name": self.name, "dilation": self.dilation, "groups": self.groups,
-                "padding": list(self.padding)}, arrays
+                "padding": list(self.padding), "stride": self.stride}, arrays
 
     @classmethod
     def from_config(cls, config, arrays):
         return cls(arrays["weight"], arrays.get("bias"), dilation=config["dilation"], groups=config["groups"],
-                   padding=tuple(config["padding"]), name=config.get("name"))
+                   padding=tuple(config["padding"]), stride=config.get("stride", 1), name=config.get("name"))
 
 
 class TemporalConv1dKind(Kind):
@@ -112,48 +118,78 @@ class TemporalConv1dKind(Kind):
             w = np.asarray(layer.weight, np.float64).reshape(G, cout // G, cin_g, K).transpose(0, 3, 2, 1)
             meta[L.M_DIR + L.D_W] = buf.add(w)
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
-        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = K, layer.dilation, G
-        state = layer.padding[0] * layer.in_channels
+        meta[L.M_H], meta[L.M_HO], meta[L.M_D], meta[L.M_STRIDE] = K, layer.dilation, G, layer.stride
+        state = layer.span * layer.in_channels + (self.timing(layer) is not None)
         return Packed(layer, self, buf.finish(dtype), meta, layer.in_channels, cout, state)
 
     def fold_affine(self, layer, scale, shift, out_shape):
         bias = np.zeros(layer.out_channels) if layer.bias is None else np.asarray(layer.bias, np.float64)
         return TemporalConv1d(np.asarray(layer.weight, np.float64) * scale[:, None, None], bias * scale + shift,
-                              dilation=layer.dilation, groups=layer.groups, padding=layer.padding, name=layer.name)
+                              dilation=layer.dilation, groups=layer.groups, padding=layer.padding,
+                              stride=layer.stride, name=layer.name)
+
+    def timing(self, layer):
+        if layer.stride == 1 and layer.padding == (layer.span, 0):
+            return None
+        return Timing(layer.stride, layer.span - layer.padding[0], layer.padding[1])
 
     def state_slots(self, layer):
-        return (Slot("frames", 0, layer.padding[0] * layer.in_channels, 1, None),)
-
-    def reads_future(self, layer):
-        return None if layer.causal else f"padding={layer.padding} reads {layer.padding[1]} frames ahead"
+        frames = layer.span * layer.in_channels
+        timing = self.timing(layer)
+        phase = () if timing is None else (Slot("phase", frames, 1, 1, np.full((1, 1), float(timing.warmup))),)
+        return (Slot("frames", 0, frames, 1, None),) + phase
 
     def run(self, p, seq, lengths, states_in, states_out, prefix):
-        """All timesteps at once: one grouped product per tap over the padded sequence (T, B, C_in)."""
+        """All timesteps at once: one grouped product per tap over the sequence (T, B, C_in) with the node's past
+        frames before it and its right padding after, at the ticks where an output is due."""
         layer = p.layer
         T, B, cin = seq.shape
-        left, right = layer.padding
+        L, pr = layer.span, layer.padding[1]
         G, K, d = layer.groups, layer.kernel_size, layer.dilation
         cout, cin_g, _ = layer.weight.shape
         dt = seq.dtype
+        timing = self.timing(layer) or Timing(1, 0, 0)
         name = f"{prefix}.frames"
-        if name in states_in:   # (1, B, left * C_in), oldest frame first
-            past = states_in[name][0].reshape(B, left, cin).transpose(1, 0, 2)
+        if name in states_in:   # (1, B, L * C_in), oldest frame first
+            past = states_in[name][0].reshape(B, L, cin).transpose(1, 0, 2)
         else:
-            past = np.zeros((left, B, cin), dt)
-        padded = np.concatenate([past.astype(dt), seq, np.zeros((right, B, cin), dt)])
+            past = np.zeros((L, B, cin), dt)
+        phases = np.full(B, timing.warmup, np.int64)
+        if f"{prefix}.phase" in states_in:
+            phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
+        ext = np.concatenate([past.astype(dt), seq, np.zeros((pr, B, cin), dt)])   # tick t's window: ext[t + k d]
         W = np.asarray(layer.weight, dt).reshape(G, cout // G, cin_g, K)
-        y = np.zeros((T, B, G, cout // G), dt)
-        for k in range(K):
-            window = padded[k * d:k * d + T].reshape(T, B, G, cin_g)
-            y += np.einsum("tbgi,goi->tbgo", window, W[..., k])
-        y = y.reshape(T, B, cout)
+        counts = [timed_count(timing, T, int(ph)) for ph in phases]
+        y = np.zeros((max(counts, default=0), B, cout), dt)
+        for ph in np.unique(phases):
+            rows = np.flatnonzero(phases == ph)
+            n = timed_count(timing, T, int(ph))
+            acc = np.zeros((n, len(rows), G, cout // G), dt)
+            for k in range(K):
+                start = int(ph) + k * d
+                window = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows].reshape(n, len(rows), G,
+                                                                                                  cin_g)
+                acc += np.einsum("tbgi,goi->tbgo", window, W[..., k])
+            y[:n, rows] = acc.reshape(n, len(rows), cout)
         if layer.bias is not None:
             y += np.asarray(layer.bias, dt)
-        # the final state: the `left` input frames before each sequence's end
+        # the final state: the L input frames before each sequence's end, and the phase there
         ends = np.asarray(lengths)
-        final = np.stack([padded[e:e + left, b] for b, e in enumerate(ends)]) if left else np.zeros((B, 0, cin), dt)
-        states_out[name] = np.ascontiguousarray(final.reshape(1, B, left * cin))
+        final = np.stack([ext[e:e + L, b] for b, e in enumerate(ends)]) if L else np.zeros((B, 0, cin), dt)
+        states_out[name] = np.ascontiguousarray(final.reshape(1, B, L * cin))
+        if self.timing(layer) is not None:
+            states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
+                                                      for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
         return y
+
+
+def _phases(value, timing, where):
+    """Per sequence, a node's phase from an initial state (1, B, 1): whole numbers in [0, max(stride, warmup + 1))."""
+    ph = np.asarray(value).reshape(-1)
+    top = max(timing.stride, timing.warmup + 1)
+    if not np.all((ph == np.round(ph)) & (ph >= 0) & (ph < top)):
+        raise StateError(f"{where}: a phase is a whole number of input frames in [0, {top}), got {ph.tolist()}")
+    return ph.astype(np.int64)
 
 
 KIND = TemporalConv1dKind()

@@ -175,23 +175,41 @@ def run(spec, X, lengths=None):
 # ---- graph models: each node kind over whole sequences, frames (T, B, *frame), float64 -------------------------
 
 def temporal_conv(layer, X):
-    """y_t = bias + sum_k W[:, :, k] x_{t + k d - left} (grouped), zeros outside the sequence: X (T, B, C_in)."""
+    """y_j = bias + sum_k W[:, :, k] x_{j s + k d - left} (grouped), zeros outside the sequence: X (T, B, C_in); the
+    sequence padded by (left, right) gives floor((T + left + right - (K - 1) d - 1) / s) + 1 outputs."""
     T, B, _ = X.shape
     W = np.asarray(layer.weight, np.float64)
     cout, cin_g, K = W.shape
-    G, d, (left, _) = layer.groups, layer.dilation, layer.padding
+    G, d, s, (left, right) = layer.groups, layer.dilation, layer.stride, layer.padding
     cout_g = cout // G
-    Y = np.zeros((T, B, cout))
-    for t in range(T):
+    n = max(0, (T + left + right - (K - 1) * d - 1) // s + 1)
+    Y = np.zeros((n, B, cout))
+    for j in range(n):
         for o in range(cout):
             g = o // cout_g
             acc = np.full(B, 0.0 if layer.bias is None else float(layer.bias[o]))
             for k in range(K):
-                s = t + k * d - left
-                if 0 <= s < T:
-                    acc += X[s, :, g * cin_g:(g + 1) * cin_g] @ W[o, :, k]
-            Y[t, :, o] = acc
+                t = j * s + k * d - left
+                if 0 <= t < T:
+                    acc += X[t, :, g * cin_g:(g + 1) * cin_g] @ W[o, :, k]
+            Y[j, :, o] = acc
     return Y
+
+
+def temporal_pool(layer, X):
+    """Max or average over input frames j s + k d - left, k < kernel, of X (T, B, *frame); padding is not a value
+    (max skips it; average counts it as zero in a divisor of `kernel`, or leaves it out)."""
+    T = X.shape[0]
+    K, d, s, (left, right) = layer.kernel, layer.dilation, layer.stride, layer.padding
+    n = max(0, (T + left + right - (K - 1) * d - 1) // s + 1)
+    out = []
+    for j in range(n):
+        frames = [X[t] for t in (j * s + k * d - left for k in range(K)) if 0 <= t < T]
+        if layer.mode == "max":
+            out.append(np.max(frames, axis=0))
+        else:
+            out.append(np.sum(frames, axis=0) / (K if layer.count_include_pad else len(frames)))
+    return np.array(out).reshape((n,) + X.shape[1:])
 
 
 def frame_conv(layer, x):
@@ -296,6 +314,8 @@ def node(layer, ins, lengths=None):
         return np.asarray(layer.weight, np.float64)[x]
     if kind == "temporal_conv1d":
         return temporal_conv(layer, x)
+    if kind == "temporal_pool":
+        return temporal_pool(layer, x)
     if kind == "layer_norm":
         axes = tuple(range(x.ndim - len(layer.normalized_shape), x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
