@@ -34,12 +34,13 @@ class Plan:
     """What a Model runs: ``steps`` in topological order, ``edges`` and the arena's size per row."""
 
     def __init__(self, spec, dtype):
-        names = [i.name for i in spec.inputs] + list(spec.constants) + [node.name for node in spec.nodes]
+        nodes, shapes = self._lowered(spec)
+        names = [i.name for i in spec.inputs] + list(spec.constants) + [name for name, _, _ in nodes]
         index = {name: k for k, name in enumerate(names)}
         outside = {i.name for i in spec.inputs} | set(spec.outputs)
         edges, offset = [], 0
         for name in names:
-            shape, kind = spec.edges[name]
+            shape, kind = shapes[name]
             size = int(np.prod(shape))
             if name in outside:
                 edges.append(Edge(name, shape, size, kind, -1))
@@ -55,17 +56,17 @@ class Plan:
         self.folded = {into: affine.name for into, (affine, _) in folded.items()}
         skipped = set(self.folded.values())   # affine nodes whose scale and shift are in the node before them
         steps = []
-        for node in spec.nodes:
-            if node.name in skipped:
+        for name, layer, inputs in nodes:
+            if name in skipped:
                 continue
-            layer, out = node.layer, node.name
-            if node.name in folded:
-                affine, layer = folded[node.name]
+            out = name
+            if name in folded:
+                affine, layer = folded[name]
                 out = affine.name
-            shapes = [spec.edges[e][0] for e in node.inputs]
-            p = kind_of(layer).pack_node(layer, shapes, dtype)
-            p.shapes = (tuple(shapes), spec.edges[out][0])
-            steps.append(Step(node.name, p, tuple(index[e] for e in node.inputs), index[out]))
+            ins = [shapes[e][0] for e in inputs]
+            p = kind_of(layer).pack_node(layer, ins, dtype)
+            p.shapes = (tuple(ins), shapes[out][0])
+            steps.append(Step(name, p, tuple(index[e] for e in inputs), index[out]))
         self.steps = tuple(steps)
         self.inputs = tuple(index[i.name] for i in spec.inputs)
         self.outputs = tuple(index[o] for o in spec.outputs)
@@ -81,6 +82,24 @@ class Plan:
         self._clocks(spec, index)
         self.state_sizes = tuple(s.packed.state_size for s in steps)
         self.scratch_size = max(s.packed.scratch_size + s.packed.extra_scratch for s in steps)
+
+    @staticmethod
+    def _lowered(spec):
+        """The nodes the plan runs, as (name, layer, inputs): the spec's, with a variadic node of more inputs than
+        its kind's arity lowered into nodes of that arity (Kind.lower), and every edge's (shape, dtype), the new
+        ones between them included."""
+        shapes = dict(spec.edges)
+        nodes = []
+        for node in spec.nodes:
+            kind = kind_of(node.layer)
+            if not (kind.variadic and len(node.inputs) > kind.arity):
+                nodes.append((node.name, node.layer, tuple(node.inputs)))
+                continue
+            for name, layer, inputs in kind.lower(node.layer, node.name, node.inputs):
+                if name != node.name:
+                    shapes[name] = kind.infer(layer, [(e,) + shapes[e] for e in inputs], f"node {node.name!r}")
+                nodes.append((name, layer, tuple(inputs)))
+        return nodes, shapes
 
     def _clocks(self, spec, index):
         """Which nodes run on which ticks. A node with a Timing (a stride along time, a delay) computes an output

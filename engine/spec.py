@@ -35,7 +35,8 @@ from .layers.conv import TemporalConv1d  # noqa: F401 - re-exported
 from .layers.dense import Dense  # noqa: F401 - re-exported
 from .layers.elementwise import Add, Div, Elementwise, Max, Min, Mul, Sub  # noqa: F401 - re-exported
 from .layers.embedding import Embedding  # noqa: F401 - re-exported
-from .layers.frame import Concat, Flatten, FrameOp, Pad, Reshape, Slice, Squeeze, Transpose, Unsqueeze  # noqa: F401
+from .layers.frame import (Concat, Flatten, FrameOp, Pad, Reshape, Slice, Squeeze, Transpose, Unsqueeze,  # noqa: F401
+                           split)
 from .layers.framewise import FrameConv, FrameConvTranspose, Pool, PReLU  # noqa: F401 - re-exported
 from .layers.gru import GRU  # noqa: F401 - re-exported
 from .layers.lstm import LSTM  # noqa: F401 - re-exported
@@ -266,8 +267,9 @@ class ModelSpec:
         self._clock_problems = []
         for i, node in enumerate(order):
             kind = kind_of(node.layer)
-            if len(node.inputs) != kind.arity and not (kind.accepts_mask and len(node.inputs) == kind.arity + 1):
-                mask = " (and a mask)" if kind.accepts_mask else ""
+            if len(node.inputs) != kind.arity and not (kind.accepts_mask and len(node.inputs) == kind.arity + 1) \
+                    and not (kind.variadic and len(node.inputs) > kind.arity):
+                mask = " (and a mask)" if kind.accepts_mask else (" or more" if kind.variadic else "")
                 raise SpecError(f"node {node.name!r} ({type(node.layer).__name__}) takes {kind.arity} input(s){mask}, "
                                 f"got {len(node.inputs)}: {list(node.inputs)}")
             where = f"layer {i} ({type(node.layer).__name__})" if chain else \

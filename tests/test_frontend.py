@@ -419,11 +419,39 @@ def test_concat_joins_two_frames_along_an_axis():
     want = np.concatenate([A, B], axis=3)
     assert np.array_equal(model.run((A, B)), want)
     assert np.array_equal(model.stream().step_n((A[0], B[0])), want[0])
-    with pytest.raises(engine.SpecError, match=r"Concat along axis 0 of frames \(3, 4\) and \(3, 2\): the other"):
+    with pytest.raises(engine.SpecError, match=r"Concat along axis 0 of frames \(3, 4\), \(3, 2\): the other"):
         ModelSpec.graph([Input("a", (3, 4)), Input("b", (3, 2))], [Node("c", engine.spec.Concat(0), ["a", "b"])],
                         ["c"])
     with pytest.raises(engine.SpecError, match=r"cannot squeeze axes \[0\] of a frame of shape \(3, 4\)"):
         ModelSpec.graph([Input("a", (3, 4))], [Node("s", engine.spec.Squeeze(0), "a")], ["s"])
+
+
+def test_concat_of_many_frames_and_split_undo_each_other_as_numpy_does():
+    """Concat of four edges (lowered to three two-input nodes in the plan) and engine.split back into parts."""
+    rng = np.random.default_rng(13)
+    shapes = [(3, 1), (3, 4), (3, 2), (3, 3)]
+    X = [rng.normal(size=(2, 6) + s) for s in shapes]
+    nodes = [Node("c", engine.spec.Concat(axis=-1), ["a", "b", "c0", "d"]),
+             *engine.split("parts", "c", [1, 4, 2, 3], axis=1),
+             Node("back", engine.spec.Concat(axis=1), ["parts.3", "parts.0", "parts.2", "parts.1"])]
+    spec = ModelSpec.graph([Input(n, s) for n, s in zip(["a", "b", "c0", "d"], shapes)], nodes,
+                           ["c", "back", "parts.2"], dtype="float64")
+    model = engine.Model(spec)
+    assert len(model._plan.steps) == 3 + 4 + 3 and spec.edges["c"][0] == (3, 10)
+    want = [np.concatenate(X, axis=3), np.concatenate([X[3], X[0], X[2], X[1]], axis=3), X[2]]
+    for got, w in zip(model.run(tuple(X)), want):
+        assert np.array_equal(got, w)
+    for got, w in zip(model.stream().step_n(tuple(x[1] for x in X)), want):
+        assert np.array_equal(got, w[1])
+    rows = model.streams(2).step(tuple(x[:, 4] for x in X))
+    assert all(np.array_equal(r, w[:, 4]) for r, w in zip(rows, want))
+    loaded = engine.load(spec.save(os.path.join(tempfile.mkdtemp(), "m.npz")))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.run(tuple(X)), model.run(tuple(X))))
+    with pytest.raises(engine.SpecError, match=r"Concat along axis 0 of frames \(3, 1\), \(3, 4\), \(3, 2\): the"):
+        ModelSpec.graph([Input(n, s) for n, s in zip("abc", shapes)], [Node("j", engine.spec.Concat(0), list("abc"))],
+                        ["j"])
+    with pytest.raises(engine.SpecError, match=r"takes 2 input\(s\) or more, got 1"):
+        ModelSpec.graph([Input("a", 3)], [Node("c", engine.spec.Concat(0), ["a"])], ["c"])
 
 
 class BeatTracker(torch.nn.Module):

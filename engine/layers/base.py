@@ -129,8 +129,14 @@ class Kind:
     convention = None    # a line for `rnnjit info` on the kind's layout conventions, if it has any
 
     arity = 1            # how many input edges a node of this kind reads
+    variadic = False     # takes `arity` or more input edges (the plan lowers more into nodes of `arity`: ``lower``)
     reads_ids = False    # its input is integer ids (int64), not float frames (its entry point takes int64 *x)
     accepts_mask = False  # may also read a mask edge (Keras masking: Masking's (1,) output) after its inputs
+
+    def lower(self, layer, name, inputs):
+        """For a variadic kind reading more than ``arity`` edges: the nodes of ``arity`` inputs that compute it, as
+        (name, layer, inputs) in order, the last one named ``name``; the others' names are new edges."""
+        raise NotImplementedError
 
     def channel_affine(self, layer):
         """For a node that is y = x * scale[c] + shift[c] per channel (BatchNorm): (scale, shift), so that the plan

@@ -195,7 +195,7 @@ class FrameKind(Kind):
 
 
 class Concat:
-    """Two frames joined along ``axis`` (numpy's concatenate): the other axes must agree."""
+    """Two or more frames joined along ``axis`` (numpy's concatenate): the other axes must agree."""
 
     kind = "concat"
     input_size = None
@@ -214,29 +214,56 @@ class Concat:
         return cls(config["axis"], name=config.get("name"))
 
 
+def split(name, edge, sizes, axis=-1):
+    """The nodes of a Split (ONNX's, torch's ``split``): ``edge``'s frames cut along ``axis`` into parts of
+    ``sizes``, one Slice node per part, named ``<name>.0``, ``<name>.1``, ... (a node writes one edge)."""
+    from ..spec import Node
+
+    sizes = [int(s) for s in sizes]
+    if not sizes or any(s < 1 for s in sizes):
+        raise SpecError(f"split {name!r}: sizes must be positive, got {sizes}")
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    return [Node(f"{name}.{i}", Slice(axis, int(starts[i]), int(starts[i + 1])), edge) for i in range(len(sizes))]
+
+
 class ConcatKind(Kind):
     name, code, spec_class = "concat", L.OP_CONCAT, Concat
     step, entry = staticmethod(concat_step), staticmethod(concat_entry)
     arity = 2
+    variadic = True
 
     def _map(self, layer, shapes, where="node"):
-        sa, sb = shapes
-        a = np.arange(int(np.prod(sa)), dtype=np.int64).reshape(sa)
-        b = np.arange(a.size, a.size + int(np.prod(sb)), dtype=np.int64).reshape(sb)
-        if len(sa) != len(sb):
-            raise SpecError(f"{where}: Concat of frames {tuple(sa)} and {tuple(sb)}: different numbers of axes")
-        axis = _axis(layer.axis, len(sa), where)
-        if sa[:axis] + sa[axis + 1:] != sb[:axis] + sb[axis + 1:]:
-            raise SpecError(f"{where}: Concat along axis {layer.axis} of frames {tuple(sa)} and {tuple(sb)}: the "
-                            f"other axes differ")
-        return np.concatenate([a, b], axis=axis)
+        """Per output element, its index in the inputs' frames laid end to end."""
+        parts, start = [], 0
+        for shape in shapes:
+            parts.append(np.arange(start, start + int(np.prod(shape)), dtype=np.int64).reshape(shape))
+            start += parts[-1].size
+        first = tuple(shapes[0])
+        if any(len(sh) != len(first) for sh in shapes):
+            raise SpecError(f"{where}: Concat of frames {', '.join(str(tuple(sh)) for sh in shapes)}: different "
+                            f"numbers of axes")
+        axis = _axis(layer.axis, len(first), where)
+        if any(tuple(sh[:axis]) + tuple(sh[axis + 1:]) != first[:axis] + first[axis + 1:] for sh in shapes):
+            raise SpecError(f"{where}: Concat along axis {layer.axis} of frames "
+                            f"{', '.join(str(tuple(sh)) for sh in shapes)}: the other axes differ")
+        return np.concatenate(parts, axis=axis)
 
     def infer(self, layer, inputs, where):
-        (ea, sa, da), (eb, sb, db) = inputs
-        for edge, dtype in ((ea, da), (eb, db)):
+        for edge, _, dtype in inputs:
             if dtype != "float":
                 raise SpecError(f"{where}: Concat reads float frames, but edge {edge!r} carries {dtype} ids")
-        return tuple(int(s) for s in self._map(layer, (sa, sb), f"{where} (edges {ea!r}, {eb!r})").shape), "float"
+        edges = ", ".join(repr(e) for e, _, _ in inputs)
+        return tuple(int(s) for s in self._map(layer, [sh for _, sh, _ in inputs], f"{where} (edges {edges})").shape), \
+            "float"
+
+    def lower(self, layer, name, inputs):
+        """Concat(a, b, c, ...) as Concat(Concat(a, b), c) ...: the axis keeps its place in every partial frame."""
+        nodes, edge = [], inputs[0]
+        for i, e in enumerate(inputs[1:], 1):
+            out = name if i == len(inputs) - 1 else f"{name}/concat{i}"
+            nodes.append((out, layer, (edge, e)))
+            edge = out
+        return nodes
 
     def pack_node(self, layer, shapes, dtype):
         idx = np.ascontiguousarray(self._map(layer, shapes)).ravel()

@@ -346,8 +346,7 @@ def node(layer, ins, lengths=None):
     if kind == "frame":
         return per_frame(lambda f: frame_op(layer, f))
     if kind == "concat":
-        a, b = ins
-        return np.concatenate([a, b], axis=2 + layer.axis % (a.ndim - 2))
+        return np.concatenate(ins, axis=2 + layer.axis % (x.ndim - 2))
     raise ValueError(f"no reference for {kind}")
 
 
