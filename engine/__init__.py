@@ -25,7 +25,7 @@ from .session import Stream, Streams
 from .spec import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, Dense, Div, Embedding, Flatten, FrameConv,
                    FrameConvTranspose, GroupNorm, Input, InstanceNorm, L2Norm, LayerNorm, Masking, Max, Min,
                    ModelSpec, Mul, Node, Normalize, PReLU, Pad, Pool, Reshape, Slice, Squeeze, Sub, TemporalConv1d,
-                   TemporalPool, Transpose, Unsqueeze, split)
+                   TemporalConv2d, TemporalPool, Transpose, Unsqueeze, split)
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,6 @@ __all__ = [
     "FormatError", "FrameConv", "FrameConvTranspose", "GRU", "GroupNorm", "Input", "InstanceNorm", "L2Norm", "LSTM",
     "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool",
     "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream",
-    "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalPool", "Transpose", "UnsafeFileError",
+    "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d", "TemporalPool", "Transpose", "UnsafeFileError",
     "Unsqueeze", "load", "load_spec", "split", "__version__",
 ]

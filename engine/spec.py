@@ -31,7 +31,7 @@ import numpy as np
 from .errors import SpecError
 from .layers import KINDS
 from .layers.activation import ACTIVATIONS, Activation  # noqa: F401 - re-exported
-from .layers.conv import TemporalConv1d  # noqa: F401 - re-exported
+from .layers.conv import TemporalConv1d, TemporalConv2d  # noqa: F401 - re-exported
 from .layers.dense import Dense  # noqa: F401 - re-exported
 from .layers.elementwise import Add, Div, Elementwise, Max, Min, Mul, Sub  # noqa: F401 - re-exported
 from .layers.embedding import Embedding  # noqa: F401 - re-exported

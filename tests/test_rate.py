@@ -226,3 +226,40 @@ def test_strided_nodes_survive_the_native_format(tmp_path):
     assert b.timing == a.timing == {"layers.1": (2, 1)}
     np.testing.assert_array_equal(a.run(X), b.run(X))
     np.testing.assert_array_equal(a.stream().step_n(X), b.stream().step_n(X))
+
+
+@st.composite
+def convs2d(draw):
+    G = draw(st.sampled_from([1, 1, 2]))
+    cin, cout = G * draw(st.integers(1, 3)), G * draw(st.integers(1, 3))
+    Kt, Kf = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    dt, df = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    st_, sf = draw(st.sampled_from([1, 1, 2])), draw(st.integers(1, 2))
+    span = (Kt - 1) * dt
+    time_pad = draw(st.sampled_from(["causal", 0, span // 2]))
+    F = draw(st.integers((Kf - 1) * df + 1, (Kf - 1) * df + 6))
+    freq_pad = draw(st.integers(0, 2))
+    return G, cin, cout, Kt, Kf, dt, df, st_, sf, time_pad, F, freq_pad, draw(st.integers(3, 20)), draw(st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=convs2d(), dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**31))
+def test_a_convolution_over_time_and_frequency_matches_torchs_conv2d(cfg, dtype, seed):
+    """torch's Conv2d over (batch, channels, time, frequency) with the time axis padded causally (in front) or
+    symmetrically: frames (C_in, F) -> (C_out, F'), streamed on the ticks each output's window is in."""
+    G, cin, cout, Kt, Kf, dt, df, st_, sf, time_pad, F, freq_pad, T, bias = cfg
+    span = (Kt - 1) * dt
+    left, right = (span, 0) if time_pad == "causal" else (time_pad, time_pad)
+    assume(T + left + right >= span + 1)
+    torch.manual_seed(seed % 1000)
+    conv = torch.nn.Conv2d(cin, cout, (Kt, Kf), stride=(st_, sf), dilation=(dt, df), groups=G, bias=bias,
+                           padding=(0, freq_pad)).double()
+    X = np.random.default_rng(seed).normal(size=(2, T, cin, F))
+    with torch.inference_mode():
+        xt = torch.nn.functional.pad(torch.from_numpy(X).permute(0, 2, 1, 3), (0, 0, left, right))
+        ref = conv(xt).permute(0, 2, 1, 3).numpy()                               # (B, T', C_out, F')
+    layer = engine.TemporalConv2d(_np(conv.weight), _np(conv.bias) if bias else None, stride=(st_, sf),
+                                  dilation=(dt, df), groups=G, padding=(time_pad, freq_pad))
+    model = engine.Model(ModelSpec.graph([Input("spec", (cin, F))], [Node("c", layer, "spec")], ["c"]), dtype=dtype)
+    assert model.outputs["c"] == ref.shape[2:]
+    _check_all_ways(model, X, ref, dtype, f"{layer!r}", due=_due_ticks(T, st_, span - left))

@@ -17,9 +17,11 @@ from numba import carray
 
 from ..config import jit
 from .layout import (D_BIAS, D_W, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE,
-                     M_STRIDE)
+                     M_STRIDE, META_LEN)
 
 F_DEPTHWISE = 1   # meta[M_FLAGS]: one input channel per group, weights packed (K, C_out)
+# TemporalConv2d: its time taps and time dilation (the frequency convolution is FrameConv's index map)
+M_CONV2D_KT, M_CONV2D_DT = M_DIR + 2, M_DIR + 3
 
 
 @jit
@@ -92,3 +94,55 @@ def conv_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     conv_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+@jit
+def conv2d_step(X, Y, P, S, SC, m):
+    """TemporalConv2d: Y (n, C_out * F') = bias + sum over time taps kt of the frequency convolution (weights
+    (K_t, C_out, window) at D_W, FrameConv's index map from META_LEN) of the frame (K_t - 1 - kt) * dilation steps
+    back; S (n, L * C_in * F [+ phase]) its past frames, as conv_step keeps them."""
+    window, npos, G, size = m[M_H], m[M_HO], m[M_D], m[M_IN]
+    cout = m[M_OUT] // npos
+    cout_g = cout // G
+    Kt, dil = m[M_CONV2D_KT], m[M_CONV2D_DT]
+    L = (Kt - 1) * dil
+    ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
+    idx = m[META_LEN:]
+    timed = m[M_STATE] > L * size
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        s = S[r]
+        if timed:
+            phase = s[L * size]
+            s[L * size] = m[M_STRIDE] - 1 if phase == 0 else phase - 1
+            if phase != 0:
+                _push(s, x, L, size)
+                continue
+        for o in range(cout):
+            b = P[ob + o] if ob >= 0 else 0.0
+            for q in range(npos):
+                y[o * npos + q] = b
+        for kt in range(Kt):
+            back = (Kt - 1 - kt) * dil
+            src = x if back == 0 else s[(L - back) * size:(L - back + 1) * size]
+            wk = ow + kt * cout * window
+            for g in range(G):
+                for q in range(npos):
+                    base = (g * npos + q) * window
+                    for o in range(g * cout_g, (g + 1) * cout_g):
+                        w = wk + o * window
+                        acc = y[o * npos + q] - y[o * npos + q]
+                        for j in range(window):
+                            k = idx[base + j]
+                            if k >= 0:
+                                acc += P[w + j] * src[k]
+                        y[o * npos + q] += acc
+        _push(s, x, L, size)
+
+
+def conv2d_entry(x, y, p, s, sc, meta, n):
+    """The C entry point of TemporalConv2d: conv2d_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    conv2d_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import SpecError, StateError
 from ..kernels import layout as L
-from ..kernels.conv import F_DEPTHWISE, conv_entry, conv_step
+from ..kernels.conv import (F_DEPTHWISE, M_CONV2D_DT, M_CONV2D_KT, conv2d_entry, conv2d_step, conv_entry,
+                            conv_step)
 from .base import Buffer, Kind, Packed, Slot, Timing, phase_after, timed_count
 from .validate import _array, _expect_shape, _positive_int
 
@@ -193,3 +194,172 @@ def _phases(value, timing, where):
 
 
 KIND = TemporalConv1dKind()
+
+
+class TemporalConv2d:
+    """A 2-D convolution over time and one frame axis (torch's Conv2d over (batch, channels, time, frequency), as
+    spectrogram models run it): frames (C_in, F) in, (C_out, F') out; weight (C_out, C_in / groups, K_t, K_f) as
+    torch stores it. ``stride``, ``dilation``: (time, frequency); ``padding``: (time, frequency), the time part as
+    TemporalConv1d's ("causal", an int for both sides, or (left, right)) and the frequency part an int or
+    (before, after). Along time it is TemporalConv1d (state, stride, timing); along frequency torch's Conv1d per
+    frame. A model whose Conv2d has time last (batch, channels, frequency, time) passes the weight with its last two
+    axes swapped."""
+
+    kind = "temporal_conv2d"
+    input_size = None
+
+    def __init__(self, weight, bias=None, *, stride=1, padding=("causal", 0), dilation=1, groups=1, name=None):
+        where = "TemporalConv2d" + (f" {name!r}" if name else "")
+        self.name = name
+        self.weight = _array(weight, "weight", where, 4)
+        self.bias = _array(bias, "bias", where, 1)
+        cout = self.weight.shape[0]
+        self.groups = _positive_int(groups, "groups", where)
+        if cout % self.groups:
+            raise SpecError(f"{where}: groups={self.groups} must divide the {cout} output channels")
+        _expect_shape(self.bias, (cout,), "bias (out_channels,)", where)
+        pair = lambda v, what: tuple(_positive_int(x, what, where) for x in  # noqa: E731
+                                     ((v, v) if isinstance(v, (int, np.integer)) else tuple(v)))
+        self.stride, self.dilation = pair(stride, "stride"), pair(dilation, "dilation")
+        if len(self.stride) != 2 or len(self.dilation) != 2:
+            raise SpecError(f"{where}: stride and dilation are an int or (time, frequency), got {stride!r}, "
+                            f"{dilation!r}")
+        if not (isinstance(padding, (tuple, list)) and len(padding) == 2):
+            raise SpecError(f"{where}: padding is (time, frequency), got {padding!r}")
+        # the time axis exactly as TemporalConv1d takes it
+        self._time = TemporalConv1d(np.zeros((1, 1, self.weight.shape[2])), stride=self.stride[0],
+                                    dilation=self.dilation[0], padding=padding[0], name=name)
+        pf = padding[1]
+        pf = (pf, pf) if isinstance(pf, (int, np.integer)) and not isinstance(pf, bool) else tuple(pf)
+        if len(pf) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in pf):
+            raise SpecError(f"{where}: the frequency padding is an int or (before, after), got {padding[1]!r}")
+        self.padding = (self._time.padding, (int(pf[0]), int(pf[1])))
+
+    @property
+    def in_channels(self):
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def span(self):
+        return self._time.span
+
+    def frame_conv(self, kt=0):
+        """The convolution along frequency that time tap ``kt`` applies to its frame (a FrameConv)."""
+        from .framewise import FrameConv
+
+        return FrameConv(self.weight[:, :, kt, :], stride=self.stride[1], padding=[list(self.padding[1])],
+                         dilation=self.dilation[1], groups=self.groups)
+
+    def __repr__(self):
+        return (f"TemporalConv2d({self.in_channels} -> {self.out_channels}, kernel={self.weight.shape[2:]}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
+
+    def to_config(self):
+        arrays = {"weight": self.weight}
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        return {"kind": self.kind, "name": self.name, "stride": list(self.stride), "dilation": list(self.dilation),
+                "padding": [list(p) for p in self.padding], "groups": self.groups}, arrays
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(arrays["weight"], arrays.get("bias"), stride=tuple(config["stride"]),
+                   dilation=tuple(config["dilation"]), padding=tuple(tuple(p) for p in config["padding"]),
+                   groups=config["groups"], name=config.get("name"))
+
+
+class TemporalConv2dKind(Kind):
+    name, code, spec_class = "temporal_conv2d", L.OP_CONV2D, TemporalConv2d
+    step, entry = staticmethod(conv2d_step), staticmethod(conv2d_entry)
+
+    def _index(self, layer, shape, where="node"):
+        from .framewise import FRAME_CONV
+
+        return FRAME_CONV._index(layer.frame_conv(), shape, where)
+
+    def infer(self, layer, inputs, where):
+        (edge, shape, dtype), = inputs
+        if dtype != "float" or len(shape) != 2 or shape[0] != layer.in_channels:
+            raise SpecError(f"{where}: a TemporalConv2d reads float frames of ({layer.in_channels} channels, "
+                            f"frequency), but edge {edge!r} carries {dtype} frames of shape {tuple(shape)}")
+        outs, _ = self._index(layer, shape, f"{where} on edge {edge!r}")
+        return (layer.out_channels,) + tuple(outs), "float"
+
+    def pack_node(self, layer, shapes, dtype):
+        from .framewise import FRAME_CONV
+
+        (shape,) = shapes
+        outs, idx = self._index(layer, shape)
+        Kt = layer.weight.shape[2]
+        buf = Buffer()
+        meta = np.zeros(L.META_LEN + idx.size, dtype=np.int64)
+        w = np.stack([FRAME_CONV._gather_weight(layer.frame_conv(kt)) for kt in range(Kt)])   # (K_t, C_out, window)
+        meta[L.M_DIR + L.D_W] = buf.add(w)
+        meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
+        meta[L.M_H], meta[L.M_HO], meta[L.M_D] = idx.shape[1], int(np.prod(outs)), layer.groups
+        meta[L.M_STRIDE], meta[M_CONV2D_KT], meta[M_CONV2D_DT] = layer.stride[0], Kt, layer.dilation[0]
+        meta[L.META_LEN:] = idx.ravel()
+        size = int(np.prod(shape))
+        state = layer.span * size + (self.timing(layer) is not None)
+        return Packed(layer, self, buf.finish(dtype), meta, size, layer.out_channels * int(np.prod(outs)), state)
+
+    def timing(self, layer):
+        return KIND.timing(layer._time)
+
+    def slots(self, p):
+        layer = p.layer
+        frames = layer.span * p.in_size
+        timing = self.timing(layer)
+        phase = () if timing is None else (Slot("phase", frames, 1, 1, np.full((1, 1), float(timing.warmup))),)
+        return (Slot("frames", 0, frames, 1, None),) + phase
+
+    def run(self, p, seq, lengths, states_in, states_out, prefix):
+        """Whole sequences (T, B, C_in * F): as TemporalConv1d's run along time, each tap's frames gathered
+        through the frequency convolution's index map."""
+        layer = p.layer
+        T, B, size = seq.shape
+        L_, pr = layer.span, layer.padding[0][1]
+        Kt, d = layer.weight.shape[2], layer.dilation[0]
+        G = layer.groups
+        cout = layer.out_channels
+        dt = seq.dtype
+        timing = self.timing(layer) or Timing(1, 0, 0)
+        idx = p.meta[L.META_LEN:].reshape(-1, int(p.meta[L.M_H]))                    # (G * npos, window)
+        npos, window = int(p.meta[L.M_HO]), idx.shape[1]
+        W = p.view(0, L.D_W, (Kt, cout, window)).astype(dt).reshape(Kt, G, cout // G, window)
+        name = f"{prefix}.frames"
+        past = states_in[name][0].reshape(B, L_, size).transpose(1, 0, 2) if name in states_in else \
+            np.zeros((L_, B, size), dt)
+        phases = np.full(B, timing.warmup, np.int64)
+        if f"{prefix}.phase" in states_in:
+            phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
+        ext = np.concatenate([past.astype(dt), seq, np.zeros((pr, B, size), dt)])
+        safe, valid = np.where(idx >= 0, idx, 0), (idx >= 0)
+        counts = [timed_count(timing, T, int(ph)) for ph in phases]
+        y = np.zeros((max(counts, default=0), B, cout * npos), dt)
+        for ph in np.unique(phases):
+            rows = np.flatnonzero(phases == ph)
+            n = timed_count(timing, T, int(ph))
+            acc = np.zeros((n, len(rows), G, cout // G, npos), dt)
+            for k in range(Kt):
+                start = int(ph) + k * d
+                frames = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows]    # (n, rows, size)
+                taps = (frames[..., safe] * valid).reshape(n, len(rows), G, npos, window)
+                acc += np.einsum("tbgpw,gow->tbgop", taps, W[k])
+            y[:n, rows] = acc.reshape(n, len(rows), cout * npos)
+        if layer.bias is not None:
+            y += np.repeat(np.asarray(layer.bias, dt), npos)
+        ends = np.asarray(lengths)
+        final = np.stack([ext[e:e + L_, b] for b, e in enumerate(ends)]) if L_ else np.zeros((B, 0, size), dt)
+        states_out[name] = np.ascontiguousarray(final.reshape(1, B, L_ * size))
+        if self.timing(layer) is not None:
+            states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
+                                                      for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
+        return y
+
+
+CONV2D = TemporalConv2dKind()
