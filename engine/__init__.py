@@ -34,6 +34,6 @@ __all__ = [
     "FormatError", "FrameConv", "FrameConvTranspose", "GRU", "GroupNorm", "Input", "InstanceNorm", "L2Norm", "LSTM",
     "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool",
     "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream",
-    "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d", "TemporalPool", "Transpose", "UnsafeFileError",
-    "Unsqueeze", "load", "load_spec", "split", "__version__",
+    "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d", "TemporalPool", "Transpose",
+    "UnsafeFileError", "Unsqueeze", "load", "load_spec", "split", "__version__",
 ]
