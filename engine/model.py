@@ -46,8 +46,9 @@ class Model:
         for step in plan.steps:
             if not spec.is_chain:   # a chain's identity is what it was before graphs: its snapshots stay valid
                 digest.update(repr((step.name, step.inputs, step.output)).encode())
-            digest.update(step.packed.meta.tobytes())
-            digest.update(step.packed.params.tobytes())
+            for part in step.packed.parts:   # (a fused activation: the two nodes it was, as a chain had them)
+                digest.update(part.meta.tobytes())
+                digest.update(part.params.tobytes())
         for e, value in plan.constants:
             digest.update(repr(e).encode())
             digest.update(value.tobytes())
@@ -169,8 +170,12 @@ class Model:
             ins = [values[e] if e not in constants else
                    np.ascontiguousarray(np.broadcast_to(constants[e], (t_in, B, constants[e].size)))
                    for e in step.inputs]
-            values[step.output] = p.kind.run(p, ins[0] if len(ins) == 1 else ins, lens_in, states_in, states_out,
-                                             step.name)
+            # (an activation fused into the node (Plan._fuse) runs after it here: the node is run as packed alone)
+            node = p.parts[0]
+            values[step.output] = node.kind.run(node, ins[0] if len(ins) == 1 else ins, lens_in, states_in,
+                                                states_out, step.name)
+            if p.epilogue is not None:
+                values[step.output] = p.epilogue.kind.run(p.epilogue, values[step.output], lens_in, {}, {}, "")
             phases = states_in.get(f"{step.name}.phase")
             lengths[step.output] = p.kind.run_lengths(p.layer, lens_in, None if phases is None else
                                                       np.asarray(phases).reshape(-1))

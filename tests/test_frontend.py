@@ -703,3 +703,38 @@ def test_batch_norm_is_folded_into_the_dense_or_convolution_before_it_where_that
     assert model._plan.folded == {}
     assert_parity(model.run(X)[0], np.asarray(b1(lin(torch.from_numpy(X)).transpose(1, 2)).transpose(1, 2).detach()),
                   PARITY_F64, "float64", "unfolded")
+
+
+@pytest.mark.parametrize("act, module", [(Activation("relu"), torch.nn.ReLU()),
+                                         (Activation("leaky_relu", 0.1), torch.nn.LeakyReLU(0.1)),
+                                         (Activation("relu6"), torch.nn.ReLU6()),
+                                         (Activation("clip", -0.5, 0.25), torch.nn.Hardtanh(-0.5, 0.25))])
+def test_an_activation_after_a_dense_or_convolution_is_fused_into_its_kernel(act, module):
+    """Conv1d -> BatchNorm -> act -> Conv2d-over-frames -> act -> Linear -> act: each activation runs inside the
+    kernel before it (one node each), and the numbers are torch's through run, step_n and streams; leaky_relu
+    applied twice would be off by alpha (so a double application cannot pass)."""
+    torch.manual_seed(20)
+    conv, bn = torch.nn.Conv1d(3, 4, 3).double(), torch.nn.BatchNorm1d(4).double().eval()
+    bn.running_mean.normal_()
+    fconv, lin = torch.nn.Conv1d(1, 2, 3, padding=1).double(), torch.nn.Linear(8, 5).double()
+    X = np.random.default_rng(20).normal(size=(2, 11, 3))
+    with torch.inference_mode():
+        h = module(bn(conv(torch.nn.functional.pad(torch.from_numpy(X).transpose(1, 2), (2, 0))))).transpose(1, 2)
+        h = module(fconv(h.reshape(22, 1, 4))).reshape(2, 11, 8)
+        ref = module(lin(h)).numpy()
+    nodes = [Node("conv", TemporalConv1d(_np(conv.weight), _np(conv.bias)), "x"),
+             Node("bn", BatchNorm(_np(bn.running_mean), _np(bn.running_var), _np(bn.weight), _np(bn.bias)), "conv"),
+             Node("a1", act, "bn"), Node("u", engine.Unsqueeze(0), "a1"),
+             Node("fconv", engine.FrameConv(_np(fconv.weight), _np(fconv.bias), padding=1), "u"),
+             Node("a2", act, "fconv"), Node("flat", engine.Flatten(), "a2"),
+             Node("lin", Dense(_np(lin.weight), _np(lin.bias)), "flat"), Node("a3", act, "lin")]
+    for dtype in ("float32", "float64"):
+        model = engine.Model(ModelSpec.graph({"x": 3}, nodes, ["a3"], dtype=dtype))
+        assert model._plan.fused == {"conv": "a1", "fconv": "a2", "lin": "a3"}
+        assert [s.name for s in model._plan.steps] == ["conv", "u", "fconv", "flat", "lin"]
+        _check_all_ways(model, X, ref, dtype, f"fused {act!r}")
+    # an output read by two nodes, or a graph output, keeps its activation apart
+    model = engine.Model(ModelSpec.graph({"x": 3}, nodes[:3] + [Node("t", Activation("tanh"), "bn")], ["a1", "t"]))
+    assert model._plan.fused == {}
+    model = engine.Model(ModelSpec.graph({"x": 3}, nodes[:3], ["a1", "bn"]))
+    assert model._plan.fused == {}

@@ -21,7 +21,7 @@ from numba import carray, types
 from numba.extending import overload
 
 from ..config import OVERLOAD_OPTIONS, jit
-from .layout import M_CODE, M_D, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
+from .layout import M_CODE, M_D, M_EPI, M_EPI_P, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE
 
 # ---- codes shared with the packers (engine/layers/) ---------------------------------------------------
 IDENTITY, RELU, TANH, SIGMOID, AFFINE, LEAKY_RELU, THRESHOLDED_RELU, SCALED_TANH, HARD_SIGMOID, ELU, \
@@ -174,6 +174,33 @@ def _apply_layer_overload(code, alpha, beta, x):
             return x ** alpha
         return x
     return impl
+
+
+# ---- an activation fused after a dense or convolution node (the plan fuses it; engine/plan.py) ----------
+EPILOGUE_CODES = (RELU, LEAKY_RELU, CLIP)   # branch-free and cheap to compile into every kernel that takes one
+
+
+@jit(inline="always")
+def epilogue(y, P, m):
+    """The fused activation (meta[M_EPI] - 1) applied in place to one row ``y`` of the node's output, while it is
+    still in cache: the same arithmetic as the Activation node's (apply / apply_layer) for these codes."""
+    code = m[M_EPI] - 1
+    if code < 0:
+        return
+    alpha, beta = P[m[M_EPI_P]], P[m[M_EPI_P] + 1]
+    zero = alpha - alpha
+    if code == RELU:
+        for j in range(y.shape[0]):
+            v = y[j]
+            y[j] = v if v > zero else zero
+    elif code == LEAKY_RELU:
+        for j in range(y.shape[0]):
+            v = y[j]
+            y[j] = v if v >= zero else alpha * v
+    elif code == CLIP:
+        for j in range(y.shape[0]):
+            v = y[j]
+            y[j] = alpha if v < alpha else (beta if v > beta else v)
 
 
 # ---- the activation layer: a function applied elementwise, or softmax / log-softmax over each row ------

@@ -16,6 +16,7 @@ the sequence left-padded with zeros, which is what a causal convolution is.
 from numba import carray
 
 from ..config import jit
+from .activations import epilogue
 from .layout import (D_BIAS, D_W, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH, M_STATE,
                      M_STRIDE, META_LEN)
 
@@ -76,6 +77,7 @@ def conv_step(X, Y, P, S, SC, m):
                     wi = W[i]
                     for o in range(cout_g):
                         yg[o] += v * wi[o]
+        epilogue(y, P, m)
         _push(s, x, L, cin)
 
 
@@ -138,6 +140,7 @@ def conv2d_step(X, Y, P, S, SC, m):
                             if k >= 0:
                                 acc += P[w + j] * src[k]
                         y[o * npos + q] += acc
+        epilogue(y, P, m)
         _push(s, x, L, size)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 from numba import carray
 
 from ..config import jit
+from .activations import epilogue
 from .layout import D_BIAS, D_W, M_DIR, M_H, M_IN, M_LEN, M_OUT, M_PLEN
 
 
@@ -41,6 +42,7 @@ def _dense_rows(X, Y, P, m):
             if ob >= 0:
                 acc += np.float64(P[ob + j])
             y[j] = acc
+        epilogue(y, P, m)
 
 
 def dense_entry(x, y, p, s, sc, meta, n):

@@ -17,6 +17,7 @@ groups (convolution) or channels (pool).
 from numba import carray
 
 from ..config import jit
+from .activations import epilogue
 from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH,
                      M_STATE, META_LEN)
 
@@ -50,6 +51,7 @@ def frame_conv_step(X, Y, P, S, SC, m):
                         if k >= 0:
                             acc += P[w + j] * x[k]
                     y[o * npos + p] = acc
+        epilogue(y, P, m)
 
 
 @jit
@@ -83,6 +85,7 @@ def _frame_conv1d_direct(X, Y, P, SC, m):
                     seg = row[k * dil:k * dil + npos]
                     for q in range(npos):
                         yo[q] += w * seg[q]
+        epilogue(y, P, m)
 
 
 @jit

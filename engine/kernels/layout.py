@@ -13,6 +13,8 @@ meta header (all layer kinds)::
     [M_H] hidden size H       [M_HO] state size H_out (proj or H)     [M_D] directions
     [M_FLAGS] F_* bits        [M_CODE] activation code (activation layers)
     [M_STRIDE] stride along time (kinds with a Timing: their phase is the last float of their state row)
+    [M_EPI] an activation fused after the node (dense, convolutions): its code + 1, or 0 for none
+    [M_EPI_P] where that activation's alpha and beta are in params
 
 recurrent layers, per direction d at base ``M_DIR + d * DIR_STRIDE`` (offsets into params)::
 
@@ -40,7 +42,8 @@ OP_LSTM, OP_GRU, OP_RNN, OP_DENSE, OP_ACT, OP_NORM, OP_ELEMENTWISE, OP_EMBEDDING
     OP_CHANNEL_AFFINE, OP_GATHER, OP_CONCAT, OP_FRAME_CONV, OP_POOL, OP_PRELU, OP_GROUP_NORM, OP_L2_NORM, \
     OP_FRAME_CONV_T, OP_MASKING, OP_TEMPORAL_POOL, OP_CONV2D = range(1, 23)
 
-M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE, M_STRIDE = range(13)
+M_LEN, M_KIND, M_IN, M_OUT, M_PLEN, M_STATE, M_SCRATCH, M_H, M_HO, M_D, M_FLAGS, M_CODE, M_STRIDE, M_EPI, M_EPI_P = \
+    range(15)
 M_DIR = 16
 DIR_STRIDE = 16
 D_M, D_B, D_PEEP, D_PROJ, D_WXN, D_RHN, D_BXN, D_BHN, D_FLT, D_ACT0, D_ACT1, D_ACT2 = range(12)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.activations import CODES, activation_entry, activation_step
+from ..kernels.activations import CODES, EPILOGUE_CODES, activation_entry, activation_step
 from .base import Kind, Packed
 from .validate import _f
 
@@ -160,6 +160,10 @@ class ActivationKind(Kind):
             raise SpecError(f"{where}: {layer.name} along axis {layer.axis}, but edge {edge!r} carries frames of "
                             f"shape {shape} ({len(shape)} axes)")
         return tuple(shape), "float"
+
+    def epilogue_code(self, layer):
+        code = CODES[layer.name]
+        return code if code in EPILOGUE_CODES else None
 
     def pack_node(self, layer, shapes, dtype):
         (shape,) = shapes

@@ -49,7 +49,7 @@ class Packed:
     ``kind`` is the layer's Kind."""
 
     __slots__ = ("layer", "kind", "params", "meta", "in_size", "out_size", "state_size", "scratch_size", "_plain",
-                 "shapes", "extra_scratch")
+                 "shapes", "extra_scratch", "epilogue", "parts")
 
     def __init__(self, layer, kind, params, meta, in_size, out_size, state_size=0, scratch_size=0):
         meta[L.M_LEN] = len(meta)
@@ -67,6 +67,19 @@ class Packed:
         self._plain = {}
         self.shapes = None   # the frame shapes of its inputs and output, set by the plan (engine/plan.py)
         self.extra_scratch = 0   # scratch floats per row beyond meta[M_SCRATCH] (a masked step keeps state there)
+        self.epilogue = None     # the packed Activation fused after it (``with_epilogue``)
+        self.parts = (self,)     # what it was packed from: itself, or the node and its fused activation
+
+    def with_epilogue(self, act):
+        """This node with the packed activation ``act`` fused after it: its kernel applies the activation to each
+        output row it writes (meta[M_EPI]); alpha and beta follow its params."""
+        meta = self.meta.copy()
+        meta[L.M_EPI], meta[L.M_EPI_P] = act.meta[L.M_CODE] + 1, len(self.params)
+        fused = Packed(self.layer, self.kind, np.concatenate([self.params, act.params[:2]]), meta, self.in_size,
+                       self.out_size, self.state_size, self.scratch_size)
+        fused.shapes, fused.extra_scratch = (self.shapes[0], act.shapes[1]), self.extra_scratch
+        fused.epilogue, fused.parts = act, (self, act)
+        return fused
 
     def view(self, d, slot, shape):
         """A numpy view of one packed vector or plain array (biases, dense weights)."""
@@ -131,12 +144,18 @@ class Kind:
     arity = 1            # how many input edges a node of this kind reads
     variadic = False     # takes `arity` or more input edges (the plan lowers more into nodes of `arity`: ``lower``)
     reads_ids = False    # its input is integer ids (int64), not float frames (its entry point takes int64 *x)
+    takes_epilogue = False   # its kernel applies a fused activation to each output row (kernels/activations.py)
     accepts_mask = False  # may also read a mask edge (Keras masking: Masking's (1,) output) after its inputs
 
     def lower(self, layer, name, inputs):
         """For a variadic kind reading more than ``arity`` edges: the nodes of ``arity`` inputs that compute it, as
         (name, layer, inputs) in order, the last one named ``name``; the others' names are new edges."""
         raise NotImplementedError
+
+    def epilogue_code(self, layer):
+        """For an activation a kernel can apply as its epilogue (kernels/activations.EPILOGUE_CODES): its code;
+        None for anything else."""
+        return None
 
     def channel_affine(self, layer):
         """For a node that is y = x * scale[c] + shift[c] per channel (BatchNorm): (scale, shift), so that the plan

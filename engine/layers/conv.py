@@ -105,6 +105,7 @@ class TemporalConv1d:
 
 class TemporalConv1dKind(Kind):
     name, code, spec_class = "temporal_conv1d", L.OP_CONV, TemporalConv1d
+    takes_epilogue = True
     step, entry = staticmethod(conv_step), staticmethod(conv_entry)
 
     def pack(self, layer, in_size, dtype):
@@ -274,6 +275,7 @@ class TemporalConv2d:
 
 class TemporalConv2dKind(Kind):
     name, code, spec_class = "temporal_conv2d", L.OP_CONV2D, TemporalConv2d
+    takes_epilogue = True
     step, entry = staticmethod(conv2d_step), staticmethod(conv2d_entry)
 
     def _index(self, layer, shape, where="node"):

@@ -56,6 +56,7 @@ class Dense:
 
 class DenseKind(Kind):
     name, code, spec_class = "dense", L.OP_DENSE, Dense
+    takes_epilogue = True
     step, entry = staticmethod(dense_step), staticmethod(dense_entry)
 
     def infer(self, layer, inputs, where):

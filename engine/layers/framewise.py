@@ -149,6 +149,7 @@ class FrameConv:
 
 class FrameConvKind(Kind):
     name, code, spec_class = "frame_conv", L.OP_FRAME_CONV, FrameConv
+    takes_epilogue = True
     step, entry = staticmethod(frame_conv_step), staticmethod(frame_conv_entry)
     direct_ok = True   # a 1-D, stride-1, groups-1 convolution may take the direct loop
 
