@@ -261,7 +261,7 @@ class RecurrentKind(Kind):
     def state_slots(self, layer):
         return (Slot("h", 0, layer.output_hidden, layer.num_directions, layer.initial_h),)
 
-    accepts_mask = True   # (x, mask): Keras masking, forward layers only
+    accepts_mask = True   # (x, mask): Keras masking (reverse and bidirectional layers in run)
 
     def infer(self, layer, inputs, where):
         if len(inputs) == 2:
@@ -270,8 +270,6 @@ class RecurrentKind(Kind):
                 raise SpecError(f"{where}: a recurrent node's second input is a mask, one value per timestep (a "
                                 f"Masking node's output, shape (1,)); edge {edge!r} carries {dtype} frames of shape "
                                 f"{shape}")
-            if layer.direction != "forward":
-                raise SpecError(f"{where}: masking is supported for forward layers; this one is {layer.direction}")
         return super().infer(layer, inputs[:1], where)
 
     def pack_node(self, layer, shapes, dtype):
@@ -316,27 +314,43 @@ class RecurrentKind(Kind):
         return outs[0] if D == 1 else np.concatenate(outs, axis=2)
 
     def _run_masked(self, p, seq, mask, lengths, states_in, states_out, prefix):
-        """A masked forward layer over whole sequences: its masked step kernel once per timestep over all B
-        sequences (a timestep past a sequence's length is skipped too, and outputs zeros as unmasked runs do)."""
+        """A masked layer over whole sequences: its masked step kernel once per timestep over all B sequences, per
+        direction in its own order (a timestep past a sequence's length is skipped too, and outputs zeros as
+        unmasked runs do). A skipped timestep outputs the direction's previous output (Keras's RNN), except in a
+        bidirectional layer, where it outputs zeros (Keras's Bidirectional)."""
+        layer = p.layer
         T, B, _ = seq.shape
+        D, Ho = layer.num_directions, layer.output_hidden
         dt = seq.dtype
-        S = np.zeros((B, p.state_size), dt)
-        for slot in self.state_slots(p.layer):
-            name = f"{prefix}.{slot.name}"
-            if name in states_in:
-                S[:, slot.offset:slot.offset + slot.size] = states_in[name][0]
-            elif slot.initial is not None:
-                S[:, slot.offset:slot.offset + slot.size] = slot.initial[0]
-        SC = np.zeros(B * (p.scratch_size + p.state_size), dt)
-        Y = np.zeros((T, B, p.out_size), dt)
         valid = (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[..., None]          # (T, B, 1)
         M = np.ascontiguousarray(np.where(valid, mask, 0), dt)
-        for t in range(T):
-            self.masked_step(seq[t], M[t], Y[t], p.params, S, SC, p.meta)
-        Y *= valid
-        for slot in self.state_slots(p.layer):
-            states_out[f"{prefix}.{slot.name}"] = np.ascontiguousarray(S[None, :, slot.offset:slot.offset + slot.size])
-        return Y
+        outs, finals = [], {slot.name: np.zeros((D, B, slot.size), dt) for slot in self.state_slots(layer)}
+        for d in range(D):
+            meta = p.meta
+            if D > 1:   # the step kernel steps direction 0: give it direction d's block there
+                meta = p.meta.copy()
+                block = L.M_DIR + d * L.DIR_STRIDE
+                meta[L.M_DIR:L.M_DIR + L.DIR_STRIDE] = p.meta[block:block + L.DIR_STRIDE]
+                meta[L.M_D], meta[L.M_OUT] = 1, Ho
+            S = np.zeros((B, p.state_size), dt)
+            for slot in self.state_slots(layer):
+                name = f"{prefix}.{slot.name}"
+                if name in states_in:
+                    S[:, slot.offset:slot.offset + slot.size] = states_in[name][d]
+                elif slot.initial is not None:
+                    S[:, slot.offset:slot.offset + slot.size] = slot.initial[d]
+            SC = np.zeros(B * (p.scratch_size + p.state_size), dt)
+            Y = np.zeros((T, B, Ho), dt)
+            reverse = layer.direction == "reverse" or d == 1
+            for t in (range(T - 1, -1, -1) if reverse else range(T)):
+                self.masked_step(seq[t], M[t], Y[t], p.params, S, SC, meta)
+            Y *= M if D > 1 else valid
+            outs.append(Y)
+            for slot in self.state_slots(layer):
+                finals[slot.name][d] = S[:, slot.offset:slot.offset + slot.size]
+        for name, final in finals.items():
+            states_out[f"{prefix}.{name}"] = final
+        return outs[0] if D == 1 else np.concatenate(outs, axis=2)
 
     def _recurrence_blas(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse):
         """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
