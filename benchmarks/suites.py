@@ -2,11 +2,13 @@
 table)."""
 
 import functools
+import io
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+import warnings
 
 import numpy as np
 
@@ -449,10 +451,95 @@ def layers(quick=False):
         for name, r in results.items():
             rows.append({"kind": kind, "size": label, "contender": name, "p50 us": r["p50_us"],
                          "p99 us": r["p99_us"], "x rnnjit": r["p50_us"] / base})
+    rows += _tcn_block(rng, rounds, calls)
     text = harness.table(rows, ["kind", "size", "contender", "p50 us", "p99 us", "x rnnjit"],
                          "layers: one step of a front-end node, batch 1, from a Python loop; the C loop is timed "
                          "inside C (x rnnjit = p50 / rnnjit's p50)")
     return rows, text
+
+
+class _Tcn:
+    """A streaming VAD's front end: 4 causal convolutions (dilations 1, 2, 4, 8), each BatchNorm and ReLU."""
+
+    def __init__(self, C, rng):
+        import torch
+
+        self.C = C
+        self.convs = [torch.nn.Conv1d(C, C, 3, dilation=d).eval() for d in (1, 2, 4, 8)]
+        self.bns = [torch.nn.BatchNorm1d(C).eval() for _ in range(4)]
+        for bn in self.bns:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2)
+
+        class Module(torch.nn.Module):
+            def __init__(m):
+                super().__init__()
+                m.convs, m.bns = torch.nn.ModuleList(self.convs), torch.nn.ModuleList(self.bns)
+
+            def forward(m, x):   # (1, C, window): the last output only needs the receptive field
+                for conv, bn in zip(m.convs, m.bns):
+                    x = torch.relu(bn(conv(torch.nn.functional.pad(x, (2 * conv.dilation[0], 0)))))
+                return x[:, :, -1]
+
+        self.module = Module().eval()
+
+    def spec(self):
+        import engine
+
+        layers = []
+        for conv, bn in zip(self.convs, self.bns):
+            layers += [engine.TemporalConv1d(conv.weight.detach().numpy(), conv.bias.detach().numpy(),
+                                             dilation=conv.dilation[0]),
+                       engine.BatchNorm(bn.running_mean.numpy(), bn.running_var.numpy(), bn.weight.detach().numpy(),
+                                        bn.bias.detach().numpy(), bn.eps), engine.Activation("relu")]
+        return engine.ModelSpec(layers)
+
+
+def _tcn_block(rng, rounds, calls, C=64):
+    """rnnjit's step of the TCN block as planned (BatchNorm folded into each convolution, ReLU run inside its
+    kernel) and without the fusions, against torch and onnxruntime on the receptive field (31 frames)."""
+    import onnxruntime as ort
+    import torch
+
+    import engine
+    from engine import plan
+
+    tcn = _Tcn(C, rng)
+    X = rng.uniform(-1, 1, (rounds * calls, C)).astype(np.float32)
+    fused = engine.Model(tcn.spec())
+    plan.FUSE = False
+    try:
+        unfused = engine.Model(tcn.spec())
+    finally:
+        plan.FUSE = True
+    window = np.ascontiguousarray(X[:31].T[None])                                     # (1, C, 31)
+    with torch.inference_mode():
+        want = tcn.module(torch.from_numpy(window)).numpy()[0]
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tcn.module, (torch.from_numpy(window),), buf, dynamo=False, input_names=["x"],
+                          opset_version=17)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    for model in (fused, unfused):
+        got = model.stream().step_n(X[:31])[-1]
+        if not np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max())):
+            raise AssertionError("the TCN block: rnnjit differs from torch")
+    outs = [np.empty(C, np.float32), np.empty(C, np.float32)]
+    s1, s2 = fused.stream(), unfused.stream()
+    with torch.inference_mode():
+        fns = {"rnnjit step(out=)": functools.partial(s1.step, X[0], outs[0]),
+               "rnnjit, fusions off": functools.partial(s2.step, X[0], outs[1]),
+               "torch (the 31-frame window)": functools.partial(tcn.module, torch.from_numpy(window)),
+               "onnxruntime (the 31-frame window)": functools.partial(sess.run, None, {"x": window}),
+               EMPTY_CALL: functools.partial(_nothing, X[0])}
+        results = {name: harness.percentiles(v) for name, v in harness.measure(fns, rounds, calls).items()}
+    base = results["rnnjit step(out=)"]["p50_us"]
+    return [{"kind": "tcn block", "size": f"C={C}, 4 x (conv k=3, BN, ReLU)", "contender": name,
+             "p50 us": r["p50_us"], "p99 us": r["p99_us"], "x rnnjit": r["p50_us"] / base}
+            for name, r in results.items()]
 
 
 SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory,

@@ -24,6 +24,10 @@ from .errors import ShapeError
 from .layers import kind_of
 from .layers.base import timed_count
 
+# Plans fuse activations into the node before them (Plan._fuse); the layers benchmark turns it off to show what
+# that buys.
+FUSE = True
+
 # one node of the plan: its name, packed form, the edge indices it reads and the one it writes
 Step = namedtuple("Step", "name packed inputs output")
 # one edge: its name, frame shape, element count, dtype ("float" | "int64"), arena offset per row or -1
@@ -87,12 +91,15 @@ class Plan:
         """Fuse an activation its producer's kernel can apply (Kind.takes_epilogue, Kind.epilogue_code: relu,
         leaky_relu, clip) into that producer when nothing else reads the producer's output: one node call and one
         pass over the frame fewer. ``fused``: producer name -> the activation's."""
+        self.fused = {}
+        if not FUSE:
+            return tuple(steps)
         readers = {}
         for step in steps:
             for e in step.inputs:
                 readers[e] = readers.get(e, 0) + 1
         writer = {step.output: k for k, step in enumerate(steps)}
-        steps, gone, self.fused = list(steps), set(), {}
+        steps, gone = list(steps), set()
         for a, step in enumerate(steps):
             act = step.packed
             if act.kind.epilogue_code(act.layer) is None:

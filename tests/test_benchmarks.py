@@ -32,6 +32,8 @@ def test_each_benchmark_suite_runs_in_its_quick_form(tmp_path, suite):
         names = {(row["kind"], row["contender"]) for row in data["results"]}
         assert {(k, c) for k in ("temporal_conv1d", "frame_conv")
                 for c in ("rnnjit step(out=)", "C loop (same arithmetic)", "torch Conv1d (one step's window)")} <= names
+        assert {("tcn block", c) for c in ("rnnjit step(out=)", "rnnjit, fusions off", "torch (the 31-frame window)",
+                                           "onnxruntime (the 31-frame window)")} <= names
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
