@@ -346,17 +346,20 @@ cdef class StepCore:
         self._call_ptrs(xp, yp, T)
 
     cdef int _call_ptrs(self, char **xp, char **yp, int64_t T) except -1:
-        cdef int64_t work = self.work * (T if T > 0 else 1)
         self._enter()
         try:
-            if work >= _GIL_WORK:
-                with nogil:
-                    self._run_steps(xp, yp, T if T > 0 else 1)
-            else:
-                self._run_steps(xp, yp, T if T > 0 else 1)
+            self._held_steps(xp, yp, T if T > 0 else 1)
         finally:
             self.busy = False
         return 0
+
+    cdef inline void _held_steps(self, char **xp, char **yp, int64_t T):
+        """_run_steps for a caller holding the stream, without the GIL when the work pays for its release."""
+        if self.work * T >= _GIL_WORK:
+            with nogil:
+                self._run_steps(xp, yp, T)
+        else:
+            self._run_steps(xp, yp, T)
 
     cdef inline bint _fits_frame(self, object a, int typenum, int lead, int fnd, cnp.npy_intp *fdims,
                                  bint writable) noexcept:
@@ -567,15 +570,8 @@ cdef class StepCore:
         ya = out
         xp[0] = <char *>cnp.PyArray_DATA(xa)
         yp[0] = <char *>cnp.PyArray_DATA(ya)
-        self._enter()
-        try:
-            if self.work * T >= _GIL_WORK:
-                with nogil:
-                    self._run_steps(xp, yp, T)
-            else:
-                self._run_steps(xp, yp, T)
-        finally:
-            self.busy = False
+        if T:
+            self._call_ptrs(xp, yp, T)
         return out
 
     cdef object _step_n_clocked(self, object X, object out):
@@ -594,11 +590,7 @@ cdef class StepCore:
                 xp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>xs[k])
             for k in range(self.nout):
                 yp[k] = <char *>cnp.PyArray_DATA(<cnp.ndarray>outs[k])
-            if self.work * T >= _GIL_WORK:
-                with nogil:
-                    self._run_steps(xp, yp, T)
-            else:
-                self._run_steps(xp, yp, T)
+            self._held_steps(xp, yp, T)
         finally:
             self.busy = False
         return tuple(outs) if self.nout > 1 else outs[0]

@@ -42,12 +42,8 @@ def conv_step(X, Y, P, S, SC, m):
         x = X[r]
         y = Y[r]
         s = S[r]
-        if timed:
-            phase = s[L * cin]
-            s[L * cin] = m[M_STRIDE] - 1 if phase == 0 else phase - 1
-            if phase != 0:   # no output due: only take the frame in
-                _push(s, x, L, cin)
-                continue
+        if timed and not _due(s, x, L, cin, m):
+            continue
         for o in range(cout):
             y[o] = P[ob + o] if ob >= 0 else 0.0
         if depthwise:   # one input channel per group: weights (K, C_out), output o reads channel o // cout_g
@@ -79,6 +75,17 @@ def conv_step(X, Y, P, S, SC, m):
                         yg[o] += v * wi[o]
         epilogue(y, P, m)
         _push(s, x, L, cin)
+
+
+@jit
+def _due(s, x, L, size, m):
+    """A timed node's phase (after its L frames of ``size`` in state row s) moves on by one input; whether an
+    output is due now. When none is, the frame x is taken into the past frames here."""
+    phase = s[L * size]
+    s[L * size] = m[M_STRIDE] - 1 if phase == 0 else phase - 1
+    if phase != 0:
+        _push(s, x, L, size)
+    return phase == 0
 
 
 @jit
@@ -115,12 +122,8 @@ def conv2d_step(X, Y, P, S, SC, m):
         x = X[r]
         y = Y[r]
         s = S[r]
-        if timed:
-            phase = s[L * size]
-            s[L * size] = m[M_STRIDE] - 1 if phase == 0 else phase - 1
-            if phase != 0:
-                _push(s, x, L, size)
-                continue
+        if timed and not _due(s, x, L, size, m):
+            continue
         for o in range(cout):
             b = P[ob + o] if ob >= 0 else 0.0
             for q in range(npos):

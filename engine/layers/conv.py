@@ -21,6 +21,23 @@ from .base import Buffer, Kind, Packed, Slot, Timing, phase_after, timed_count
 from .validate import _array, _expect_shape, _positive_int
 
 
+def time_padding(padding, span, where):
+    """(left, right) frames of padding along time from "causal" (left by the span), an int (both sides, torch's)
+    or a pair; the left part at most ``span`` = (kernel - 1) * dilation (more would make windows of padding
+    alone)."""
+    if padding == "causal":
+        padding = (span, 0)
+    elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        padding = (int(padding), int(padding))
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in padding)):
+        raise SpecError(f"{where}: padding must be 'causal', an int (both sides) or (left, right), got {padding!r}")
+    if padding[0] > span:
+        raise SpecError(f"{where}: left padding {padding[0]} is more than (kernel - 1) * dilation = {span} "
+                        f"(windows of padding alone); at most {span}")
+    return int(padding[0]), int(padding[1])
+
+
 class TemporalConv1d:
     """y_t = bias + sum_k weight[:, :, k] x_{t - (K - 1 - k) * dilation} (grouped), causal by default."""
 
@@ -38,18 +55,7 @@ class TemporalConv1d:
             raise SpecError(f"{where}: groups={self.groups} must divide the {cout} output channels")
         _expect_shape(self.bias, (cout,), "bias (out_channels,)", where)
         self.stride = _positive_int(stride, "stride", where)
-        span = (K - 1) * self.dilation
-        if padding == "causal":
-            padding = (span, 0)
-        elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-            padding = (int(padding), int(padding))
-        if not (isinstance(padding, (tuple, list)) and len(padding) == 2
-                and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in padding)):
-            raise SpecError(f"{where}: padding must be 'causal', an int (both sides) or (left, right), got {padding!r}")
-        self.padding = (int(padding[0]), int(padding[1]))
-        if self.padding[0] > span:
-            raise SpecError(f"{where}: left padding {self.padding[0]} is more than (kernel - 1) * dilation = {span} "
-                            f"(outputs made of padding alone); at most {span}")
+        self.padding = time_padding(padding, (K - 1) * self.dilation, where)
 
     @property
     def in_channels(self):

@@ -19,7 +19,7 @@ from ..errors import SpecError
 from ..kernels import layout as L
 from ..kernels.temporal_pool import POOL_AVG, POOL_AVG_VALID, POOL_MAX, tpool_entry, tpool_step
 from .base import Kind, Packed, Slot, Timing, phase_after, timed_count
-from .conv import _phases
+from .conv import _phases, time_padding
 from .validate import _positive_int
 
 
@@ -43,18 +43,7 @@ class TemporalPool:
         if mode == "avg" and self.dilation != 1:
             raise SpecError(f"{where}: average pooling takes no dilation (torch's AvgPool1d has none), got "
                             f"{dilation}")
-        span = self.span
-        if padding == "causal":
-            padding = (span, 0)
-        elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-            padding = (int(padding), int(padding))
-        if not (isinstance(padding, (tuple, list)) and len(padding) == 2
-                and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in padding)):
-            raise SpecError(f"{where}: padding must be 'causal', an int (both sides) or (left, right), got {padding!r}")
-        self.padding = (int(padding[0]), int(padding[1]))
-        if self.padding[0] > span:
-            raise SpecError(f"{where}: left padding {self.padding[0]} is more than (kernel - 1) * dilation = {span} "
-                            f"(windows of padding alone); at most {span}")
+        self.padding = time_padding(padding, self.span, where)
         self.count_include_pad = bool(count_include_pad)
 
     @property
