@@ -114,7 +114,7 @@ def read_native(path):
 
 def _torch_reader(load_arrays, order):
     def read(path, *, key=None, layers=None, activations=None, head_activation=None, rnn_nonlinearity="tanh",
-             ignore=(), dtype="float32"):
+             ignore=(), dtype=None):
         from .pytorch import spec_from_arrays
 
         return spec_from_arrays(load_arrays(path), key=key, source=path, order=order, layers=layers,
@@ -151,13 +151,13 @@ read_safetensors = _torch_reader(_safetensors_arrays, "chain")
 read_npz_arrays = _torch_reader(_npz_arrays, "module")
 
 
-def read_onnx(path, *, dtype="float32"):
+def read_onnx(path, *, dtype=None):
     from .onnx import from_onnx
 
     return from_onnx(path, dtype=dtype)
 
 
-def read_keras(path, *, dtype="float32"):
+def read_keras(path, *, dtype=None):
     from .keras import from_keras
 
     return from_keras(path, dtype=dtype)

@@ -41,6 +41,8 @@ import numpy as np
 from engine import GRU, LSTM, RNN, Activation, Dense, ModelSpec
 from engine.errors import FormatError, SpecError
 
+from .dtypes import arrays_dtype
+
 NO_OPS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"}
 RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
 MAX_CONFIG = 64 << 20
@@ -383,7 +385,7 @@ def _convert_dense(layer, weights, keras_major, where):
     return out
 
 
-def from_keras(path, *, dtype="float32", isolate=True):
+def from_keras(path, *, dtype=None, isolate=True):
     """A ModelSpec from a Keras ``.keras`` or legacy ``.h5`` model file (see the module docstring).
 
     The HDF5 library parses the file in a child process (``isolate=True``, the default): on malformed files
@@ -404,6 +406,8 @@ def _from_keras(source, dtype):
         spec = _convert(config, keras_major, _Weights(h5, legacy, source), source)
     finally:
         h5.close()
+    if dtype is None:   # the file's own: its weights are read as float64 only where it stores float64
+        dtype = arrays_dtype(a for layer in spec.layers for a in layer.to_config()[1].values())
     if dtype != spec.dtype:
         spec = ModelSpec(spec.layers, dtype=dtype, metadata=spec.metadata)
     return spec

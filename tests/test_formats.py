@@ -146,3 +146,48 @@ def test_info_describes_a_renamed_file_by_its_content(files, tmp_path):
     r = rnnjit("info", tmp_path / "model", "--no-timing")
     assert r.returncode == 0, r.stderr
     assert "format: ONNX (opset" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def files64(tmp_path_factory):
+    """The same GRU trained in float64, in every format that can hold float64 weights."""
+    d = tmp_path_factory.mktemp("formats64")
+    torch.manual_seed(4)
+    net = nn.GRU(I, H, batch_first=True).double().eval()
+    X = np.random.default_rng(6).uniform(-1, 1, (9, I))
+    with torch.no_grad():
+        Y = net(torch.from_numpy(X)[None])[0][0].numpy()
+    torch.save(net.state_dict(), d / "m.pt")
+    torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
+    from safetensors.torch import save_file
+
+    save_file(dict(net.state_dict()), str(d / "m.safetensors"))
+    np.savez(d / "arrays.npz", **{k: v.numpy() for k, v in net.state_dict().items()})
+    torch.onnx.export(net, torch.zeros(1, 4, I, dtype=torch.float64), str(d / "m.onnx"), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "b", 1: "t"}})
+    kmodel = keras.Sequential([keras.Input((None, I), dtype="float64"),
+                               keras.layers.GRU(H, return_sequences=True, dtype="float64")])
+    kmodel.save(str(d / "m.keras"))
+    with torch.no_grad():   # (predict() would feed the input as float32)
+        kY = kmodel(torch.from_numpy(X[None])).numpy()[0]
+    return {"dir": d, "X": X, "Y": Y, "net": net, "kY": kY}
+
+
+@pytest.mark.parametrize("name", ["m.pt", "legacy.pt", "m.safetensors", "arrays.npz", "m.onnx", "m.keras"])
+def test_a_float64_file_loads_as_a_float64_model_unless_dtype_says_otherwise(files64, name):
+    """Its weights all float64, a file becomes a float64 model (the framework's float64 to 1e-12, where float32
+    would be ~1e-7 off); dtype="float32" still asks for float32; a float32 file stays float32."""
+    path = files64["dir"] / name
+    want = files64["kY"] if name == "m.keras" else files64["Y"]
+    model = engine.load(path)
+    assert model.dtype == np.float64, f"{name} loaded as {model.dtype}"
+    np.testing.assert_allclose(model.run(files64["X"]), want, rtol=0, atol=1e-12)
+    assert engine.load(path, dtype="float32").dtype == np.float32
+    assert engine.load(path).save(files64["dir"] / f"{name}.native.npz") and \
+        engine.load(files64["dir"] / f"{name}.native.npz").dtype == np.float64
+
+
+def test_a_float32_file_and_a_live_module_keep_their_own_dtype(files, files64):
+    assert engine.load(files["dir"] / "m.pt").dtype == np.float32
+    assert engine.load(files["dir"] / "m.onnx").dtype == np.float32
+    assert engine.Model(converters.from_torch(files64["net"])).dtype == np.float64

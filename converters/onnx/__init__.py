@@ -7,11 +7,15 @@ The support matrix, op by op, is docs/ops.md. Anything the engine cannot express
 import os
 
 import numpy as np
+import onnx
 
 import engine
 
+from ..dtypes import file_dtype
 from . import registry
 from .graph import Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
+
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
 MAX_NODES = 100_000
 
@@ -72,12 +76,13 @@ class Program:
                 conv.failures.append((out.name, "graph output", f"the output is a {type(v).__name__}, not data or "
                                       f"a recurrent state"))
 
-    def model(self, dtype="float32"):
+    def model(self, dtype=None):
+        dtype = dtype or self.spec.dtype
         if self._model is None or self._model.dtype != np.dtype(dtype):
             self._model = engine.Model(self.spec, dtype=dtype)
         return self._model
 
-    def run(self, feeds, dtype="float32"):
+    def run(self, feeds, dtype=None):
         """Outputs (a dict by output name) of the graph for ``feeds`` (a dict by input name)."""
         X = np.asarray(feeds[self.data_input])
         Xt = X if self.time_major else X.transpose(1, 0, 2)              # -> (T, B, F)
@@ -126,9 +131,13 @@ def _arrange(arr, have, want, D):
     return arr
 
 
-def convert(model, dtype="float32"):
-    """A ``Program`` for an ONNX model (path, bytes or ModelProto)."""
+def convert(model, dtype=None):
+    """A ``Program`` for an ONNX model (path, bytes or ModelProto); ``dtype`` defaults to the file's own (float64
+    when every floating-point initializer is double, converters/dtypes.py)."""
     proto, source = _load(model)
+    if dtype is None:
+        dtype = file_dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer
+                           if t.data_type in _FLOAT_TYPES)
     conv = Converter(proto, source, registry)
     conv.run()
     spec = make_spec(conv, dtype) if not conv.failures else None
@@ -138,7 +147,7 @@ def convert(model, dtype="float32"):
     return program
 
 
-def from_onnx(model, *, dtype="float32"):
+def from_onnx(model, *, dtype=None):
     """A ModelSpec from an ONNX model: a path, bytes or an ``onnx.ModelProto``."""
     return convert(model, dtype).spec
 

@@ -5,6 +5,8 @@ import os
 
 from engine.errors import FormatError
 
+from ..dtypes import arrays_dtype
+
 from .module import spec_from_module
 from .state_dict import spec_from_state_dict
 
@@ -37,14 +39,17 @@ def select_state_dict(obj, key=None, source="checkpoint"):
     raise FormatError(f"{source}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
 
 
-def spec_from_arrays(loaded, *, key=None, source="checkpoint", dtype="float32", **options):
+def spec_from_arrays(loaded, *, key=None, source="checkpoint", dtype=None, **options):
     """A ModelSpec from what a checkpoint file held (its state_dict, or a dict around one): ``key`` picks the
-    state_dict inside; the other options go to ``spec_from_state_dict``."""
+    state_dict inside; ``dtype`` defaults to the state_dict's own (converters/dtypes.py); the other options go to
+    ``spec_from_state_dict``."""
     state = select_state_dict(loaded, key, source)
+    if dtype is None:
+        dtype = arrays_dtype(state.values())
     return spec_from_state_dict(state, dtype=dtype, source=source, **options)
 
 
-def from_torch(obj, *, key=None, dtype="float32", **options):
+def from_torch(obj, *, key=None, dtype=None, **options):
     """A ModelSpec from a PyTorch model: a path (a torch.save checkpoint, zip or legacy, whatever its name; a
     .safetensors file; an .npz of named arrays), a state_dict, or a live nn.Module. ``key`` picks the
     state_dict inside a checkpoint dict; other options go to ``spec_from_state_dict`` (layers, activations,
@@ -62,5 +67,5 @@ def from_torch(obj, *, key=None, dtype="float32", **options):
         if options or key:
             raise TypeError(f"a live module needs no options (its structure says it all), got "
                             f"{sorted(options) + (['key'] if key else [])}")
-        return spec_from_module(obj, dtype=dtype)
+        return spec_from_module(obj, dtype=dtype or arrays_dtype(p.detach().cpu().numpy() for p in obj.parameters()))
     return spec_from_arrays(obj, key=key, source="state_dict", dtype=dtype, order="module", **options)
