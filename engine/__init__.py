@@ -22,6 +22,7 @@ from .errors import FormatError, RnnjitError, ShapeError, SpecError, StateError,
 from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
+from .warmup import warmup
 from .spec import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, Dense, Div, Embedding, Flatten, FrameConv,
                    FrameConvTranspose, GroupNorm, Input, InstanceNorm, L2Norm, LayerNorm, Masking, Max, Min,
                    ModelSpec, Mul, Node, Normalize, PReLU, Pad, Pool, Reshape, Slice, Squeeze, Sub, TemporalConv1d,
@@ -35,5 +36,5 @@ __all__ = [
     "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool",
     "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream",
     "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d", "TemporalPool", "Transpose",
-    "UnsafeFileError", "Unsqueeze", "load", "load_spec", "split", "__version__",
+    "UnsafeFileError", "Unsqueeze", "load", "load_spec", "split", "warmup", "__version__",
 ]

@@ -410,6 +410,27 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_warmup(args):
+    """Compile every kernel the given models use (or, with none given, the recurrent cells' and the usual
+    heads') into numba's cache, for a container image or a machine's first start."""
+    import engine
+    from engine.warmup import cache_dir, default_specs
+
+    targets = [(path, [path]) for path in args.models] or [("every recurrent cell kind", default_specs())]
+    for what, models in targets:
+        opts = {"dtype": args.dtype} if args.dtype else {}
+        try:
+            report = engine.warmup(*models, **opts)
+        except (OSError, engine.RnnjitError) as exc:
+            raise CliError(f"{what}: {exc}", EXIT_MODEL) from None
+        compiled = report["kernels compiled"]
+        print(f"{what}: {report['functions compiled']} numba functions compiled"
+              + (f" (step kernels: {', '.join(compiled)})" if compiled else " (the step kernels were cached)")
+              + f" in {report['seconds']:.1f} s")
+    print(f"numba cache: {cache_dir()}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- main
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -449,10 +470,30 @@ def build_parser():
     p.add_argument("--plot", metavar="PNG", help="write a figure of the signal, scores and flags (matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print only flagged events and the summary")
     p.add_argument("--seconds", type=float, help="play only the first SECONDS of the recording")
+
+    p = sub.add_parser("warmup", help="compile the kernels of these models (or of every recurrent cell) into "
+                                      "numba's cache ahead of their first use, e.g. in a container image")
+    p.add_argument("models", nargs="*", metavar="FILE", help="model files (none: LSTM, GRU and RNN models)")
+    p.add_argument("--dtype", choices=["float32", "float64"], help="compute dtype (default: each model's)")
     return parser
 
 
-COMMANDS = {"info": cmd_info, "convert": cmd_convert, "run": cmd_run, "bench": cmd_bench, "demo": cmd_demo}
+COMMANDS = {"info": cmd_info, "convert": cmd_convert, "run": cmd_run, "bench": cmd_bench, "demo": cmd_demo,
+            "warmup": cmd_warmup}
+
+
+def _say_what_compiles():
+    """The library logs on the "rnnjit" logger when it compiles a kernel (seconds on a first run); the command
+    line shows those lines on stderr."""
+    import logging
+
+    logger = logging.getLogger("rnnjit")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rnnjit: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def main(argv=None):
@@ -467,6 +508,7 @@ def main(argv=None):
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    _say_what_compiles()
     try:
         return COMMANDS[args.command](args)
     except CliError as exc:

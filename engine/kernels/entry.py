@@ -13,11 +13,17 @@ layer; the pure-Python twin calls each kind's ``step`` dispatcher with arrays in
 """
 
 import functools
+import logging
+import time
 
 import numpy as np
 from numba import types
 
-from ..config import cfunc
+from ..config import CACHE, cfunc
+
+log = logging.getLogger("rnnjit")
+# what each process compiled (and did not find in numba's cache): (entry name, dtype, seconds), for warmup()
+COMPILED = []
 
 _NUMBA_TYPES = {"float32": types.float32, "float64": types.float64}
 
@@ -31,4 +37,29 @@ def compile_entry(dtype, entry, arity=1, reads_ids=False):
     ids = types.CPointer(types.int64)
     signature = types.void(*([ids if reads_ids else ptr] * arity), ptr, ptr, ptr, ptr, types.CPointer(types.int64),
                            types.int64)
-    return cfunc(signature, entry)
+    name = entry.__name__.replace("_entry", "")
+    cached = _in_cache(entry, signature)
+    if not cached:   # say so before the seconds go: a first run should not look hung
+        log.info("compiling the %s kernel for %s (its first use with this numba cache: a few seconds; "
+                 "`rnnjit warmup` does it ahead of time)", name, np.dtype(dtype).name)
+    t0 = time.perf_counter()
+    fn = cfunc(signature, entry)
+    if fn.cache_hits == 0:
+        COMPILED.append((name, np.dtype(dtype).name, time.perf_counter() - t0))
+        if cached:
+            log.info("compiled the %s kernel for %s in %.1f s", name, np.dtype(dtype).name, COMPILED[-1][2])
+    return fn
+
+
+def _in_cache(entry, signature):
+    """Whether numba's on-disk cache holds ``entry`` compiled for ``signature`` for this CPU (what cfunc will
+    load instead of compiling)."""
+    if not CACHE:
+        return False
+    try:
+        from numba.core.caching import FunctionCache
+        from numba.core.registry import cpu_target
+
+        return FunctionCache(entry).load_overload(signature, cpu_target.target_context) is not None
+    except Exception:  # noqa: BLE001 - a guess for a message only; cfunc itself decides
+        return False
