@@ -65,10 +65,10 @@ def default_specs(dtype="float32"):
     from .spec import GRU, LSTM, RNN, Activation, Dense, ModelSpec
 
     rng = np.random.default_rng(0)
-    I, H = 4, 8
+    n_in, H = 4, 8
 
     def w(G):
-        return {"weight_ih": rng.normal(size=(G * H, I)), "weight_hh": rng.normal(size=(G * H, H))}
+        return {"weight_ih": rng.normal(size=(G * H, n_in)), "weight_hh": rng.normal(size=(G * H, H))}
 
-    return [ModelSpec([cell(I, H, w(G)), Dense(rng.normal(size=(2, H))), Activation("sigmoid")], dtype=dtype)
+    return [ModelSpec([cell(n_in, H, w(G)), Dense(rng.normal(size=(2, H))), Activation("sigmoid")], dtype=dtype)
             for cell, G in ((LSTM, 4), (GRU, 3), (RNN, 1))]
