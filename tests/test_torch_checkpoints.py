@@ -162,6 +162,25 @@ def test_nested_checkpoint_dicts_and_the_key_option(tmp_path):
     assert converters.from_torch(tmp_path / "two.pt", key="b").layers[0].input_size == 2
 
 
+def test_a_training_checkpoint_gives_its_model_and_says_what_it_left_out(tmp_path):
+    """{"model_state": ..., "optimizer": ..., "epoch": ...}: the model's state_dict is found, and the optimizer
+    state and counters are named in spec.metadata as left out."""
+    torch.manual_seed(1)
+    gru = torch.nn.GRU(2, 3)
+    opt = torch.optim.Adam(gru.parameters())
+    gru(torch.zeros(1, 1, 2))[0].sum().backward()
+    opt.step()
+    torch.save({"model_state": gru.state_dict(), "optimizer": opt.state_dict(), "epoch": 12, "best_loss": 0.25},
+               tmp_path / "train.pt")
+    spec = converters.from_torch(tmp_path / "train.pt")
+    assert spec.layers[0].hidden_size == 3
+    assert spec.metadata["checkpoint"] == "the state_dict under 'model_state'; left out: best_loss, epoch, optimizer"
+    X = np.random.default_rng(1).normal(size=(5, 2)).astype(np.float32)
+    with torch.no_grad():
+        want = gru(torch.from_numpy(X)[:, None])[0][:, 0].numpy()
+    assert_parity(engine.Model(spec).run(X), want, PARITY_F32, "float32")
+
+
 def test_several_recurrent_groups_need_the_layers_option_and_the_error_lists_them(tmp_path):
     sd = {**{f"enc.{k}": v for k, v in torch.nn.GRU(2, 3).state_dict().items()},
           **{f"dec.{k}": v for k, v in torch.nn.LSTM(3, 4).state_dict().items()},

@@ -11,7 +11,7 @@ from .module import spec_from_module
 from .state_dict import spec_from_state_dict
 
 # where training scripts usually put the model's weights inside a checkpoint dict
-_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "module", "weights")
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network", "module", "weights")
 
 
 def _is_array_dict(obj):
@@ -42,11 +42,19 @@ def select_state_dict(obj, key=None, source="checkpoint"):
 def spec_from_arrays(loaded, *, key=None, source="checkpoint", dtype=None, **options):
     """A ModelSpec from what a checkpoint file held (its state_dict, or a dict around one): ``key`` picks the
     state_dict inside; ``dtype`` defaults to the state_dict's own (converters/dtypes.py); the other options go to
-    ``spec_from_state_dict``."""
+    ``spec_from_state_dict``. Around a state_dict, what was left out (optimizer state, epoch counters) is said in
+    ``spec.metadata["checkpoint"]``."""
     state = select_state_dict(loaded, key, source)
     if dtype is None:
         dtype = arrays_dtype(state.values())
-    return spec_from_state_dict(state, dtype=dtype, source=source, **options)
+    spec = spec_from_state_dict(state, dtype=dtype, source=source, **options)
+    where = key if key is not None else next((k for k, v in loaded.items() if v is state), None) \
+        if isinstance(loaded, dict) and state is not loaded else None
+    if where is not None:
+        rest = sorted(str(k) for k in loaded if k != where)
+        spec.metadata["checkpoint"] = (f"the state_dict under {where!r}"
+                                       + (f"; left out: {', '.join(rest)}" if rest else ""))
+    return spec
 
 
 def from_torch(obj, *, key=None, dtype=None, **options):
