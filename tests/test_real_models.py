@@ -108,3 +108,47 @@ def test_g2p_en_gru_encoder_decoder_matches_the_package(g2p, word):
     for step, (ours, theirs) in enumerate(zip(logits32, exact)):
         bar = REAL_MODEL_F32_RELATIVE * float(np.abs(theirs).max())
         assert_parity(ours, theirs, bar, "float32", f"{word!r} float32 decoder step {step} logits")
+
+
+def _package_module(name, member):
+    """A module file of a fetched package (its model class), imported by path: the package itself is not
+    installed, and its other modules are not needed."""
+    import importlib.util
+
+    from tests.fetch_models import model_file
+
+    spec = importlib.util.spec_from_file_location(f"_pkg_{name.replace('-', '_')}", model_file(name, member))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_uzmorph_bigru_state_dict_loads_as_its_embedding_bidirectional_gru_tagger():
+    """uzmorph-bigru 0.1.1's morph_bigru.pth, a bare state_dict: char_embeddings (no bias: an Embedding, not a
+    Linear), a 2-layer bidirectional GRU, a Linear to 746 tags. engine.load takes it with no options and gives
+    the package's MorphBiGRU's logits over padded words."""
+    import torch
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("uzmorph-bigru")
+    MorphBiGRU = _package_module("uzmorph-bigru", "uzmorph_bigru/model.py").MorphBiGRU
+    net = MorphBiGRU(49, 746)
+    net.load_state_dict(torch.load(path, map_location="cpu"))
+    net.eval()
+    rng = np.random.default_rng(7)
+    ids = rng.integers(1, 49, size=(5, 30))
+    for b, n in enumerate([3, 7, 12, 20, 30]):   # words of 3..30 letters, padded as the package pads them
+        ids[b, n:] = 0
+    with torch.no_grad():
+        want = net(torch.from_numpy(ids)).numpy()
+        want64 = net.double()(torch.from_numpy(ids)).numpy()
+    model = engine.load(path)
+    assert model.inputs == {"ids": ((), "int64")} and model.dtype == np.float32
+    assert [type(n.layer).__name__ for n in model.spec.nodes] == ["Embedding", "GRU", "GRU", "Dense"]
+    assert_parity(model.run(ids), want, REAL_MODEL_SCALE_F32 * float(np.abs(want).max()), "float32",
+                  "uzmorph float32")
+    assert_parity(engine.load(path, dtype="float64").run(ids), want64, PARITY_F64, "float64", "uzmorph float64")
+    with pytest.raises(engine.ShapeError, match="id 49 is out of range for node 'layers.0', a table of 49 rows"):
+        model.run(np.full((1, 4), 49))

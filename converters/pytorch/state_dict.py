@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from engine import GRU, LSTM, RNN, Activation, Dense, ModelSpec
+from engine import GRU, LSTM, RNN, Activation, Dense, Embedding, Input, ModelSpec, Node
 from engine.errors import FormatError, SpecError
 
 _STACKED = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)"
@@ -130,8 +130,19 @@ def _recurrent_layers(group, nonlinearity):
     return out
 
 
-def _group_layers(group, nonlinearity):
+# a module named like this with one 2-D weight and no bias is an nn.Embedding (num_embeddings, dim), not a Linear
+_EMBEDDING = re.compile(r"(^|[._])(emb|embed|embeds|embedding|embeddings)([._]|$)|embedding", re.IGNORECASE)
+
+
+def _is_embedding(group):
+    last = group.prefix.rstrip(".").split(".")[-1]
+    return group.kind == "linear" and "bias" not in group.keys and bool(_EMBEDDING.search(last))
+
+
+def _group_layers(group, nonlinearity, first=False):
     if group.kind == "linear":
+        if first and _is_embedding(group):   # token ids in: only a model's first layer reads them
+            return [Embedding(group.keys["weight"], name=group.label)]
         return [Dense(group.keys["weight"], group.keys.get("bias"), name=group.label)]
     return _recurrent_layers(group, nonlinearity)
 
@@ -196,7 +207,8 @@ def spec_from_state_dict(state_dict, *, layers=None, activations=None, head_acti
     if unknown_acts:
         raise FormatError(f"{source}: activations given for {sorted(unknown_acts)}, which are not among the "
                           f"model's layers {[g.label for g in chosen]}")
-    built = {id(g): _group_layers(g, rnn_nonlinearity) for g in chosen}
+    built = {id(g): _group_layers(g, rnn_nonlinearity, first=(g is chosen[0] and order == "module"))
+             for g in chosen}
     if order == "chain" and layers is None:
         chosen = _chain_order(chosen, built, source)
     elif order not in ("module", "chain"):
@@ -222,6 +234,11 @@ def spec_from_state_dict(state_dict, *, layers=None, activations=None, head_acti
         raise FormatError(f"{source}: keys that belong to no layer rnnjit can run: {shown}. Pass "
                           f"ignore=[...] to leave them out, or layers=[...] to choose the model's groups")
     try:
+        if spec_layers and isinstance(spec_layers[0], Embedding):   # token ids in: a graph of one int64 input
+            nodes = [Node(f"layers.{i}", layer, "ids" if i == 0 else f"layers.{i - 1}")
+                     for i, layer in enumerate(spec_layers)]
+            return ModelSpec.graph([Input("ids", (), "int64")], nodes, [nodes[-1].name], dtype=dtype,
+                                   metadata={"source": source})
         return ModelSpec(spec_layers, dtype=dtype, metadata={"source": source})
     except SpecError as exc:
         order = " -> ".join(repr(layer) for layer in spec_layers)

