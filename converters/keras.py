@@ -2,7 +2,10 @@
 no Keras needed).
 
 Supported: Sequential models and functional chains (each layer fed by the one before) of InputLayer,
-LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional (merge_mode "concat"), Dense,
+Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
+pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
+(merge_mode "concat"), Conv1D and MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
+with stride 1 only, as TensorFlow's amount otherwise depends on the length), Dense,
 TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
 Anything else is refused, all such layers named at once.
 
@@ -38,7 +41,8 @@ import zipfile
 
 import numpy as np
 
-from engine import GRU, LSTM, RNN, Activation, Dense, ModelSpec
+from engine import (GRU, LSTM, RNN, Activation, Dense, Embedding, Input, ModelSpec, Node, TemporalConv1d,
+                    TemporalPool)
 from engine.errors import FormatError, SpecError
 
 from .dtypes import arrays_dtype
@@ -288,13 +292,25 @@ def _convert(config, keras_major, weights, source):
                 pass
             elif cls_name == "Masking":
                 meta["keras.mask_value"] = str(cfg.get("mask_value", 0.0))
+            elif cls_name == "Conv1D":
+                spec_layers += _convert_conv1d(layer, weights, keras_major, where)
+            elif cls_name in ("MaxPooling1D", "AveragePooling1D"):
+                spec_layers.append(_convert_pool1d(layer, where))
+            elif cls_name == "Embedding":
+                if spec_layers:
+                    raise FormatError(f"{where}: an Embedding reads token ids, so only a model's first layer can "
+                                      f"be one")
+                spec_layers.append(_convert_embedding(layer, weights, where))
+                if cfg.get("mask_zero"):
+                    meta["keras.mask_zero"] = "true"
+                continue
             else:
                 refused.append(f"{name} ({cls_name})")
                 continue
         except FormatError as exc:
             refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
             continue
-        if spec_layers:
+        if spec_layers and not isinstance(spec_layers[-1], Embedding):
             size = spec_layers[-1].output_size(size)
     if refused:
         raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
@@ -302,6 +318,10 @@ def _convert(config, keras_major, weights, source):
         raise FormatError(f"{source}: no layers rnnjit can run")
     meta["source"] = source
     try:
+        if isinstance(spec_layers[0], Embedding):   # token ids in: a graph of one int64 input
+            nodes = [Node(f"layers.{i}", layer, "ids" if i == 0 else f"layers.{i - 1}")
+                     for i, layer in enumerate(spec_layers)]
+            return ModelSpec.graph([Input("ids", (), "int64")], nodes, [nodes[-1].name], metadata=meta)
         return ModelSpec(spec_layers, input_size=None, metadata=meta)
     except SpecError as exc:
         raise FormatError(f"{source}: the layers do not chain into one model ({exc})") from None
@@ -365,6 +385,70 @@ def _convert_recurrent(layer, weights, keras_major, size, meta, where):
                   [_cell_activations(cls_name, cfg, keras_major, where)])]
 
 
+def _one(value, what, where):
+    """Keras's 1-D sizes come as an int or a 1-list."""
+    v = value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise FormatError(f"{where}: {what} must be a positive int, got {value!r}")
+    return v
+
+
+def _time_padding(padding, span, stride, where):
+    """Keras's padding along time as (left, right): "valid" none, "causal" the span in front, "same" the span
+    split as TensorFlow splits it (the extra frame after), which for a stride above 1 depends on the length."""
+    if padding == "valid":
+        return (0, 0)
+    if padding == "causal":
+        return (span, 0)
+    if padding == "same":
+        if stride != 1:
+            raise FormatError(f"{where}: padding='same' with strides={stride} pads by an amount that depends on "
+                              f"the sequence's length; only stride 1 is supported with it")
+        return (span // 2, span - span // 2)
+    raise FormatError(f"{where}: padding {padding!r} is not one of 'valid', 'same', 'causal'")
+
+
+def _convert_conv1d(layer, weights, keras_major, where):
+    """Keras's Conv1D along time (channels_last): kernel (K, C_in / groups, C_out) -> torch's (C_out, C_in /
+    groups, K)."""
+    cfg = layer["config"]
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
+    K, stride = _one(cfg["kernel_size"], "kernel_size", where), _one(cfg.get("strides", 1), "strides", where)
+    dilation = _one(cfg.get("dilation_rate", 1), "dilation_rate", where)
+    arrays = weights.arrays(layer, "", 2 if cfg.get("use_bias", True) else 1)
+    if not arrays or arrays[0].ndim != 3 or arrays[0].shape[0] != K or arrays[0].shape[2] != int(cfg["filters"]):
+        raise FormatError(f"{where}: kernel shape {arrays[0].shape if arrays else None} does not fit "
+                          f"kernel_size={K}, filters={cfg.get('filters')}")
+    padding = _time_padding(cfg.get("padding", "valid"), (K - 1) * dilation, stride, where)
+    out = [TemporalConv1d(arrays[0].transpose(2, 1, 0), arrays[1] if len(arrays) > 1 else None, stride=stride,
+                          dilation=dilation, groups=int(cfg.get("groups", 1)), padding=padding, name=cfg.get("name"))]
+    act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
+    return out + ([act] if act is not None else [])
+
+
+def _convert_pool1d(layer, where):
+    """MaxPooling1D / AveragePooling1D along time (channels_last); "same" averages leave the padding out."""
+    cfg = layer["config"]
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
+    K = _one(cfg.get("pool_size", 2), "pool_size", where)
+    stride = _one(cfg.get("strides") or K, "strides", where)
+    padding = _time_padding(cfg.get("padding", "valid"), K - 1, stride, where)
+    mode = "max" if layer["class_name"] == "MaxPooling1D" else "avg"
+    return TemporalPool(mode, K, stride, padding, count_include_pad=False, name=cfg.get("name"))
+
+
+def _convert_embedding(layer, weights, where):
+    """Keras's Embedding: ``embeddings`` (input_dim, output_dim), our table as it is."""
+    cfg = layer["config"]
+    (table,) = weights.arrays(layer, "", 1) or [None]
+    if table is None or table.ndim != 2 or table.shape != (int(cfg["input_dim"]), int(cfg["output_dim"])):
+        raise FormatError(f"{where}: embeddings of shape {None if table is None else table.shape} do not fit "
+                          f"input_dim={cfg.get('input_dim')}, output_dim={cfg.get('output_dim')}")
+    return Embedding(table, name=cfg.get("name"))
+
+
 def _convert_dense(layer, weights, keras_major, where):
     cfg = layer["config"]
     inner = layer
@@ -407,9 +491,9 @@ def _from_keras(source, dtype):
     finally:
         h5.close()
     if dtype is None:   # the file's own: its weights are read as float64 only where it stores float64
-        dtype = arrays_dtype(a for layer in spec.layers for a in layer.to_config()[1].values())
+        dtype = arrays_dtype(a for node in spec.nodes for a in node.layer.to_config()[1].values())
     if dtype != spec.dtype:
-        spec = ModelSpec(spec.layers, dtype=dtype, metadata=spec.metadata)
+        spec = spec.with_dtype(dtype)
     return spec
 
 

@@ -21,6 +21,10 @@ CACHE = os.path.join(HERE, ".models")
 # imports beside it, e.g. its model class)
 MODELS = {
     "uzmorph-bigru": ("uzmorph-bigru==0.1.1", "uzmorph_bigru/data/morph_bigru.pth", ["uzmorph_bigru/model.py"]),
+    # Keras 2 .h5 files: Embedding + LSTM + Dense (census), and Embedding + Conv1D + MaxPooling1D + LSTM (nc_voter)
+    "ethnicolr": ("ethnicolr==0.9.6", "ethnicolr/models/census/lstm/census2000_ln_lstm.h5",
+                  ["ethnicolr/models/nc_voter_reg/lstm/nc_voter_name_lstm.h5",
+                   "ethnicolr/models/fl_voter_reg/lstm/fl_all_fullname_lstm_5_cat_2022.h5"]),
 }
 
 

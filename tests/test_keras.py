@@ -125,12 +125,38 @@ def test_keras3_hard_sigmoid_is_not_onnx_hard_sigmoid(tmp_path):
 
 
 def test_unsupported_layers_are_all_named_at_once(tmp_path):
-    model = keras.Sequential([keras.Input((None, 4)), L.Conv1D(3, 2), L.LSTM(2, return_sequences=True),
+    model = keras.Sequential([keras.Input((None, 4)), L.UpSampling1D(2), L.LSTM(2, return_sequences=True),
                               L.LayerNormalization(), L.Dense(1)])
     model.save(str(tmp_path / "u.keras"))
-    with pytest.raises(engine.FormatError, match=r"cannot run: conv1d \(Conv1D\); layer_normalization "
+    with pytest.raises(engine.FormatError, match=r"cannot run: up_sampling1d \(UpSampling1D\); layer_normalization "
                                                  r"\(LayerNormalization\)"):
         converters.from_keras(tmp_path / "u.keras")
+
+
+@pytest.mark.parametrize("conv, pool", [(dict(padding="causal", dilation_rate=2), dict(pool_size=2)),
+                                        (dict(padding="same"), dict(pool_size=3, strides=1, padding="same")),
+                                        (dict(padding="valid", strides=2), dict(pool_size=2, strides=1))],
+                         ids=["causal+max", "same+same", "valid-strided"])
+@pytest.mark.parametrize("pooling", ["MaxPooling1D", "AveragePooling1D"])
+def test_conv1d_and_pooling_along_time_match_keras(conv, pool, pooling, tmp_path):
+    """Embedding -> Conv1D (causal, same, valid with a stride) + ReLU -> Max/AveragePooling1D -> GRU -> Dense:
+    token ids in; Keras's own output through run, and streamed where the model streams."""
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), L.Embedding(30, 6),
+                              L.Conv1D(5, 3, activation="relu", **conv), getattr(L, pooling)(**pool),
+                              L.GRU(4, return_sequences=True), L.Dense(2)])
+    rng = np.random.default_rng(3)
+    for w in model.weights:
+        w.assign(rng.uniform(-0.5, 0.5, w.shape).astype("float32"))
+    model.save(str(tmp_path / "c.keras"))
+    ids = rng.integers(0, 30, size=(3, 17))
+    want = np.asarray(model.predict(ids, verbose=0))
+    m = engine.load(tmp_path / "c.keras")
+    assert_parity(m.run(ids), want, PARITY_F32, "float32", "conv + pool")
+    stride, delay = m.timing[m.spec.outputs[0]]
+    s = m.stream()
+    got = [y for y in (s.step(int(i)) for i in ids[0]) if y is not None]
+    assert_parity(np.array(got), want[0, :len(got)], PARITY_F32, "float32", "streamed conv + pool")
+    assert len(got) == len([t for t in range(17) if t >= delay and (t - delay) % stride == 0])
 
 
 def test_a_branching_functional_model_is_refused(tmp_path):

@@ -7,6 +7,8 @@ the same logits as the package's algorithm in float64 (PARITY_F64); in float32, 
 REAL_MODEL_F32_RELATIVE of the output scale of the exact result (see tests/tolerances.py for why).
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,121 @@ def test_uzmorph_bigru_state_dict_loads_as_its_embedding_bidirectional_gru_tagge
     assert_parity(engine.load(path, dtype="float64").run(ids), want64, PARITY_F64, "float64", "uzmorph float64")
     with pytest.raises(engine.ShapeError, match="id 49 is out of range for node 'layers.0', a table of 49 rows"):
         model.run(np.full((1, 4), 49))
+
+
+def _keras3_copy(path, tmp_path):
+    """A copy of a Keras 2 .h5 that Keras 3 loads: the LSTM config key Keras 3 no longer takes (time_major)
+    removed, and (Keras 2.2.4's Sequential, which declared its input on the first layer) that declaration moved
+    into an InputLayer of the same shape. Weights and every other setting are untouched."""
+    import json
+    import shutil
+
+    import h5py
+
+    copy = tmp_path / os.path.basename(path)
+    shutil.copy(path, copy)
+    with h5py.File(copy, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        layers = config["config"]["layers"] if isinstance(config["config"], dict) else config["config"]
+        for layer in layers:
+            layer["config"].pop("time_major", None)
+        first = layers[0]["config"]
+        if layers[0]["class_name"] != "InputLayer" and "batch_input_shape" in first:
+            shape = first.pop("batch_input_shape")
+            first.pop("input_length", None)
+            layers.insert(0, {"class_name": "InputLayer", "config": {"batch_shape": shape, "dtype": "int32",
+                                                                     "name": "input"}})
+            if not isinstance(config["config"], dict):
+                config["config"] = {"name": "sequential", "layers": layers}
+        f.attrs["model_config"] = json.dumps(config)
+    return str(copy)
+
+
+def _keras2_reference(path, ids):
+    """The Keras 2 model of an ethnicolr .h5 computed from its config and weights in NumPy, float64: Keras 3
+    runs Keras 2 files with Keras 3's hard_sigmoid (x / 6 + 1/2), not the 0.2 x + 1/2 they were trained with."""
+    import json
+
+    import h5py
+
+    acts = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0),
+            "hard_sigmoid": lambda z: np.clip(0.2 * z + 0.5, 0, 1), "linear": lambda z: z,
+            "softmax": lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(
+                -1, keepdims=True)}
+    with h5py.File(path, "r") as f:
+        config = json.loads(f.attrs["model_config"])
+        layers = config["config"]["layers"] if isinstance(config["config"], dict) else config["config"]
+        group = f["model_weights"]
+
+        def arrays(name):
+            g = group[name]
+            return [np.asarray(g[n], np.float64) for n in g.attrs["weight_names"]]
+
+        x = ids
+        for layer in layers:
+            cls, cfg = layer["class_name"], layer["config"]
+            if cls == "Embedding":
+                x = arrays(cfg["name"])[0][x]                                  # (B, T, D)
+            elif cls == "Conv1D":
+                W, b = arrays(cfg["name"])                                      # (K, C_in, C_out)
+                K = W.shape[0]
+                pad = (K - 1) // 2 if cfg["padding"] == "same" else 0
+                xp = np.pad(x, ((0, 0), (pad, K - 1 - pad if pad else 0), (0, 0)))
+                x = acts[cfg["activation"]](sum(xp[:, k:k + xp.shape[1] - K + 1] @ W[k] for k in range(K)) + b)
+            elif cls == "MaxPooling1D":
+                k = cfg["pool_size"][0]
+                x = x[:, :x.shape[1] // k * k].reshape(x.shape[0], -1, k, x.shape[2]).max(2)
+            elif cls == "LSTM":
+                W, U, b = arrays(cfg["name"])
+                H = U.shape[0]
+                h, c = np.zeros((x.shape[0], H)), np.zeros((x.shape[0], H))
+                f_rec, f_act = acts[cfg["recurrent_activation"]], acts[cfg["activation"]]
+                for t in range(x.shape[1]):
+                    z = x[:, t] @ W + h @ U + b
+                    i, fg, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+                    c = f_rec(fg) * c + f_rec(i) * f_act(g)
+                    h = f_rec(o) * f_act(c)
+                x = h
+            elif cls == "Dense":
+                W, b = arrays(cfg["name"])
+                x = acts[cfg["activation"]](x @ W + b)
+    return x
+
+
+@pytest.mark.parametrize("member", [None, "ethnicolr/models/nc_voter_reg/lstm/nc_voter_name_lstm.h5",
+                                    "ethnicolr/models/fl_voter_reg/lstm/fl_all_fullname_lstm_5_cat_2022.h5"],
+                         ids=["census2000 (Keras 2.5)", "nc_voter conv+pool (Keras 2.2.4)", "fl_voter (Keras 2.8)"])
+def test_ethnicolr_keras2_name_classifiers_match_keras(member, tmp_path):
+    """ethnicolr 0.9.6's Keras 2 .h5 models: Embedding -> (Conv1D 'same' + ReLU -> MaxPooling1D ->) LSTM (Keras 2's
+    hard_sigmoid gates where the file says so) -> Dense softmax, return_sequences=False (Keras gives the last
+    step, spec.metadata says so). engine.load takes each with no options; Keras 3 runs a copy with the one config
+    key it refuses (time_major) removed, on names encoded as the package pads them (zeros in front)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("ethnicolr", member)
+    km = keras.models.load_model(_keras3_copy(path, tmp_path), compile=False)
+    T = km.inputs[0].shape[1]
+    vocab = next(layer.input_dim for layer in km.layers if hasattr(layer, "input_dim"))
+    rng = np.random.default_rng(8)
+    ids = rng.integers(1, vocab, size=(6, T))
+    for b, n in enumerate([3, 5, 8, 11, 15, T]):
+        ids[b, :T - n] = 0                       # pad_sequences: zeros in front
+    want = np.asarray(km.predict(ids, verbose=0))
+    reference = _keras2_reference(path, ids)
+    if engine.load(path).spec.nodes[-3].layer.activations[0][0].name == "hard_sigmoid":   # (a Keras 2 gate)
+        want = reference
+    else:   # the NumPy reference is Keras's computation too
+        np.testing.assert_allclose(reference, want, rtol=0, atol=1e-5)
+    model = engine.load(path)
+    assert model.inputs == {"ids": ((), "int64")} and model.spec.metadata["keras.output"] == "last"
+    got = model.run(ids)[:, -1]
+    assert_parity(got, want, REAL_MODEL_SCALE_F32 * float(np.abs(want).max()), "float32", os.path.basename(path))
+    assert (got.argmax(-1) == want.argmax(-1)).all()
+    if model.streamable:   # one name streamed letter by letter from a cold start: its last due output
+        s = model.stream()
+        outs = [y for y in (s.step(int(i)) for i in ids[3]) if y is not None]
+        np.testing.assert_allclose(outs[-1], model.run(ids[3])[len(outs) - 1], rtol=0, atol=1e-5)

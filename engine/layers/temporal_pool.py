@@ -50,6 +50,10 @@ class TemporalPool:
     def span(self):
         return (self.kernel - 1) * self.dilation
 
+    def output_size(self, input_size=None):
+        """Frames keep their shape (a 1-D frame its width)."""
+        return input_size
+
     def __repr__(self):
         extra = "".join(f", {k}={v}" for k, v in (("dilation", self.dilation),) if v != 1)
         if self.mode == "avg" and not self.count_include_pad:
