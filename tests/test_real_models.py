@@ -298,3 +298,32 @@ def test_sleepecg_masked_bidirectional_gru_classifier_matches_keras(member):
     assert [type(n.layer).__name__ for n in model.spec.nodes][:3] == ["Masking", "Mul", "BatchNorm"]
     assert_parity(model.run(X), want, REAL_MODEL_SCALE_F32 * float(np.abs(want).max()), "float32",
                   os.path.basename(path))
+
+
+def test_ecg_quality_lstm_scores_a_window_streamed_sample_by_sample_as_keras_does(tmp_path):
+    """ecg-quality 0.2.0's LSTM2s.h5 (Keras 2.12): a 2 s window of raw ECG at 250 Hz (500 samples) through two
+    stacked LSTMs (the second returning its last step), Dense + LeakyReLU twice and a sigmoid quality score.
+    Loaded with no options, run over whole windows, and streamed sample by sample from a cold start: the score
+    after the window's last sample is Keras's."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("ecg-quality")
+    km = keras.models.load_model(_keras3_copy(path, tmp_path), compile=False)
+    t = np.arange(500) / 250.0
+    rng = np.random.default_rng(10)
+    clean = np.sin(2 * np.pi * 1.2 * t) ** 31                           # a spiky, heartbeat-like trace
+    X = np.stack([clean, clean + rng.normal(0, 0.5, 500), rng.normal(0, 1, 500)])[..., None].astype(np.float32)
+    want = np.asarray(km.predict(X, verbose=0))                          # (3, 1)
+    model = engine.load(path)
+    assert model.spec.metadata["keras.output"] == "last" and model.streamable
+    bar = REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max()))
+    assert_parity(model.run(X)[:, -1], want, bar, "float32", "LSTM2s run")
+    for b in range(3):
+        s = model.stream()
+        for x in X[b]:
+            y = s.step(x)
+        assert_parity(y, want[b], bar, "float32", f"LSTM2s streamed window {b}")
