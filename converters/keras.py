@@ -1,7 +1,9 @@
 """Keras 3 ``.keras`` and legacy ``.h5`` files -> ModelSpec, read with h5py and the JSON config (no TensorFlow,
 no Keras needed).
 
-Supported: Sequential models and functional chains (each layer fed by the one before) of InputLayer,
+Supported: Sequential models, functional chains, and functional graphs (branches, Concatenate / Add / Multiply /
+Subtract / Maximum / Minimum merges, several inputs and outputs; a layer called more than once is refused by
+name), of InputLayer, GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame),
 Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
 pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
 (merge_mode "concat"), BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
@@ -42,8 +44,8 @@ import zipfile
 
 import numpy as np
 
-from engine import (GRU, LSTM, RNN, Activation, BatchNorm, Dense, Embedding, Input, Masking, ModelSpec, Mul,
-                    Node, PReLU, TemporalConv1d, TemporalPool)
+from engine import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Embedding, Input,
+                    Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Sub, TemporalConv1d, TemporalPool)
 from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
@@ -177,7 +179,7 @@ def _open(path):
 
 
 def _chain(config, source):
-    """The model's layers in data-flow order; a functional model must be a simple chain."""
+    """The model's layers in data-flow order when it is a chain (each layer fed by the one before), else None."""
     cls = config.get("class_name")
     cfg = config.get("config", {})
     if cls not in ("Sequential", "Functional", "Model"):
@@ -192,11 +194,12 @@ def _chain(config, source):
         inbound = _inbound_names(layer.get("inbound_nodes", []))
         if layer.get("class_name") == "InputLayer":
             if prev is not None:
-                raise FormatError(f"{source}: more than one input; only single-input chains are supported")
-        elif inbound != [prev]:
-            raise FormatError(f"{source}: layer {layer['config']['name']!r} takes {inbound or 'no inputs'}, not "
-                              f"just the layer before it ({prev!r}); only simple chains are supported")
+                return None   # several inputs: a graph
+        elif inbound != [prev] or len(layer.get("inbound_nodes", [])) > 1:
+            return None       # a branch, a merge or a shared layer: a graph
         prev = layer["config"]["name"]
+    if _inbound_names([cfg.get("output_layers", [])]) not in ([prev], []):
+        return None
     return layers
 
 
@@ -261,8 +264,70 @@ def _recurrent_weights(cls_name, cfg, arrays, where):
     return w
 
 
+class _Unsupported(Exception):
+    """A layer class the converter does not translate."""
+
+
+def _translate(layer, weights, keras_major, size, meta, where, first):
+    """One Keras layer as engine layers (in order; a ``_Mask`` where Masking stands), or [] for a no-op.
+    ``size``: the width of its input frames; ``first``: nothing precedes it but the input."""
+    cls_name, cfg = layer.get("class_name"), layer.get("config", {})
+    if cls_name in RECURRENT or cls_name == "Bidirectional":
+        return _convert_recurrent(layer, weights, keras_major, size, meta, where)
+    if cls_name == "Dense" or (cls_name == "TimeDistributed" and cfg["layer"]["class_name"] == "Dense"):
+        return _convert_dense(layer, weights, keras_major, where)
+    if cls_name == "Activation":
+        act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
+        return [act] if act is not None else []
+    if cls_name in NO_OPS:
+        return []
+    if cls_name == "Masking":
+        return [_Mask(float(cfg.get("mask_value", 0.0)))]
+    if cls_name == "BatchNormalization":
+        return [_convert_batchnorm(layer, weights, size, where)]
+    if cls_name in ("ReLU", "LeakyReLU", "ELU"):
+        return [_activation_layer(cls_name, cfg, where)]
+    if cls_name == "PReLU":
+        (alpha,) = weights.arrays(layer, "", 1) or [None]
+        if alpha is None or alpha.size != (size or 0) and alpha.size != 1:
+            raise FormatError(f"{where}: alpha of shape {None if alpha is None else alpha.shape}: one slope "
+                              f"per feature ({size}) or one for all is supported")
+        return [PReLU(alpha.reshape(-1), name=cfg.get("name"))]
+    if cls_name == "Conv1D":
+        return _convert_conv1d(layer, weights, keras_major, where)
+    if cls_name in ("MaxPooling1D", "AveragePooling1D"):
+        return [_convert_pool1d(layer, where)]
+    if cls_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        if cfg.get("keepdims"):
+            raise FormatError(f"{where}: keepdims=True is not supported")
+        meta["keras.output"] = "last"   # the pool of the whole sequence is the stream's output after its last frame
+        return [CumulativePool("mean" if cls_name == "GlobalAveragePooling1D" else "max", name=cfg.get("name"))]
+    if cls_name == "Flatten":
+        raise FormatError(f"{where}: Flatten joins the time axis into the features (a model of one fixed-length "
+                          f"window, not of a sequence); rnnjit runs models over time")
+    if cls_name == "Embedding":
+        if not first:
+            raise FormatError(f"{where}: an Embedding reads token ids, so only a model's first layer can be one")
+        if cfg.get("mask_zero"):
+            meta["keras.mask_zero"] = "true"
+        return [_convert_embedding(layer, weights, where)]
+    raise _Unsupported()
+
+
+def _width(spec_layers, size):
+    """The width of the frames after ``spec_layers`` given ``size`` before them."""
+    for layer in spec_layers:
+        if isinstance(layer, Embedding):
+            size = layer.weight.shape[1]
+        elif hasattr(layer, "output_size"):
+            size = layer.output_size(size) or size
+    return size
+
+
 def _convert(config, keras_major, weights, source):
     layers = _chain(config, source)
+    if layers is None:
+        return _convert_graph(config, keras_major, weights, source)
     weights.assign_paths(layers)
     spec_layers, refused, meta = [], [], {"keras.output": "sequence"}
     size = first_size = None
@@ -282,49 +347,15 @@ def _convert(config, keras_major, weights, source):
             refused.append(f"{name} ({cls_name} after a layer with return_sequences=False)")
             continue
         try:
-            if cls_name in RECURRENT or cls_name == "Bidirectional":
-                spec_layers += _convert_recurrent(layer, weights, keras_major, size, meta, where)
-            elif cls_name == "Dense" or (cls_name == "TimeDistributed" and cfg["layer"]["class_name"] == "Dense"):
-                spec_layers += _convert_dense(layer, weights, keras_major, where)
-            elif cls_name == "Activation":
-                act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
-                if act is not None:
-                    spec_layers.append(act)
-            elif cls_name in NO_OPS:
-                pass
-            elif cls_name == "Masking":
-                spec_layers.append(_Mask(float(cfg.get("mask_value", 0.0))))
-                continue
-            elif cls_name == "BatchNormalization":
-                spec_layers.append(_convert_batchnorm(layer, weights, size, where))
-            elif cls_name in ("ReLU", "LeakyReLU", "ELU"):
-                spec_layers.append(_activation_layer(cls_name, cfg, where))
-            elif cls_name == "PReLU":
-                (alpha,) = weights.arrays(layer, "", 1) or [None]
-                if alpha is None or alpha.size != (size or 0) and alpha.size != 1:
-                    raise FormatError(f"{where}: alpha of shape {None if alpha is None else alpha.shape}: one slope "
-                                      f"per feature ({size}) or one for all is supported")
-                spec_layers.append(PReLU(alpha.reshape(-1), name=cfg.get("name")))
-            elif cls_name == "Conv1D":
-                spec_layers += _convert_conv1d(layer, weights, keras_major, where)
-            elif cls_name in ("MaxPooling1D", "AveragePooling1D"):
-                spec_layers.append(_convert_pool1d(layer, where))
-            elif cls_name == "Embedding":
-                if spec_layers:
-                    raise FormatError(f"{where}: an Embedding reads token ids, so only a model's first layer can "
-                                      f"be one")
-                spec_layers.append(_convert_embedding(layer, weights, where))
-                if cfg.get("mask_zero"):
-                    meta["keras.mask_zero"] = "true"
-                continue
-            else:
-                refused.append(f"{name} ({cls_name})")
-                continue
+            new = _translate(layer, weights, keras_major, size, meta, where, first=not spec_layers)
+        except _Unsupported:
+            refused.append(f"{name} ({cls_name})")
+            continue
         except FormatError as exc:
             refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
             continue
-        if spec_layers and hasattr(spec_layers[-1], "output_size") and not isinstance(spec_layers[-1], Embedding):
-            size = spec_layers[-1].output_size(size) or size
+        spec_layers += new
+        size = _width(new, size)
     if refused:
         raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
     if not spec_layers:
@@ -336,6 +367,111 @@ def _convert(config, keras_major, weights, source):
         return ModelSpec(spec_layers, input_size=None, metadata=meta)
     except SpecError as exc:
         raise FormatError(f"{source}: the layers do not chain into one model ({exc})") from None
+
+
+MERGES = {"Concatenate": None, "Add": Add, "Multiply": Mul, "Subtract": Sub, "Maximum": Max, "Minimum": Min}
+
+
+def _convert_graph(config, keras_major, weights, source):
+    """A functional model that is not a chain: branches, merges, several inputs and outputs. Each Keras layer
+    becomes its nodes, the last named as the layer (its output edge), those before it ``<layer>.<k>``; a layer
+    used more than once (shared weights) is refused by name."""
+    cfg = config["config"]
+    layers = cfg["layers"]
+    weights.assign_paths(layers)
+    meta, refused, nodes, inputs = {"keras.output": "sequence"}, [], [], []
+    width, mask_of, last = {}, {}, set()          # per edge: frame width, its mask edge, "one frame at the end"
+    for layer in layers:
+        cls_name, lcfg = layer.get("class_name"), layer.get("config", {})
+        name = lcfg.get("name")
+        where = f"{source}: {cls_name} {name!r}"
+        if len(layer.get("inbound_nodes", [])) > 1:
+            refused.append(f"{name} ({cls_name} shared by {len(layer['inbound_nodes'])} calls: a layer used more than "
+                           f"once is not supported)")
+            continue
+        ins = _inbound_names(layer.get("inbound_nodes", []))
+        if cls_name == "InputLayer":
+            shape = lcfg.get("batch_shape") or lcfg.get("batch_input_shape")
+            ints = str(lcfg.get("dtype", "float32")).startswith("int")
+            if ints and len(shape) == 2:
+                inputs.append(Input(name, (), "int64"))
+            elif shape and len(shape) == 3 and shape[-1]:
+                inputs.append(Input(name, int(shape[-1])))
+                width[name] = int(shape[-1])
+            else:
+                refused.append(f"{name} (an input of shape {shape}: (batch, time, features) or token ids)")
+            mask_of[name] = None
+            continue
+        missing = [e for e in ins if e not in mask_of]
+        if missing or not ins:
+            refused.append(f"{name} ({cls_name}: reads {missing or 'nothing'}, which could not be converted)")
+            mask_of[name] = None
+            continue
+        mask = mask_of[ins[0]] if all(mask_of[e] == mask_of[ins[0]] for e in ins) else None
+        if any(e in last for e in ins) and cls_name in RECURRENT | {"Bidirectional"}:
+            refused.append(f"{name} ({cls_name} after a layer that outputs one frame for the whole sequence)")
+            mask_of[name] = None
+            continue
+        try:
+            if cls_name in MERGES:
+                axis = lcfg.get("axis", -1)
+                if cls_name == "Concatenate" and axis not in (-1, 2):
+                    raise FormatError(f"{where}: Concatenate along axis {axis}; only the feature axis (-1)")
+                layer_ = Concat(-1) if cls_name == "Concatenate" else MERGES[cls_name]()
+                parts = [layer_] if cls_name == "Concatenate" or len(ins) == 2 else None
+                if parts is None:   # an n-ary elementwise merge: a chain of two-input nodes
+                    edge = ins[0]
+                    for k, e in enumerate(ins[1:], 1):
+                        out = name if k == len(ins) - 1 else f"{name}.{k}"
+                        nodes.append(Node(out, MERGES[cls_name](), [edge, e]))
+                        edge = out
+                else:
+                    nodes.append(Node(name, layer_, list(ins)))
+                width[name] = sum(width.get(e, 0) for e in ins) if cls_name == "Concatenate" else width.get(ins[0])
+                mask_of[name] = mask
+                if any(e in last for e in ins):
+                    last.add(name)
+                continue
+            if len(ins) != 1:
+                raise FormatError(f"{where}: reads {len(ins)} inputs")
+            new = _translate(layer, weights, keras_major, width.get(ins[0]), meta, where,
+                             first=any(i.name == ins[0] and i.dtype == "int64" for i in inputs))
+        except _Unsupported:
+            refused.append(f"{name} ({cls_name})")
+            mask_of[name] = None
+            continue
+        except FormatError as exc:
+            refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
+            mask_of[name] = None
+            continue
+        edge, parts = ins[0], [x for x in new]
+        if not parts:   # a no-op: the layer's name is its input's edge
+            parts = [Activation("identity")]
+        for k, part in enumerate(parts):
+            out = name if k == len(parts) - 1 else f"{name}.{k}"
+            if isinstance(part, _Mask):
+                nodes += [Node(f"{out}.mask", Masking(part.value), edge), Node(out, Mul(), [edge, f"{out}.mask"])]
+                mask = f"{out}.mask"
+            else:
+                reads_mask = mask is not None and kind_of(part).accepts_mask
+                nodes.append(Node(out, part, [edge, mask] if reads_mask else edge))
+            edge = out
+        if isinstance(parts[-1], CumulativePool) or meta.get("keras.output") == "last" or ins[0] in last:
+            last.add(name)
+        if any(getattr(p, "kind", None) == "recurrent" for p in parts) and meta.get("keras.output") == "last":
+            mask = None
+        width[name], mask_of[name] = _width(parts, width.get(ins[0])), mask
+    outputs = _inbound_names([cfg.get("output_layers", [])])
+    if refused:
+        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
+    meta["source"] = source
+    if last:
+        meta["keras.output"] = "last" if set(outputs) <= last else "mixed"
+        meta["keras.last_outputs"] = ",".join(o for o in outputs if o in last)
+    try:
+        return ModelSpec.graph(inputs, nodes, outputs, metadata=meta)
+    except SpecError as exc:
+        raise FormatError(f"{source}: the converted graph is not valid ({exc})") from None
 
 
 class _Mask:

@@ -23,18 +23,20 @@ from .io import FORMAT_VERSION, load, load_spec
 from .model import Model
 from .session import Stream, Streams
 from .warmup import warmup
-from .spec import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, Dense, Div, Embedding, Flatten, FrameConv,
-                   FrameConvTranspose, GroupNorm, Input, InstanceNorm, L2Norm, LayerNorm, Masking, Max, Min,
-                   ModelSpec, Mul, Node, Normalize, PReLU, Pad, Pool, Reshape, Slice, Squeeze, Sub, TemporalConv1d,
-                   TemporalConv2d, TemporalPool, Transpose, Unsqueeze, split)
+from .spec import (Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Div, Embedding, Flatten, FrameConv,
+                   FrameConvTranspose, GRU, GroupNorm, Input, InstanceNorm, L2Norm, LSTM, LayerNorm,
+                   Masking, Max, Min, ModelSpec, Mul, Node, Normalize, PReLU, Pad, Pool, RNN,
+                   Reshape, Slice, Squeeze, Sub, TemporalConv1d, TemporalConv2d, TemporalPool,
+                   Transpose, Unsqueeze, split)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "Add", "BatchNorm", "COMPILED", "Concat", "Dense", "Div", "Embedding", "FORMAT_VERSION", "Flatten",
-    "FormatError", "FrameConv", "FrameConvTranspose", "GRU", "GroupNorm", "Input", "InstanceNorm", "L2Norm", "LSTM",
-    "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node", "Normalize", "PReLU", "Pad", "Pool",
-    "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError", "Squeeze", "StateError", "Stream",
-    "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d", "TemporalPool", "Transpose",
-    "UnsafeFileError", "Unsqueeze", "load", "load_spec", "split", "warmup", "__version__",
+    "Activation", "Add", "BatchNorm", "COMPILED", "Concat", "CumulativePool", "Dense", "Div", "Embedding",
+    "FORMAT_VERSION", "Flatten", "FormatError", "FrameConv", "FrameConvTranspose", "GRU", "GroupNorm", "Input",
+    "InstanceNorm", "L2Norm", "LSTM", "LayerNorm", "Masking", "Max", "Min", "Model", "ModelSpec", "Mul", "Node",
+    "Normalize", "PReLU", "Pad", "Pool", "RNN", "Reshape", "RnnjitError", "ShapeError", "Slice", "SpecError",
+    "Squeeze", "StateError", "Stream", "StreamingError", "Streams", "Sub", "TemporalConv1d", "TemporalConv2d",
+    "TemporalPool", "Transpose", "UnsafeFileError", "Unsqueeze", "__version__", "load", "load_spec", "split",
+    "warmup",
 ]

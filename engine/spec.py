@@ -45,7 +45,7 @@ from .layers.norm import BatchNorm, GroupNorm, InstanceNorm, L2Norm, LayerNorm  
 from .layers.normalize import Normalize  # noqa: F401 - re-exported
 from .layers.recurrent import DIRECTIONS  # noqa: F401 - re-exported
 from .layers.rnn import RNN  # noqa: F401 - re-exported
-from .layers.temporal_pool import TemporalPool  # noqa: F401 - re-exported
+from .layers.temporal_pool import CumulativePool, TemporalPool  # noqa: F401 - re-exported
 from .layers.validate import _array, _positive_int
 
 # the native format's "kind" (and, for recurrent layers, "cell") -> the layer class, from the kinds table

@@ -26,7 +26,8 @@ MODELS = {
                   ["ethnicolr/models/nc_voter_reg/lstm/nc_voter_name_lstm.h5",
                    "ethnicolr/models/fl_voter_reg/lstm/fl_all_fullname_lstm_5_cat_2022.h5"]),
     # Keras 2.12 .h5: a raw 2 s ECG window through stacked LSTMs, a LeakyReLU head
-    "ecg-quality": ("ecg-quality==0.2.0", "ecg_quality/models/LSTM2s.h5", []),
+    "ecg-quality": ("ecg-quality==0.2.0", "ecg_quality/models/LSTM2s.h5", ["ecg_quality/models/OSCNN2s.h5",
+                                                                           "ecg_quality/models/CNN2s.h5"]),
     # a .keras inside a zip inside the wheel: Masking, BatchNormalization, Dense + ReLU, bidirectional GRUs
     "sleepecg": ("sleepecg==0.6.0", "sleepecg/classifiers/ws-gru-mesa.zip!classifier.keras",
                  ["sleepecg/classifiers/wrn-gru-mesa.zip!classifier.keras"]),

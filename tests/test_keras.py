@@ -159,14 +159,63 @@ def test_conv1d_and_pooling_along_time_match_keras(conv, pool, pooling, tmp_path
     assert len(got) == len([t for t in range(17) if t >= delay and (t - delay) % stride == 0])
 
 
-def test_a_branching_functional_model_is_refused(tmp_path):
+def _random_weights(model, rng):
+    for w in model.weights:
+        w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else
+                 rng.uniform(-0.6, 0.6, w.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_functional_graphs_with_branches_merges_and_two_inputs_and_outputs_match_keras(ext, tmp_path):
+    """Two inputs; an LSTM and a GRU branch concatenated; an Add of a residual Dense; two outputs, one of them
+    after Masking-free merges of four edges (Maximum): every node as Keras computes it, streamed too."""
+    x, z = keras.Input((None, 3), name="x"), keras.Input((None, 4), name="z")
+    a = L.LSTM(5, return_sequences=True, name="a")(x)
+    b = L.GRU(5, return_sequences=True, name="b")(x)
+    c = L.Concatenate(name="c")([a, b, L.Dense(2, name="zd")(z)])
+    d = L.Dense(12, activation="relu", name="d")(c)
+    r = L.Add(name="r")([d, L.Dense(12, name="skip")(c)])
+    m = L.Maximum(name="m")([a, b, L.Dense(5, name="za")(z), L.Dense(5, name="zb")(z)])
+    model = keras.Model([x, z], [L.Dense(1, activation="sigmoid", name="out")(r), m])
+    rng = np.random.default_rng(5)
+    _random_weights(model, rng)
+    model.save(str(tmp_path / f"g{ext}"))
+    X, Z = rng.normal(size=(2, 7, 3)).astype(np.float32), rng.normal(size=(2, 7, 4)).astype(np.float32)
+    want = [np.asarray(v) for v in model.predict([X, Z], verbose=0)]
+    spec = converters.from_keras(tmp_path / f"g{ext}")
+    assert [i.name for i in spec.inputs] == ["x", "z"] and spec.outputs == ("out", "m")
+    got = engine.Model(spec).run((X, Z))
+    for g, w, what in zip(got, want, ("out", "m")):
+        assert_parity(g, w, PARITY_F32, "float32", what)
+    s = engine.Model(spec).stream()
+    steps = [s.step((X[0, t], Z[0, t])) for t in range(7)]
+    assert_parity(np.array([y[0] for y in steps]), want[0][0], PARITY_F32, "float32", "streamed out")
+
+
+def test_a_global_average_pool_over_time_is_the_streams_output_after_the_last_frame(tmp_path):
+    """Parallel Conv1D branches (as ecg-quality's OSCNN) concatenated, BatchNormalization, ReLU,
+    GlobalAveragePooling1D, Dense: Keras's one output per sequence is run()'s (and a stream's) last frame."""
+    inp = keras.Input((None, 1))
+    branches = [L.Conv1D(1, k, padding="same")(inp) for k in (1, 2, 3, 5)]
+    h = L.ReLU()(L.BatchNormalization()(L.Concatenate()(branches)))
+    model = keras.Model(inp, L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling1D()(h)))
+    rng = np.random.default_rng(6)
+    _random_weights(model, rng)
+    model.save(str(tmp_path / "gap.keras"))
+    X = rng.normal(size=(3, 40, 1)).astype(np.float32)
+    want = np.asarray(model.predict(X, verbose=0))
+    m = engine.load(tmp_path / "gap.keras")
+    assert m.spec.metadata["keras.output"] == "last"
+    assert_parity(m.run(X)[:, -1], want, PARITY_F32, "float32", "global average pool")
+
+
+def test_a_shared_layer_is_refused_by_name(tmp_path):
     inp = keras.Input((None, 3))
-    a = L.LSTM(2, return_sequences=True)(inp)
-    b = L.GRU(2, return_sequences=True)(inp)
-    model = keras.Model(inp, L.Concatenate()([a, b]))
-    model.save(str(tmp_path / "b.keras"))
-    with pytest.raises(engine.FormatError, match="only simple chains"):
-        converters.from_keras(tmp_path / "b.keras")
+    shared = L.Dense(3, name="shared")
+    model = keras.Model(inp, L.Add()([shared(inp), shared(L.Dense(3)(inp))]))
+    model.save(str(tmp_path / "s.keras"))
+    with pytest.raises(engine.FormatError, match=r"shared \(Dense shared by 2 calls"):
+        converters.from_keras(tmp_path / "s.keras")
 
 
 def test_reversed_sequence_output_is_refused_with_the_reason(tmp_path):

@@ -22,7 +22,7 @@ def test_every_layer_class_has_exactly_one_kind():
                spec_module.Normalize, spec_module.Elementwise, spec_module.Embedding, spec_module.TemporalConv1d,
                spec_module.LayerNorm, spec_module.BatchNorm, spec_module.FrameOp, spec_module.Concat,
                spec_module.FrameConv, spec_module.FrameConvTranspose, spec_module.Pool, spec_module.PReLU,
-               spec_module.GroupNorm, spec_module.L2Norm, spec_module.Masking, spec_module.TemporalPool,
+               spec_module.GroupNorm, spec_module.L2Norm, spec_module.Masking, spec_module.TemporalPool, spec_module.CumulativePool,
                    spec_module.TemporalConv2d]
     assert sorted(k.spec_class.__name__ for k in layers.KINDS) == sorted(c.__name__ for c in classes)
     assert len({k.code for k in layers.KINDS}) == len({k.name for k in layers.KINDS}) == len(layers.KINDS)

@@ -263,3 +263,23 @@ def test_a_convolution_over_time_and_frequency_matches_torchs_conv2d(cfg, dtype,
     model = engine.Model(ModelSpec.graph([Input("spec", (cin, F))], [Node("c", layer, "spec")], ["c"]), dtype=dtype)
     assert model.outputs["c"] == ref.shape[2:]
     _check_all_ways(model, X, ref, dtype, f"{layer!r}", due=_due_ticks(T, st_, span - left))
+
+
+@pytest.mark.parametrize("mode", ["mean", "max"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_cumulative_pool_gives_the_pool_of_every_frame_so_far(mode, dtype):
+    """torch's cumulative mean (cumsum / count) and cummax along time, through run (with lengths: the final
+    state is each sequence's own), step_n, step and streams; its state continues a stream."""
+    X = np.random.default_rng(12).normal(size=(3, 11, 2, 3))
+    xt = torch.from_numpy(X)
+    ref = (xt.cumsum(1) / torch.arange(1, 12, dtype=torch.float64)[None, :, None, None] if mode == "mean"
+           else xt.cummax(1).values).numpy()
+    model = engine.Model(ModelSpec.graph([Input("x", (2, 3))], [Node("p", engine.CumulativePool(mode), "x")],
+                                         ["p"]), dtype=dtype)
+    _check_all_ways(model, X, ref, dtype, f"cumulative {mode}")
+    _, state = model.run(X, lengths=[11, 4, 7], return_state=True)
+    s = model.stream()
+    s.step_n(X[1, :4])
+    np.testing.assert_allclose(state["p.total"][0, 1], s.get_state()["p.total"], rtol=1e-6)
+    assert state["p.count"][0, 1, 0] == 4 == s.get_state()["p.count"][0]
+    np.testing.assert_allclose(s.step_n(X[1, 4:]), ref[1, 4:], rtol=0, atol=1e-5 if dtype == "float32" else 1e-12)

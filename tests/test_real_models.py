@@ -327,3 +327,27 @@ def test_ecg_quality_lstm_scores_a_window_streamed_sample_by_sample_as_keras_doe
         for x in X[b]:
             y = s.step(x)
         assert_parity(y, want[b], bar, "float32", f"LSTM2s streamed window {b}")
+
+
+def test_ecg_quality_functional_cnn_with_a_global_pool_matches_keras_and_the_flattening_one_is_refused(tmp_path):
+    """OSCNN2s.h5 (Keras 2.12, functional): 32 parallel Conv1D 'same' branches concatenated, BatchNormalization,
+    ReLU, twice, then two branches, GlobalAveragePooling1D and a sigmoid: Keras's one score per window is run()'s
+    last frame. CNN2s.h5 flattens (time, channels) into one vector, a model of a fixed window: refused, saying so."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("ecg-quality", "ecg_quality/models/OSCNN2s.h5")
+    km = keras.models.load_model(_keras3_copy(path, tmp_path), compile=False)
+    rng = np.random.default_rng(11)
+    t = np.arange(500) / 250.0
+    X = np.stack([np.sin(2 * np.pi * 1.1 * t) ** 31, rng.normal(0, 1, 500)])[..., None].astype(np.float32)
+    want = np.asarray(km.predict(X, verbose=0))
+    model = engine.load(path)
+    assert model.spec.metadata["keras.output"] == "last"
+    assert_parity(model.run(X)[:, -1], want, REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max())), "float32",
+                  "OSCNN2s")
+    with pytest.raises(engine.FormatError, match="Flatten joins the time axis into the features"):
+        engine.load(model_file("ecg-quality", "ecg_quality/models/CNN2s.h5"))

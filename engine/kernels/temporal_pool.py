@@ -63,3 +63,33 @@ def tpool_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     tpool_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
                carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+@jit
+def cumulative_step(X, Y, P, S, SC, m):
+    """Y = the mean (M_CODE POOL_AVG) or max (POOL_MAX) of every frame so far, elementwise; S per row: the running
+    sum or max (F) and the number of frames seen (1)."""
+    F, mode = m[M_IN], m[M_CODE]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        s = S[r]
+        n = s[F] + 1
+        s[F] = n
+        if mode == POOL_MAX:
+            for f in range(F):
+                v = x[f]
+                if n == 1 or v > s[f] or v != v:
+                    s[f] = v
+                y[f] = s[f]
+        else:
+            for f in range(F):
+                s[f] += x[f]
+                y[f] = s[f] / n
+
+
+def cumulative_entry(x, y, p, s, sc, meta, n):
+    """The C entry point: cumulative_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    cumulative_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                    carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)

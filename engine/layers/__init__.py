@@ -12,7 +12,7 @@ from . import (activation, conv, dense, elementwise, embedding, frame, framewise
 KINDS = (lstm.KIND, gru.KIND, rnn.KIND, dense.KIND, activation.KIND, normalize.KIND, elementwise.KIND,
          embedding.KIND, conv.KIND, norm.LAYER_NORM, norm.BATCH_NORM, frame.FRAME, frame.CONCAT,
          framewise.FRAME_CONV, framewise.FRAME_CONV_T, framewise.POOL, framewise.PRELU, norm.GROUP_NORM, norm.L2_NORM,
-         masking.KIND, temporal_pool.KIND, conv.CONV2D)
+         masking.KIND, temporal_pool.KIND, conv.CONV2D, temporal_pool.CUMULATIVE)
 _BY_CLASS = {kind.spec_class: kind for kind in KINDS}
 
 

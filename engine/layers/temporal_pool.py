@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.temporal_pool import POOL_AVG, POOL_AVG_VALID, POOL_MAX, tpool_entry, tpool_step
+from ..kernels.temporal_pool import (POOL_AVG, POOL_AVG_VALID, POOL_MAX, cumulative_entry, cumulative_step, tpool_entry,
+                                     tpool_step)
 from .base import Kind, Packed, Slot, Timing, phase_after, timed_count
 from .conv import _phases, time_padding
 from .validate import _positive_int
@@ -148,3 +149,76 @@ class TemporalPoolKind(Kind):
 
 
 KIND = TemporalPoolKind()
+
+
+class CumulativePool:
+    """The mean or max of every frame so far, elementwise (Keras's GlobalAveragePooling1D / GlobalMaxPooling1D
+    along time, as a stream sees it: the output after a sequence's last frame is the global pool of the whole
+    sequence). State per stream: the running sum or max, and the frames seen (``<node>.total``, ``<node>.count``);
+    float32 counts stay exact to 16.7 million frames."""
+
+    kind = "cumulative_pool"
+    input_size = None
+    MODES = ("mean", "max")
+
+    def __init__(self, mode="mean", name=None):
+        if mode not in self.MODES:
+            raise SpecError(f"CumulativePool: mode must be one of {self.MODES}, got {mode!r}")
+        self.mode, self.name = mode, name
+
+    def output_size(self, input_size=None):
+        return input_size
+
+    def __repr__(self):
+        return f"CumulativePool({self.mode!r})"
+
+    def to_config(self):
+        return {"kind": self.kind, "name": self.name, "mode": self.mode}, {}
+
+    @classmethod
+    def from_config(cls, config, arrays):
+        return cls(config["mode"], name=config.get("name"))
+
+
+class CumulativePoolKind(Kind):
+    name, code, spec_class = "cumulative_pool", L.OP_CUMULATIVE_POOL, CumulativePool
+    step, entry = staticmethod(cumulative_step), staticmethod(cumulative_entry)
+
+    def infer(self, layer, inputs, where):
+        (edge, shape, dtype), = inputs
+        if dtype != "float":
+            raise SpecError(f"{where}: a CumulativePool reads float frames, but edge {edge!r} carries {dtype} ids")
+        return tuple(shape), "float"
+
+    def pack_node(self, layer, shapes, dtype):
+        (shape,) = shapes
+        F = int(np.prod(shape))
+        meta = np.zeros(L.META_LEN, dtype=np.int64)
+        meta[L.M_CODE] = POOL_MAX if layer.mode == "max" else POOL_AVG
+        return Packed(layer, self, np.zeros(1, dtype=dtype), meta, F, F, F + 1)
+
+    def slots(self, p):
+        return (Slot("total", 0, p.in_size, 1, None), Slot("count", p.in_size, 1, 1, None))
+
+    def run(self, p, seq, lengths, states_in, states_out, prefix):
+        """Whole sequences (T, B, F): running sums (or maxima) from the node's state."""
+        T, B, F = seq.shape
+        dt = seq.dtype
+        total = states_in[f"{prefix}.total"][0] if f"{prefix}.total" in states_in else None
+        count = states_in[f"{prefix}.count"][0, :, 0] if f"{prefix}.count" in states_in else np.zeros(B, dt)
+        if p.layer.mode == "max":
+            y = np.maximum.accumulate(seq, axis=0)
+            if total is not None:
+                y = np.where(count[None, :, None] > 0, np.maximum(y, total[None]), y)
+            final = y[np.asarray(lengths) - 1, np.arange(B)] if T else total
+        else:
+            y = np.cumsum(seq, axis=0) + (0 if total is None else total[None])
+            final = y[np.asarray(lengths) - 1, np.arange(B)] if T else total
+            y = y / (count[None, :, None] + np.arange(1, T + 1, dtype=dt)[:, None, None])
+        ends = np.asarray(lengths)
+        states_out[f"{prefix}.total"] = np.where(ends[:, None] > 0, final, 0 if total is None else total)[None]
+        states_out[f"{prefix}.count"] = (count + ends).astype(dt).reshape(1, B, 1)
+        return np.ascontiguousarray(y.astype(dt))
+
+
+CUMULATIVE = CumulativePoolKind()
