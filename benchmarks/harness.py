@@ -60,8 +60,10 @@ def machine_info():
     return info
 
 
-def measure(fns, rounds, calls, warmup=200):
-    """{name: samples_ns} for zero-argument callables, interleaved and shuffled per round."""
+def measure(fns, rounds, calls, warmup=200, collect=False):
+    """{name: samples_ns} for zero-argument callables, interleaved and shuffled per round. ``collect``: free
+    reference cycles after each contender's calls, outside the timing (a framework that builds cyclic graphs
+    per call, as Keras does, would otherwise grow by gigabytes with the collector off)."""
     names = list(fns)
     samples = {n: [] for n in names}
     for fn in fns.values():
@@ -78,6 +80,8 @@ def measure(fns, rounds, calls, warmup=200):
                     t0 = clock()
                     fn()
                     out.append(clock() - t0)
+                if collect:
+                    gc.collect()
     finally:
         gc.enable()
     return samples

