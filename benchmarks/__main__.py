@@ -1,4 +1,6 @@
-"""python -m benchmarks <suite> [--quick] [--json PATH]    suites: step, sequence, streams, coldstart, memory, threads, ray, layers, all
+"""python -m benchmarks <suite> [--quick] [--json PATH]
+
+suites: step, sequence, streams, coldstart, memory, threads, ray, layers, real, all.
 
 Prints a table and writes a JSON report with the machine's details (CPU, versions, thread settings).
 """
