@@ -155,6 +155,17 @@ def cmd_info(args):
     for name, (stride, delay) in model.timing.items():
         if (stride, delay) != (1, 0):
             print(f"timing: output {name!r} gives frame j after input frame j * {stride} + {delay}")
+    state = [f"{step.name}.{slot.name} ({slot.size})" for step in model._plan.steps
+             for slot in step.packed.kind.slots(step.packed)]
+    if state:
+        print("state per stream: " + ", ".join(state))
+    plan = model._plan
+    if plan.folded or plan.fused:
+        print("planned: " + "; ".join([f"{b} folded into {a}" for a, b in plan.folded.items()]
+                                      + [f"{b} run inside {a}'s kernel" for a, b in plan.fused.items()]))
+    for key, value in sorted(model.spec.metadata.items()):
+        if key != "source":   # (what the converter could not express, or assumed)
+            print(f"note: {key} = {value}")
     if not args.no_timing:
         us, what = estimate_step_us(model)
         print(f"speed on this machine: {us:.2f} µs {what}, measured now")

@@ -255,10 +255,11 @@ def test_every_loading_flag_is_passed_through_and_the_result_is_torchs(flagged, 
 def test_without_each_flag_the_model_is_another_one(flagged, tmp_path, flag):
     r, Y = _run_npy(flagged, tmp_path, _flags(drop=(flag,)))
     assert r.returncode == 0, r.stderr
-    if flag == "--dtype":                              # float32 arithmetic: still torch's model, to float32
-        assert Y.dtype == np.float32
-        np.testing.assert_allclose(Y, flagged["Y"], atol=PARITY_F32, rtol=0)
-        assert np.abs(Y - flagged["Y"]).max() > PARITY_F64
+    if flag == "--dtype":   # the checkpoint's own dtype, float64, as --dtype float64 asked: torch's float64 numbers
+        assert Y.dtype == np.float64
+        np.testing.assert_allclose(Y, flagged["Y"], atol=PARITY_F64, rtol=0)
+        r, Y32 = _run_npy(flagged, tmp_path, _flags(drop=(flag,)) + ["--dtype", "float32"])
+        assert r.returncode == 0 and Y32.dtype == np.float32 and np.abs(Y32 - flagged["Y"]).max() > PARITY_F64
     else:
         assert np.abs(Y - flagged["Y"]).max() > 1e-3
 
@@ -403,3 +404,22 @@ def test_streaming_a_strided_model_writes_a_row_per_output_that_came_due(tmp_pat
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)   # (CSV text carries the digits it prints)
     r = rnnjit("info", tmp_path / "strided.npz", "--no-timing")
     assert "timing: output 'layers.1' gives frame j after input frame j * 6 + 6" in r.stdout, r.stdout
+
+
+def test_info_shows_the_state_the_plans_fusions_and_the_converters_notes(tmp_path):
+    import engine
+
+    rng = np.random.default_rng(4)
+    spec = engine.ModelSpec([engine.TemporalConv1d(rng.normal(size=(4, I, 3)), stride=2),
+                             engine.BatchNorm(rng.normal(size=4), rng.uniform(0.5, 2, 4)), engine.Activation("relu"),
+                             engine.GRU(4, 3, {"weight_ih": rng.normal(size=(9, 4)),
+                                               "weight_hh": rng.normal(size=(9, 3))})],
+                            metadata={"keras.output": "last"})
+    spec.save(tmp_path / "m.npz")
+    r = rnnjit("info", tmp_path / "m.npz", "--no-timing")
+    assert r.returncode == 0, r.stderr
+    assert "state per stream: layers.0.frames (6), layers.0.phase (1), layers.3.h (3)" in r.stdout, \
+        r.stdout
+    assert "planned: layers.1 folded into layers.0; layers.2 run inside layers.0's kernel" in r.stdout, r.stdout
+    assert "note: keras.output = last" in r.stdout and "timing: output 'layers.3' gives frame j after input " \
+        "frame j * 2 + 0" in r.stdout
