@@ -493,3 +493,33 @@ def test_an_output_taken_from_inside_the_model_is_refused():
     model.graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
     with pytest.raises(UnsupportedOperatorError, match=r"'r' \(graph output\): an output taken from inside"):
         converters.from_onnx(model)
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_an_unbatched_time_by_features_export_converts_and_matches_onnxruntime(cell, tmp_path):
+    """torch exports a model called on (T, F) without a batch axis as Unsqueeze -> LSTM/GRU/RNN -> Squeeze:
+    a rank-2 graph input is (time, features); engine.load and convert(...).run give onnxruntime's output."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = cell(3, 5, num_layers=2), torch.nn.Linear(5, 2)
+
+        def forward(self, x):
+            return torch.tanh(self.fc(self.rnn(x)[0]))
+
+    torch.manual_seed(3)
+    net = Net().eval()
+    path = tmp_path / "unbatched.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(5, 3), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "t"}})
+    X = np.random.default_rng(3).normal(size=(9, 3)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    program = convert(path)
+    (got,) = program.run({"x": X}).values()
+    assert got.shape == want.shape == (9, 2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    model = engine.load(path)
+    np.testing.assert_allclose(model.run(X), want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(model.stream().step_n(X), want, rtol=0, atol=1e-5)

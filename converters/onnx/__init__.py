@@ -54,6 +54,7 @@ class Program:
         self.source = conv.source
         self.data_input = conv.data_input
         self.time_major = conv.resolve("x0") != "B"
+        self.unbatched = conv.unbatched   # the data input is (time, features)
         self.lengths_input = conv.lengths_input
         self.state_inputs = dict(conv.state_inputs)
         self.outputs = {}
@@ -85,7 +86,10 @@ class Program:
     def run(self, feeds, dtype=None):
         """Outputs (a dict by output name) of the graph for ``feeds`` (a dict by input name)."""
         X = np.asarray(feeds[self.data_input])
-        Xt = X if self.time_major else X.transpose(1, 0, 2)              # -> (T, B, F)
+        if self.unbatched:
+            Xt = X[:, None, :]
+        else:
+            Xt = X if self.time_major else X.transpose(1, 0, 2)          # -> (T, B, F)
         T, B = Xt.shape[0], Xt.shape[1]
         lengths = None
         if self.lengths_input and feeds.get(self.lengths_input) is not None:
@@ -123,6 +127,9 @@ def _arrange(arr, have, want, D):
         arr = arr.reshape(arr.shape[:i] + arr.shape[i + 1:]) if arr.shape[i] == 1 else \
             np.moveaxis(arr, i, -2).reshape(arr.shape[:i] + arr.shape[i + 1:-1] + (-1,))
         have.pop(i)
+    if "B" in have and "B" not in want and arr.shape[have.index("B")] == 1:   # an unbatched model's unit batch
+        arr = arr.squeeze(have.index("B"))
+        have.remove("B")
     core = [r for r in want if r != "1"]
     arr = arr.transpose([have.index(r) for r in core])
     for i, r in enumerate(want):

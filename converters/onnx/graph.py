@@ -112,20 +112,25 @@ class Converter:
 
     # ---- values ----
     def _bind_inputs(self, inputs):
-        self.data_input = None
+        self.data_input, self.unbatched = None, False
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+        for rank in (3, 2):   # (time, batch, features) in either order, else (time, features) without a batch
+            for inp in inputs:
+                tt = inp.type.tensor_type
+                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+                if self.data_input is None and tt.elem_type in floats and len(dims) == rank:
+                    self.data_input, self.data_input_dims = inp.name, dims if rank == 3 else [dims[0], 1, dims[1]]
+                    sizes = {"F": dims[-1]} if dims[-1] else {}
+                    self.values[inp.name] = Dyn(("x0", "x1", "F") if rank == 3 else ("T", "F"), sizes, 0)
+                    self.unbatched = rank == 2
         for inp in inputs:
-            tt = inp.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-            if self.data_input is None and tt.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                                                 onnx.TensorProto.FLOAT16) and len(dims) == 3:
-                self.data_input, self.data_input_dims = inp.name, dims
-                sizes = {"F": dims[2]} if dims[2] else {}
-                self.values[inp.name] = Dyn(("x0", "x1", "F"), sizes, 0)
-            else:
+            if inp.name != self.data_input:
+                tt = inp.type.tensor_type
+                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
                 self.values[inp.name] = RuntimeInput(inp.name, dims, tt.elem_type)
         if self.data_input is None:
-            raise FormatError(f"{self.source}: no graph input of rank 3 (time, batch, features) in float; "
-                              f"inputs: {[(i.name, len(i.type.tensor_type.shape.dim)) for i in inputs]}")
+            raise FormatError(f"{self.source}: no float graph input of rank 3 (time, batch, features) or 2 (time, "
+                              f"features); inputs: {[(i.name, len(i.type.tensor_type.shape.dim)) for i in inputs]}")
 
     def value(self, name):
         if name == "":

@@ -15,7 +15,8 @@ def _squeeze(ctx, node, axes):
         return
     for a in axes:
         role = ctx.resolve(v.roles[a])
-        unit = role == "1" or (role == "D" and (v.sizes.get("D") if isinstance(v, Dyn) else v.directions) == 1)
+        unit = role == "1" or (role == "D" and (v.sizes.get("D") if isinstance(v, Dyn) else v.directions) == 1) \
+            or (role == "B" and ctx.unbatched)   # the unit batch an unbatched input was given
         if not unit:
             raise Unsupported(f"axis {a} holds {role}, which is not of size 1")
     roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes]

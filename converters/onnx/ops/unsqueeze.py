@@ -22,6 +22,8 @@ def _unsqueeze(ctx, node, axes):
     roles = list(v.roles)
     for a in axes:
         roles.insert(a, "1")
+    if isinstance(v, Dyn) and ctx.unbatched and "B" not in roles and len(axes) == 1 and len(roles) == 3:
+        roles[axes[0]] = "B"   # an input of (time, features) given the batch axis a recurrent node needs
     set_out(ctx, node, v.with_roles(roles) if isinstance(v, Dyn) else State(v.layer, v.kind, roles, v.directions))
 
 
