@@ -6,7 +6,7 @@ Subtract / Maximum / Minimum merges, several inputs and outputs; a layer called 
 name), of InputLayer, GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame),
 Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
 pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
-(merge_mode "concat"), BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
+(merge_mode "concat"), SeparableConv1D, BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
 MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
 with stride 1 only, as TensorFlow's amount otherwise depends on the length), Dense,
 TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
@@ -295,6 +295,8 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         return [PReLU(alpha.reshape(-1), name=cfg.get("name"))]
     if cls_name == "Conv1D":
         return _convert_conv1d(layer, weights, keras_major, where)
+    if cls_name == "SeparableConv1D":
+        return _convert_separable1d(layer, weights, keras_major, where)
     if cls_name in ("MaxPooling1D", "AveragePooling1D"):
         return [_convert_pool1d(layer, where)]
     if cls_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
@@ -636,6 +638,29 @@ def _convert_conv1d(layer, weights, keras_major, where):
                           dilation=dilation, groups=int(cfg.get("groups", 1)), padding=padding, name=cfg.get("name"))]
     act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
     return out + ([act] if act is not None else [])
+
+
+def _convert_separable1d(layer, weights, keras_major, where):
+    """SeparableConv1D: a depthwise convolution along time (depthwise_kernel (K, C_in, multiplier), each input
+    channel its own multiplier outputs) then a pointwise one (pointwise_kernel (1, C_in * multiplier, C_out)) with
+    the bias, as two TemporalConv1d nodes."""
+    cfg = layer["config"]
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
+    K, stride = _one(cfg["kernel_size"], "kernel_size", where), _one(cfg.get("strides", 1), "strides", where)
+    dilation = _one(cfg.get("dilation_rate", 1), "dilation_rate", where)
+    arrays = weights.arrays(layer, "", 3 if cfg.get("use_bias", True) else 2)
+    if len(arrays) < 2 or arrays[0].ndim != 3 or arrays[0].shape[0] != K or arrays[1].ndim != 3:
+        raise FormatError(f"{where}: kernels of shapes {[a.shape for a in arrays]} do not fit kernel_size={K}")
+    depth, point = arrays[0], arrays[1]
+    _, cin, mult = depth.shape
+    padding = _time_padding(cfg.get("padding", "valid"), (K - 1) * dilation, stride, where)
+    # (K, C_in, M) -> torch's depthwise (C_in * M, 1, K), output channel c * M + m reading input channel c
+    dw = TemporalConv1d(depth.transpose(1, 2, 0).reshape(cin * mult, 1, K), stride=stride, dilation=dilation,
+                        groups=cin, padding=padding, name=f"{cfg.get('name')}.depthwise")
+    pw = TemporalConv1d(point[0].T[:, :, None], arrays[2] if len(arrays) > 2 else None, name=cfg.get("name"))
+    act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
+    return [dw, pw] + ([act] if act is not None else [])
 
 
 def _convert_pool1d(layer, where):

@@ -258,3 +258,19 @@ def test_masking_batchnorm_and_activation_layers_match_keras(ext, tmp_path):
     assert_parity(m.run(X), want, PARITY_F32, "float32", "masked")
     plain = np.asarray(engine.Model(engine.ModelSpec([n.layer for n in m.spec.nodes[2:]], input_size=5)).run(X))
     assert np.abs(plain - want).max() > 1e-3   # without the mask the numbers differ: the test can fail
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])   # (Keras's SeparableConv1D has no causal padding)
+def test_separable_conv1d_matches_keras(padding, tmp_path):
+    """SeparableConv1D (depth multiplier 2, dilation 2) as a depthwise and a pointwise temporal convolution."""
+    model = keras.Sequential([keras.Input((None, 3)), L.SeparableConv1D(4, 3, padding=padding, depth_multiplier=2,
+                                                                        dilation_rate=2, activation="relu"),
+                              L.GRU(2, return_sequences=True)])
+    rng = np.random.default_rng(7)
+    _random_weights(model, rng)
+    model.save(str(tmp_path / "s.keras"))
+    X = rng.normal(size=(2, 12, 3)).astype(np.float32)
+    want = np.asarray(model.predict(X, verbose=0))
+    m = engine.load(tmp_path / "s.keras")
+    assert [type(n.layer).__name__ for n in m.spec.nodes][:2] == ["TemporalConv1d", "TemporalConv1d"]
+    assert_parity(m.run(X), want, PARITY_F32, "float32", f"separable {padding}")
