@@ -6,7 +6,7 @@ Subtract / Maximum / Minimum merges, several inputs and outputs; a layer called 
 name), of InputLayer, GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame),
 Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
 pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
-(merge_mode "concat"), SeparableConv1D, BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
+(merge_mode concat, sum, mul or ave), SeparableConv1D, BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
 MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
 with stride 1 only, as TensorFlow's amount otherwise depends on the length), Dense,
 TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
@@ -45,7 +45,7 @@ import zipfile
 import numpy as np
 
 from engine import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Embedding, Input,
-                    Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Sub, TemporalConv1d, TemporalPool)
+                    Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d, TemporalPool)
 from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
@@ -364,7 +364,7 @@ def _convert(config, keras_major, weights, source):
         raise FormatError(f"{source}: no layers rnnjit can run")
     meta["source"] = source
     try:
-        if isinstance(spec_layers[0], Embedding) or any(isinstance(layer, _Mask) for layer in spec_layers):
+        if isinstance(spec_layers[0], Embedding) or any(isinstance(layer, (_Mask, _Merge)) for layer in spec_layers):
             return _graph(spec_layers, first_size, meta)
         return ModelSpec(spec_layers, input_size=None, metadata=meta)
     except SpecError as exc:
@@ -451,12 +451,8 @@ def _convert_graph(config, keras_major, weights, source):
             parts = [Activation("identity")]
         for k, part in enumerate(parts):
             out = name if k == len(parts) - 1 else f"{name}.{k}"
-            if isinstance(part, _Mask):
-                nodes += [Node(f"{out}.mask", Masking(part.value), edge), Node(out, Mul(), [edge, f"{out}.mask"])]
-                mask = f"{out}.mask"
-            else:
-                reads_mask = mask is not None and kind_of(part).accepts_mask
-                nodes.append(Node(out, part, [edge, mask] if reads_mask else edge))
+            new, mask = _expand(part, edge, out, mask)
+            nodes += new
             edge = out
         if isinstance(parts[-1], CumulativePool) or meta.get("keras.output") == "last" or ins[0] in last:
             last.add(name)
@@ -474,6 +470,32 @@ def _convert_graph(config, keras_major, weights, source):
         return ModelSpec.graph(inputs, nodes, outputs, metadata=meta)
     except SpecError as exc:
         raise FormatError(f"{source}: the converted graph is not valid ({exc})") from None
+
+
+class _Merge:
+    """A Bidirectional layer's merge other than concat: its two halves (forward, backward; ``H`` each) summed,
+    multiplied or averaged; ``_expand`` makes it nodes."""
+
+    def __init__(self, mode, H):
+        self.mode, self.H = mode, H
+
+    def output_size(self, size=None):
+        return self.H
+
+
+def _expand(part, edge, out, mask):
+    """The nodes of one translated part reading ``edge``, the last one named ``out``, and the mask after it."""
+    if isinstance(part, _Mask):
+        return [Node(f"{out}.mask", Masking(part.value), edge), Node(out, Mul(), [edge, f"{out}.mask"])], \
+            f"{out}.mask"
+    if isinstance(part, _Merge):
+        fw, bw = Node(f"{out}.forward", Slice(0, 0, part.H), edge), Node(f"{out}.backward", Slice(0, part.H), edge)
+        if part.mode == "ave":
+            return [fw, bw, Node(f"{out}.sum", Add(), [fw.name, bw.name]),
+                    Node(out, Activation("affine", 0.5, 0.0), f"{out}.sum")], mask
+        return [fw, bw, Node(out, Add() if part.mode == "sum" else Mul(), [fw.name, bw.name])], mask
+    reads_mask = mask is not None and kind_of(part).accepts_mask
+    return [Node(out, part, [edge, mask] if reads_mask else edge)], mask
 
 
 class _Mask:
@@ -499,8 +521,8 @@ def _graph(spec_layers, first_size, meta):
             nodes += [Node(f"mask.{k}", Masking(layer.value), edge), Node(f"masked.{k}", Mul(), [edge, f"mask.{k}"])]
             edge, mask = f"masked.{k}", f"mask.{k}"
             continue
-        reads_mask = mask is not None and kind_of(layer).accepts_mask
-        nodes.append(Node(f"layers.{k}", layer, [edge, mask] if reads_mask else edge))
+        new, mask = _expand(layer, edge, f"layers.{k}", mask)
+        nodes += new
         edge, k = f"layers.{k}", k + 1
     return ModelSpec.graph(inputs, nodes, [edge], metadata=meta)
 
@@ -562,8 +584,9 @@ def _make(cls_name, cfg, in_size, weights_list, direction, activations):
 def _convert_recurrent(layer, weights, keras_major, size, meta, where):
     cls_name, cfg = layer["class_name"], layer["config"]
     if cls_name == "Bidirectional":
-        if cfg.get("merge_mode", "concat") != "concat":
-            raise FormatError(f"{where}: merge_mode {cfg.get('merge_mode')!r} is not supported (only 'concat')")
+        mode = cfg.get("merge_mode", "concat")
+        if mode not in ("concat", "sum", "mul", "ave"):
+            raise FormatError(f"{where}: merge_mode {mode!r} is not supported (concat, sum, mul, ave)")
         inner = cfg["layer"]
         backward = cfg.get("backward_layer") or inner
         if inner["class_name"] not in RECURRENT or backward["class_name"] != inner["class_name"]:
@@ -582,7 +605,8 @@ def _convert_recurrent(layer, weights, keras_major, size, meta, where):
             fw, bw = weights.arrays(layer, "forward_layer/cell", n), weights.arrays(layer, "backward_layer/cell", n)
         ws = [_recurrent_weights(inner["class_name"], inner["config"], fw, where),
               _recurrent_weights(backward["class_name"], backward["config"], bw, where)]
-        return [_make(inner["class_name"], inner["config"], size, ws, "bidirectional", acts)]
+        rnn = _make(inner["class_name"], inner["config"], size, ws, "bidirectional", acts)
+        return [rnn] if mode == "concat" else [rnn, _Merge(mode, rnn.output_size(size) // 2)]
     n = 3 if cfg.get("use_bias", True) else 2
     arrays = weights.arrays(layer, "" if weights.legacy else "cell", n)
     w = _recurrent_weights(cls_name, cfg, arrays, where)

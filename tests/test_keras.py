@@ -274,3 +274,15 @@ def test_separable_conv1d_matches_keras(padding, tmp_path):
     m = engine.load(tmp_path / "s.keras")
     assert [type(n.layer).__name__ for n in m.spec.nodes][:2] == ["TemporalConv1d", "TemporalConv1d"]
     assert_parity(m.run(X), want, PARITY_F32, "float32", f"separable {padding}")
+
+
+@pytest.mark.parametrize("mode", ["sum", "mul", "ave"])
+def test_bidirectional_merge_modes_match_keras(mode, tmp_path):
+    model = keras.Sequential([keras.Input((None, 3)), L.Bidirectional(L.GRU(4, return_sequences=True),
+                                                                      merge_mode=mode), L.Dense(2)])
+    rng = np.random.default_rng(8)
+    _random_weights(model, rng)
+    model.save(str(tmp_path / "b.keras"))
+    X = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    want = np.asarray(model.predict(X, verbose=0))
+    assert_parity(engine.load(tmp_path / "b.keras").run(X), want, PARITY_F32, "float32", f"merge_mode={mode}")
