@@ -3,13 +3,13 @@ no Keras needed).
 
 Supported: Sequential models, functional chains, and functional graphs (branches, Concatenate / Add / Multiply /
 Subtract / Maximum / Minimum merges, several inputs and outputs; a layer called more than once is refused by
-name), of InputLayer, GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame),
-Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata "keras.mask_zero":
-pass ``lengths=`` for padded batches), LSTM, GRU (reset_after True and False), SimpleRNN, Bidirectional
-(merge_mode concat, sum, mul or ave), SeparableConv1D, BatchNormalization, ReLU / LeakyReLU / ELU / PReLU layers, Masking, Conv1D and
-MaxPooling1D / AveragePooling1D along time (channels_last; "same" padding
-with stride 1 only, as TensorFlow's amount otherwise depends on the length), Dense,
-TimeDistributed(Dense), Activation, Dropout-type layers (no-ops at inference) and Masking (see below).
+name), of InputLayer; Embedding (first: the model then takes token ids; ``mask_zero`` is recorded as metadata
+"keras.mask_zero": pass ``lengths=`` for padded batches); LSTM, GRU (reset_after True and False), SimpleRNN,
+Bidirectional (merge_mode concat, sum, mul or ave); Conv1D, SeparableConv1D, MaxPooling1D / AveragePooling1D
+along time (channels_last; "same" padding with stride 1 only, as TensorFlow's amount otherwise depends on the
+length); GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame);
+BatchNormalization; Dense, TimeDistributed(Dense); Activation and the ReLU / LeakyReLU / ELU / PReLU layers;
+Dropout-type layers (no-ops at inference); Masking (see below).
 Anything else is refused, all such layers named at once.
 
 Layouts (Keras -> engine canonical, PyTorch's; written once, here):
