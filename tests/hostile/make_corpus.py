@@ -345,6 +345,7 @@ def keras_files(tmp):
         return json.dumps(cfg).encode()
 
     add("keras_lambda_layer.keras", with_config(add_lambda), "FormatError", "layers rnnjit cannot run: evil (Lambda)")
+    keras_graph_files(tmp)
     add("keras_config_not_json.keras", with_config(lambda b: b"{not json"), "FormatError", "unreadable .keras archive")
     add("keras_truncated.keras", valid[: len(valid) // 2], "FormatError", "neither a .keras archive nor an HDF5")
     add("keras_garbage.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 40, "FormatError", "neither a .keras archive nor")
@@ -356,6 +357,49 @@ def keras_files(tmp):
         arr[0, 0] = np.nan
         ds[...] = arr
     add("keras_nan_weights.h5", open(hpath, "rb").read(), "RnnjitError", "NaN or infinite")
+
+
+def keras_graph_files(tmp):
+    """Functional graphs made hostile: a cycle through two layers, one layer called from two places, a Lambda
+    on a branch. Each is refused by name in one pass over the layers; nothing is looked up or run."""
+    import keras
+
+    inp = keras.Input((None, 2), name="x")
+    a = keras.layers.Dense(3, name="a")(inp)
+    b = keras.layers.Dense(3, name="b")(a)
+    model = keras.Model(inp, keras.layers.Add(name="sum")([a, b]))
+    path = os.path.join(tmp, "g.keras")
+    model.save(path)
+    valid = _zip_replace(open(path, "rb").read(), transform=_stable_keras_entry)
+
+    def with_config(transform):
+        def t(name, body):
+            return transform(json.loads(body)) if name == "config.json" else body
+        return _zip_replace(valid, transform=t)
+
+    def layer(cfg, name):
+        return next(x for x in cfg["config"]["layers"] if x["config"]["name"] == name)
+
+    def cycle(cfg):   # a reads b, which reads a
+        json_a = json.dumps(layer(cfg, "a")["inbound_nodes"]).replace('"x"', '"b"')
+        layer(cfg, "a")["inbound_nodes"] = json.loads(json_a)
+        return json.dumps(cfg).encode()
+
+    def shared(cfg):   # b called twice
+        layer(cfg, "b")["inbound_nodes"] = layer(cfg, "b")["inbound_nodes"] * 2
+        return json.dumps(cfg).encode()
+
+    def lambda_branch(cfg):
+        evil = layer(cfg, "b")
+        evil["class_name"] = "Lambda"
+        evil["config"] = {"name": "b", "function": {"class_name": "__lambda__", "config": {
+            "code": "4wEAAAAAAAAA", "defaults": None, "closure": None}}}
+        return json.dumps(cfg).encode()
+
+    add("keras_graph_cycle.keras", with_config(cycle), "FormatError", "a (Dense: reads ['b'], which could not be")
+    add("keras_graph_shared_layer.keras", with_config(shared), "FormatError", "b (Dense shared by 2 calls")
+    add("keras_graph_lambda_branch.keras", with_config(lambda_branch), "FormatError",
+        "layers rnnjit cannot run: b (Lambda)")
 
 
 def main(out=None):
