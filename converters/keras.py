@@ -8,8 +8,8 @@ name), of InputLayer; Embedding (first: the model then takes token ids; ``mask_z
 Bidirectional (merge_mode concat, sum, mul or ave); Conv1D, SeparableConv1D, MaxPooling1D / AveragePooling1D
 along time (channels_last; "same" padding with stride 1 only, as TensorFlow's amount otherwise depends on the
 length); GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame);
-BatchNormalization; Dense, TimeDistributed(Dense); Activation and the ReLU / LeakyReLU / ELU / PReLU layers;
-Dropout-type layers (no-ops at inference); Masking (see below).
+BatchNormalization, UnitNormalization; Dense, TimeDistributed(Dense); Activation and the ReLU / LeakyReLU /
+ELU / PReLU layers; Dropout-type layers (no-ops at inference); Masking (see below).
 Anything else is refused, all such layers named at once.
 
 Layouts (Keras -> engine canonical, PyTorch's; written once, here):
@@ -45,7 +45,7 @@ import zipfile
 import numpy as np
 
 from engine import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Embedding, Input,
-                    Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d, TemporalPool)
+                    L2Norm, Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d, TemporalPool)
 from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
@@ -285,6 +285,10 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         return [_Mask(float(cfg.get("mask_value", 0.0)))]
     if cls_name == "BatchNormalization":
         return [_convert_batchnorm(layer, weights, size, where)]
+    if cls_name == "UnitNormalization":   # x / max(||x||, 1e-12) over the features, as Keras's ops.normalize
+        if cfg.get("axis", -1) not in (-1, 2, [-1], [2]):
+            raise FormatError(f"{where}: axis={cfg.get('axis')!r}; only the feature axis (-1) is supported")
+        return [L2Norm(-1, 1e-12, name=cfg.get("name"))]
     if cls_name in ("ReLU", "LeakyReLU", "ELU"):
         return [_activation_layer(cls_name, cfg, where)]
     if cls_name == "PReLU":

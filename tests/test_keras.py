@@ -237,9 +237,10 @@ def test_files_that_are_not_keras_models_are_refused(tmp_path):
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
 def test_masking_batchnorm_and_activation_layers_match_keras(ext, tmp_path):
-    """Masking -> BatchNormalization -> Dense -> ReLU(max_value=6) -> LeakyReLU -> ELU -> PReLU -> GRU ->
-    Bidirectional(LSTM) -> Dense: Keras's masking reaches every recurrent layer (a graph with mask edges)."""
-    model = keras.Sequential([keras.Input((None, 5)), L.Masking(0.0), L.BatchNormalization(), L.Dense(6),
+    """Masking -> BatchNormalization -> UnitNormalization -> Dense -> ReLU(max_value=6) -> LeakyReLU -> ELU ->
+    PReLU -> GRU -> Bidirectional(LSTM) -> Dense: Keras's masking reaches every recurrent layer (a graph with mask edges)."""
+    model = keras.Sequential([keras.Input((None, 5)), L.Masking(0.0), L.BatchNormalization(), L.UnitNormalization(),
+                              L.Dense(6),
                               L.ReLU(max_value=6.0), L.LeakyReLU(negative_slope=0.1), L.ELU(alpha=0.5),
                               L.PReLU(shared_axes=[1]), L.GRU(4, return_sequences=True),
                               L.Bidirectional(L.LSTM(3, return_sequences=True)), L.Dense(2)])
@@ -254,7 +255,7 @@ def test_masking_batchnorm_and_activation_layers_match_keras(ext, tmp_path):
     want = np.asarray(model.predict(X, verbose=0))
     m = engine.load(tmp_path / f"m{ext}")
     assert [n.inputs for n in m.spec.nodes if isinstance(n.layer, (engine.GRU, engine.LSTM))] == \
-        [("layers.5", "mask.0"), ("layers.6", "mask.0")]
+        [("layers.6", "mask.0"), ("layers.7", "mask.0")]
     assert_parity(m.run(X), want, PARITY_F32, "float32", "masked")
     plain = np.asarray(engine.Model(engine.ModelSpec([n.layer for n in m.spec.nodes[2:]], input_size=5)).run(X))
     assert np.abs(plain - want).max() > 1e-3   # without the mask the numbers differ: the test can fail
