@@ -238,7 +238,8 @@ def test_files_that_are_not_keras_models_are_refused(tmp_path):
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
 def test_masking_batchnorm_and_activation_layers_match_keras(ext, tmp_path):
     """Masking -> BatchNormalization -> UnitNormalization -> Dense -> ReLU(max_value=6) -> LeakyReLU -> ELU ->
-    PReLU -> GRU -> Bidirectional(LSTM) -> Dense: Keras's masking reaches every recurrent layer (a graph with mask edges)."""
+    PReLU -> GRU -> Bidirectional(LSTM) -> Dense: Keras's masking reaches every recurrent layer (a graph with mask
+    edges)."""
     model = keras.Sequential([keras.Input((None, 5)), L.Masking(0.0), L.BatchNormalization(), L.UnitNormalization(),
                               L.Dense(6),
                               L.ReLU(max_value=6.0), L.LeakyReLU(negative_slope=0.1), L.ELU(alpha=0.5),
