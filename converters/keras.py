@@ -649,14 +649,19 @@ def _time_padding(padding, span, stride, where):
     raise FormatError(f"{where}: padding {padding!r} is not one of 'valid', 'same', 'causal'")
 
 
+def _conv_sizes(cfg, where):
+    """A 1-D convolution layer's (kernel, stride, dilation) along time; channels_last only."""
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
+    return (_one(cfg["kernel_size"], "kernel_size", where), _one(cfg.get("strides", 1), "strides", where),
+            _one(cfg.get("dilation_rate", 1), "dilation_rate", where))
+
+
 def _convert_conv1d(layer, weights, keras_major, where):
     """Keras's Conv1D along time (channels_last): kernel (K, C_in / groups, C_out) -> torch's (C_out, C_in /
     groups, K)."""
     cfg = layer["config"]
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
-    K, stride = _one(cfg["kernel_size"], "kernel_size", where), _one(cfg.get("strides", 1), "strides", where)
-    dilation = _one(cfg.get("dilation_rate", 1), "dilation_rate", where)
+    K, stride, dilation = _conv_sizes(cfg, where)
     arrays = weights.arrays(layer, "", 2 if cfg.get("use_bias", True) else 1)
     if not arrays or arrays[0].ndim != 3 or arrays[0].shape[0] != K or arrays[0].shape[2] != int(cfg["filters"]):
         raise FormatError(f"{where}: kernel shape {arrays[0].shape if arrays else None} does not fit "
@@ -673,10 +678,7 @@ def _convert_separable1d(layer, weights, keras_major, where):
     channel its own multiplier outputs) then a pointwise one (pointwise_kernel (1, C_in * multiplier, C_out)) with
     the bias, as two TemporalConv1d nodes."""
     cfg = layer["config"]
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
-    K, stride = _one(cfg["kernel_size"], "kernel_size", where), _one(cfg.get("strides", 1), "strides", where)
-    dilation = _one(cfg.get("dilation_rate", 1), "dilation_rate", where)
+    K, stride, dilation = _conv_sizes(cfg, where)
     arrays = weights.arrays(layer, "", 3 if cfg.get("use_bias", True) else 2)
     if len(arrays) < 2 or arrays[0].ndim != 3 or arrays[0].shape[0] != K or arrays[1].ndim != 3:
         raise FormatError(f"{where}: kernels of shapes {[a.shape for a in arrays]} do not fit kernel_size={K}")

@@ -159,6 +159,14 @@ def test_conv1d_and_pooling_along_time_match_keras(conv, pool, pooling, tmp_path
     assert len(got) == len([t for t in range(17) if t >= delay and (t - delay) % stride == 0])
 
 
+def _saved_and_loaded(model, rng, path, X):
+    """``model`` with random weights (variances positive), saved to ``path``: Keras's output on ``X`` and the
+    engine's Model of the file."""
+    _random_weights(model, rng)
+    model.save(str(path))
+    return np.asarray(model.predict(X, verbose=0)), engine.load(path)
+
+
 def _random_weights(model, rng):
     for w in model.weights:
         w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path else
@@ -200,11 +208,8 @@ def test_a_global_average_pool_over_time_is_the_streams_output_after_the_last_fr
     h = L.ReLU()(L.BatchNormalization()(L.Concatenate()(branches)))
     model = keras.Model(inp, L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling1D()(h)))
     rng = np.random.default_rng(6)
-    _random_weights(model, rng)
-    model.save(str(tmp_path / "gap.keras"))
     X = rng.normal(size=(3, 40, 1)).astype(np.float32)
-    want = np.asarray(model.predict(X, verbose=0))
-    m = engine.load(tmp_path / "gap.keras")
+    want, m = _saved_and_loaded(model, rng, tmp_path / "gap.keras", X)
     assert m.spec.metadata["keras.output"] == "last"
     assert_parity(m.run(X)[:, -1], want, PARITY_F32, "float32", "global average pool")
 
@@ -269,11 +274,8 @@ def test_separable_conv1d_matches_keras(padding, tmp_path):
                                                                         dilation_rate=2, activation="relu"),
                               L.GRU(2, return_sequences=True)])
     rng = np.random.default_rng(7)
-    _random_weights(model, rng)
-    model.save(str(tmp_path / "s.keras"))
     X = rng.normal(size=(2, 12, 3)).astype(np.float32)
-    want = np.asarray(model.predict(X, verbose=0))
-    m = engine.load(tmp_path / "s.keras")
+    want, m = _saved_and_loaded(model, rng, tmp_path / "s.keras", X)
     assert [type(n.layer).__name__ for n in m.spec.nodes][:2] == ["TemporalConv1d", "TemporalConv1d"]
     assert_parity(m.run(X), want, PARITY_F32, "float32", f"separable {padding}")
 
@@ -283,8 +285,6 @@ def test_bidirectional_merge_modes_match_keras(mode, tmp_path):
     model = keras.Sequential([keras.Input((None, 3)), L.Bidirectional(L.GRU(4, return_sequences=True),
                                                                       merge_mode=mode), L.Dense(2)])
     rng = np.random.default_rng(8)
-    _random_weights(model, rng)
-    model.save(str(tmp_path / "b.keras"))
     X = rng.normal(size=(2, 6, 3)).astype(np.float32)
-    want = np.asarray(model.predict(X, verbose=0))
-    assert_parity(engine.load(tmp_path / "b.keras").run(X), want, PARITY_F32, "float32", f"merge_mode={mode}")
+    want, m = _saved_and_loaded(model, rng, tmp_path / "b.keras", X)
+    assert_parity(m.run(X), want, PARITY_F32, "float32", f"merge_mode={mode}")
