@@ -268,12 +268,12 @@ class _StreamBase:
         return self._model._plan.due_counts(self._phases(), T)
 
     def _phase_views(self):
-        """(state name, (n, 1) view, initial) of every phase slot."""
+        """(state name, (n, 1) view, initial, timing) of every phase slot."""
         plan = self._model._plan
-        return [(f"{step.name}.phase",) + self._slots[f"{step.name}.phase"]
-                for step, off in zip(plan.steps, plan.phases) if off >= 0]
+        return [(f"{step.name}.phase",) + self._slots[f"{step.name}.phase"] + (timing,)
+                for step, off, timing in zip(plan.steps, plan.phases, plan.timings) if off >= 0]
 
-    def _check_lockstep(self, rows, phases, what):
+    def _check_lockstep(self, phases, what):
         """Streams of one group step in lock-step: every row's phase must stay the same. ``phases``: per phase slot,
         (name, the values the rows would get)."""
         for name, values in phases:
@@ -288,11 +288,11 @@ class _StreamBase:
         with self._exclusive():
             if not isinstance(rows, slice):   # one stream of a group: the phases must stay those of the others
                 after = []
-                for name, view, initial in self._phase_views():
+                for name, view, initial, _ in self._phase_views():
                     values = view[:, 0].copy()
                     values[rows] = initial[0]
                     after.append((name, values))
-                self._check_lockstep(rows, after, f"reset({rows})")
+                self._check_lockstep(after, f"reset({rows})")
             for view, initial in self._slots.values():
                 view[rows] = initial
 
@@ -324,8 +324,14 @@ class _StreamBase:
                 raise StateError(f"state {name!r} must be a float array of shape {expected}, "
                                  f"got {arr.dtype} {arr.shape}")
             checked[name] = arr
+        for name, _, _, timing in self._phase_views():   # a phase outside its range would never come due again
+            top = max(timing.stride, timing.warmup + 1)
+            values = np.asarray(checked[name], np.float64)
+            if not np.all((values == np.round(values)) & (values >= 0) & (values < top)):
+                raise StateError(f"state {name!r}: a phase is a whole number of input frames in [0, {top}), got "
+                                 f"{values.ravel().tolist()}")
         if not self._single:
-            self._check_lockstep(None, [(name, checked[name]) for name, _, _ in self._phase_views()], "set_state")
+            self._check_lockstep([(name, checked[name]) for name, _, _, _ in self._phase_views()], "set_state")
         with self._exclusive():
             for name, (view, _) in self._slots.items():
                 view[...] = checked[name]

@@ -283,3 +283,18 @@ def test_a_cumulative_pool_gives_the_pool_of_every_frame_so_far(mode, dtype):
     np.testing.assert_allclose(state["p.total"][0, 1], s.get_state()["p.total"], rtol=1e-6)
     assert state["p.count"][0, 1, 0] == 4 == s.get_state()["p.count"][0]
     np.testing.assert_allclose(s.step_n(X[1, 4:]), ref[1, 4:], rtol=0, atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_a_phase_out_of_its_range_is_refused_so_no_stream_can_stall():
+    """A state (or snapshot) whose phase is not a whole number in [0, max(stride, warmup + 1)) would never come
+    due again: set_state refuses it, naming the range, and the stream is left as it was."""
+    rng = np.random.default_rng(13)
+    model = engine.Model(ModelSpec([TemporalConv1d(rng.normal(size=(2, 2, 3)), stride=3)], input_size=2))
+    s = model.stream()
+    good = s.get_state()
+    for bad in (-1.0, 3.0, 0.5):
+        state = dict(good, **{"layers.0.phase": np.array([bad])})
+        with pytest.raises(engine.StateError, match=r"'layers.0.phase': a phase is a whole number of input frames "
+                                                    r"in \[0, 3\)"):
+            s.set_state(state)
+    assert {k: v.tolist() for k, v in s.get_state().items()} == {k: v.tolist() for k, v in good.items()}
