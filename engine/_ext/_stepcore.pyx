@@ -82,7 +82,8 @@ cdef class StepCore:
     cdef tuple in_names
     # nodes that emit only on some ticks (engine/plan.py, Plan.clocking): per node the node whose output tick it
     # waits for (-1: every tick) and the offset of its phase in its state row (-1: none); per output its gate;
-    # per node whether it emitted on this tick, per output whether it was written by the last step
+    # per node whether it emitted on the last tick (``fired``); ``counter(T)``: the frames each output gets in T
+    # ticks, from the phases (Stream._due_counts)
     cdef bint clocked
     cdef int *gate
     cdef int64_t *phase_off
