@@ -157,15 +157,7 @@ class TemporalConv1dKind(Kind):
         cout, cin_g, _ = layer.weight.shape
         dt = seq.dtype
         timing = self.timing(layer) or Timing(1, 0, 0)
-        name = f"{prefix}.frames"
-        if name in states_in:   # (1, B, L * C_in), oldest frame first
-            past = states_in[name][0].reshape(B, L, cin).transpose(1, 0, 2)
-        else:
-            past = np.zeros((L, B, cin), dt)
-        phases = np.full(B, timing.warmup, np.int64)
-        if f"{prefix}.phase" in states_in:
-            phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
-        ext = np.concatenate([past.astype(dt), seq, np.zeros((pr, B, cin), dt)])   # tick t's window: ext[t + k d]
+        ext, phases = timed_input(seq, states_in, prefix, L, pr, timing)   # tick t's window: ext[t + k d]
         W = np.asarray(layer.weight, dt).reshape(G, cout // G, cin_g, K)
         counts = [timed_count(timing, T, int(ph)) for ph in phases]
         y = np.zeros((max(counts, default=0), B, cout), dt)
@@ -181,13 +173,7 @@ class TemporalConv1dKind(Kind):
             y[:n, rows] = acc.reshape(n, len(rows), cout)
         if layer.bias is not None:
             y += np.asarray(layer.bias, dt)
-        # the final state: the L input frames before each sequence's end, and the phase there
-        ends = np.asarray(lengths)
-        final = np.stack([ext[e:e + L, b] for b, e in enumerate(ends)]) if L else np.zeros((B, 0, cin), dt)
-        states_out[name] = np.ascontiguousarray(final.reshape(1, B, L * cin))
-        if self.timing(layer) is not None:
-            states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
-                                                      for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
+        timed_output(states_out, prefix, ext, lengths, phases, L, timing, self.timing(layer) is not None)
         return y
 
 
@@ -198,6 +184,35 @@ def _phases(value, timing, where):
     if not np.all((ph == np.round(ph)) & (ph >= 0) & (ph < top)):
         raise StateError(f"{where}: a phase is a whole number of input frames in [0, {top}), got {ph.tolist()}")
     return ph.astype(np.int64)
+
+
+def timed_input(seq, states_in, prefix, span, tail, timing):
+    """What a node keeping its last ``span`` input frames runs a whole sequence (T, B, size) over: ``ext``, the past
+    frames (``<prefix>.frames`` from ``states_in``, else zeros), the sequence and ``tail`` frames of zero padding
+    (tick t's window ends at ext[t + span]); and each sequence's phase (``<prefix>.phase``, else the warmup)."""
+    T, B, size = seq.shape
+    dt = seq.dtype
+    name = f"{prefix}.frames"
+    if name in states_in:   # (1, B, span * size), oldest frame first
+        past = states_in[name][0].reshape(B, span, size).transpose(1, 0, 2).astype(dt)
+    else:
+        past = np.zeros((span, B, size), dt)
+    phases = np.full(B, timing.warmup, np.int64)
+    if f"{prefix}.phase" in states_in:
+        phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
+    return np.concatenate([past, seq, np.zeros((tail, B, size), dt)]), phases
+
+
+def timed_output(states_out, prefix, ext, lengths, phases, span, timing, has_phase):
+    """The final state of ``timed_input``'s node after each sequence's own length: the ``span`` input frames
+    before its end, and (a node with a Timing) its phase there."""
+    B, size, dt = ext.shape[1], ext.shape[2], ext.dtype
+    ends = np.asarray(lengths)
+    final = np.stack([ext[e:e + span, b] for b, e in enumerate(ends)]) if span else np.zeros((B, 0, size), dt)
+    states_out[f"{prefix}.frames"] = np.ascontiguousarray(final.reshape(1, B, span * size))
+    if has_phase:
+        states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
+                                                  for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
 
 
 KIND = TemporalConv1dKind()
@@ -339,13 +354,7 @@ class TemporalConv2dKind(Kind):
         idx = p.meta[L.META_LEN:].reshape(-1, int(p.meta[L.M_H]))                    # (G * npos, window)
         npos, window = int(p.meta[L.M_HO]), idx.shape[1]
         W = p.view(0, L.D_W, (Kt, cout, window)).astype(dt).reshape(Kt, G, cout // G, window)
-        name = f"{prefix}.frames"
-        past = states_in[name][0].reshape(B, L_, size).transpose(1, 0, 2) if name in states_in else \
-            np.zeros((L_, B, size), dt)
-        phases = np.full(B, timing.warmup, np.int64)
-        if f"{prefix}.phase" in states_in:
-            phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
-        ext = np.concatenate([past.astype(dt), seq, np.zeros((pr, B, size), dt)])
+        ext, phases = timed_input(seq, states_in, prefix, L_, pr, timing)
         safe, valid = np.where(idx >= 0, idx, 0), (idx >= 0)
         counts = [timed_count(timing, T, int(ph)) for ph in phases]
         y = np.zeros((max(counts, default=0), B, cout * npos), dt)
@@ -361,12 +370,7 @@ class TemporalConv2dKind(Kind):
             y[:n, rows] = acc.reshape(n, len(rows), cout * npos)
         if layer.bias is not None:
             y += np.repeat(np.asarray(layer.bias, dt), npos)
-        ends = np.asarray(lengths)
-        final = np.stack([ext[e:e + L_, b] for b, e in enumerate(ends)]) if L_ else np.zeros((B, 0, size), dt)
-        states_out[name] = np.ascontiguousarray(final.reshape(1, B, L_ * size))
-        if self.timing(layer) is not None:
-            states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
-                                                      for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
+        timed_output(states_out, prefix, ext, lengths, phases, L_, timing, self.timing(layer) is not None)
         return y
 
 

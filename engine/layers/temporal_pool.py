@@ -19,8 +19,8 @@ from ..errors import SpecError
 from ..kernels import layout as L
 from ..kernels.temporal_pool import (POOL_AVG, POOL_AVG_VALID, POOL_MAX, cumulative_entry, cumulative_step, tpool_entry,
                                      tpool_step)
-from .base import Kind, Packed, Slot, Timing, phase_after, timed_count
-from .conv import _phases, time_padding
+from .base import Kind, Packed, Slot, Timing, timed_count
+from .conv import time_padding, timed_input, timed_output
 from .validate import _positive_int
 
 
@@ -112,16 +112,10 @@ class TemporalPoolKind(Kind):
         Lf, pr, K, d = layer.span, layer.padding[1], layer.kernel, layer.dilation
         dt = seq.dtype
         timing = self.timing(layer) or Timing(1, 0, 0)
-        past = np.zeros((Lf, B, F), dt)
         seen = np.zeros(B, np.int64)
-        if f"{prefix}.frames" in states_in:
-            past = states_in[f"{prefix}.frames"][0].reshape(B, Lf, F).transpose(1, 0, 2).astype(dt)
         if f"{prefix}.seen" in states_in:
             seen = np.clip(np.asarray(states_in[f"{prefix}.seen"]).reshape(B), 0, Lf).astype(np.int64)
-        phases = np.full(B, timing.warmup, np.int64)
-        if f"{prefix}.phase" in states_in:
-            phases = _phases(states_in[f"{prefix}.phase"], timing, where=f"initial_state {prefix + '.phase'!r}")
-        ext = np.concatenate([past, seq, np.zeros((pr, B, F), dt)])
+        ext, phases = timed_input(seq, states_in, prefix, Lf, pr, timing)
         # which frames of ext are real input: the last `seen` past frames and the sequence
         idx = np.arange(Lf + T + pr)[:, None]
         real = (idx >= Lf - seen[None, :]) & (idx < Lf + T)
@@ -138,13 +132,8 @@ class TemporalPoolKind(Kind):
             else:
                 total = np.where(ok, win, 0).sum(axis=0)
                 y[:n, rows] = total / (K if layer.count_include_pad else ok.sum(axis=0))
-        ends = np.asarray(lengths)
-        final = np.stack([ext[e:e + Lf, b] for b, e in enumerate(ends)]) if Lf else np.zeros((B, 0, F), dt)
-        states_out[f"{prefix}.frames"] = np.ascontiguousarray(final.reshape(1, B, Lf * F))
-        states_out[f"{prefix}.seen"] = np.minimum(seen + ends, Lf).astype(dt).reshape(1, B, 1)
-        if self.timing(layer) is not None:
-            states_out[f"{prefix}.phase"] = np.array([phase_after(timing, int(e), int(ph))
-                                                      for e, ph in zip(ends, phases)], dt).reshape(1, B, 1)
+        timed_output(states_out, prefix, ext, lengths, phases, Lf, timing, self.timing(layer) is not None)
+        states_out[f"{prefix}.seen"] = np.minimum(seen + np.asarray(lengths), Lf).astype(dt).reshape(1, B, 1)
         return y
 
 
