@@ -13,7 +13,7 @@ import engine
 
 from ..dtypes import file_dtype
 from . import registry
-from .graph import Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
+from .graph import FRAME_ROLES, Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
 
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
@@ -53,21 +53,27 @@ class Program:
         self.spec = spec
         self.source = conv.source
         self.data_input = conv.data_input
-        self.time_major = conv.resolve("x0") != "B"
         self.unbatched = conv.unbatched   # the data input is (time, features)
+        # axes no recurrent node read as time or batch: time-major, as the graph's first axis usually is
+        role = lambda r: {"x0": "T", "x1": "B"}.get(conv.resolve(r), conv.resolve(r))  # noqa: E731
+        self.input_roles = tuple(role(r) for r in conv.input_roles)
+        self.time_major = self.unbatched or self.input_roles.index("T") < self.input_roles.index("B")
         self.lengths_input = conv.lengths_input
         self.state_inputs = dict(conv.state_inputs)
+        self.state_loops = [loop for loop in conv.state_loops]
         self.outputs = {}
         self._model = None
+        loop_outputs = {loop.output: loop for loop in conv.state_loops if loop.output and loop.from_state}
         for out in conv.model.graph.output:
             v = conv.values.get(out.name)
-            if isinstance(v, Dyn):
-                if v.stage != len(conv.layers):
-                    conv.failures.append((out.name, "graph output", "an output taken from inside the model "
-                                          "(before its last layer) is not supported"))
+            if out.name in loop_outputs:
+                self.outputs[out.name] = ("loop", loop_outputs[out.name])
+            elif isinstance(v, Dyn):
                 if v.reversed_time:
                     conv.failures.append((out.name, "graph output", "the output is in reversed time order"))
-                self.outputs[out.name] = ("data", tuple(conv.resolve(r) for r in v.roles), v.sizes.get("D", 1))
+                roles = tuple(role(r) for r in v.roles)
+                frame = tuple(r for r in roles if r in FRAME_ROLES)
+                self.outputs[out.name] = ("data", v.edge, frame, roles, v.sizes.get("D", 1))
             elif isinstance(v, State):
                 self.outputs[out.name] = ("state", [(v.layer, v.kind)], tuple(v.roles), v.directions)
             elif isinstance(v, StateCat):
@@ -84,13 +90,15 @@ class Program:
         return self._model
 
     def run(self, feeds, dtype=None):
-        """Outputs (a dict by output name) of the graph for ``feeds`` (a dict by input name)."""
+        """Outputs (a dict by output name) of the graph for ``feeds`` (a dict by input name): every output as the
+        graph defines it, the next states of its state loops included."""
         X = np.asarray(feeds[self.data_input])
         if self.unbatched:
-            Xt = X[:, None, :]
+            Xt = X[:, None]
         else:
-            Xt = X if self.time_major else X.transpose(1, 0, 2)          # -> (T, B, F)
-        T, B = Xt.shape[0], Xt.shape[1]
+            roles = self.input_roles
+            Xt = X.transpose([roles.index("T"), roles.index("B")] + [i for i, r in enumerate(roles)
+                                                                      if r in FRAME_ROLES])
         lengths = None
         if self.lengths_input and feeds.get(self.lengths_input) is not None:
             lengths = np.asarray(feeds[self.lengths_input]).astype(np.int64)
@@ -102,12 +110,25 @@ class Program:
                 arr = np.asarray(feeds[name])
                 arr = arr.transpose(1, 0, 2) if roles == ("B", "D", "F") else arr
                 initial[f"layers.{layer}.{kind}"] = arr if rows is None else arr[rows[0]:rows[1]]
+        for loop in self.state_loops:
+            if loop.to_state is not None and feeds.get(loop.input) is not None:
+                initial[loop.key] = loop.to_state(np.asarray(feeds[loop.input]))
         Y, states = self.model(dtype).run(Xt, lengths, batch_first=False, initial_state=initial or None,
                                           return_state=True)
+        by_edge = dict(zip(self.spec.outputs, Y if isinstance(Y, tuple) else (Y,)))
         out = {}
         for name, plan in self.outputs.items():
             if plan[0] == "data":
-                out[name] = _arrange(Y.reshape(T, B, -1), ("T", "B", "F"), plan[1], plan[2])
+                _, edge, frame, roles, D = plan
+                y = by_edge[edge]
+                if frame:
+                    y = y.reshape(y.shape[:2] + tuple(self.spec.edges[edge][0])) if len(frame) > 1 else \
+                        y.reshape(y.shape[:2] + (-1,))
+                else:
+                    y = y.reshape(y.shape[:2])
+                out[name] = _arrange(y, ("T", "B") + frame, roles, D)
+            elif plan[0] == "loop":
+                out[name] = plan[1].from_state(states[plan[1].key])
             else:
                 _, parts, roles, D = plan
                 arr = np.concatenate([states[f"layers.{layer}.{kind}"] for layer, kind in parts], axis=0)
@@ -138,15 +159,17 @@ def _arrange(arr, have, want, D):
     return arr
 
 
-def convert(model, dtype=None):
+def convert(model, dtype=None, *, time_axis=None, batch_axis=None):
     """A ``Program`` for an ONNX model (path, bytes or ModelProto); ``dtype`` defaults to the file's own (float64
-    when every floating-point initializer is double, converters/dtypes.py)."""
+    when every floating-point initializer is double, converters/dtypes.py). ``time_axis`` / ``batch_axis``: which
+    axes of the data input are time and batch, where the graph cannot say (see Converter._bind_inputs)."""
     proto, source = _load(model)
     if dtype is None:
         dtype = file_dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer
                            if t.data_type in _FLOAT_TYPES)
-    conv = Converter(proto, source, registry)
+    conv = Converter(proto, source, registry, time_axis, batch_axis)
     conv.run()
+    conv.pair_state_loops()
     spec = make_spec(conv, dtype) if not conv.failures else None
     program = Program(conv, spec) if spec is not None else None
     if conv.failures:
@@ -154,7 +177,7 @@ def convert(model, dtype=None):
     return program
 
 
-def from_onnx(model, *, dtype=None):
+def from_onnx(model, *, dtype=None, time_axis=None, batch_axis=None):
     """A ModelSpec from an ONNX model: a path, bytes or an ``onnx.ModelProto``."""
-    return convert(model, dtype).spec
+    return convert(model, dtype, time_axis=time_axis, batch_axis=batch_axis).spec
 

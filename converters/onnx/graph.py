@@ -21,12 +21,14 @@ raises ``Unsupported`` with the reason, the walk goes on, and all failures are r
 
 import math
 import os
+import re
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from engine import ModelSpec, Normalize
+from engine.spec import Input, Node
 from engine.errors import FormatError, SpecError, UnsafeFileError
 
 from ..limits import MAX_ELEMENTS
@@ -63,17 +65,28 @@ class Zeros:
 
 
 class Dyn:
-    """The data tensor: roles per axis, sizes of the static roles, and how many layers produced it."""
+    """The data: roles per axis, sizes of the static roles, and the graph edge (a ModelSpec node's output or the
+    data input) that carries it. Roles: "T" time, "B" batch ("x0"/"x1" one of them, not yet known which), "F"
+    the features (the last axis of a frame), "C" a frame axis before it (channels of a spectrogram frame), "D"
+    the directions of a bidirectional layer's output (the edge holds them side by side in its features), "1" a
+    unit axis the edge's frame does not have."""
 
-    def __init__(self, roles, sizes, stage, reversed_time=False):
-        self.roles, self.sizes, self.stage, self.reversed_time = tuple(roles), dict(sizes), stage, reversed_time
+    def __init__(self, roles, sizes, edge, reversed_time=False):
+        self.roles, self.sizes, self.edge, self.reversed_time = tuple(roles), dict(sizes), edge, reversed_time
 
     def with_roles(self, roles, sizes=None):
-        return Dyn(roles, self.sizes if sizes is None else sizes, self.stage, self.reversed_time)
+        return Dyn(roles, self.sizes if sizes is None else sizes, self.edge, self.reversed_time)
 
     @property
     def feat(self):
         return self.sizes["F"]
+
+    @property
+    def frame_roles(self):
+        return tuple(r for r in self.roles if r in FRAME_ROLES)
+
+
+FRAME_ROLES = ("C", "F")
 
 
 class State:
@@ -94,43 +107,121 @@ class Unknown:
     """The output of a node that failed to convert (so its consumers are not reported again)."""
 
 
+TIME_NAMES = re.compile(r"^(time|times|time_?steps?|seq|seq_?len(gth)?|sequence(_?length)?|length|n?_?frames?|"
+                        r"num_?frames|steps?)$", re.I)
+BATCH_NAMES = re.compile(r"^(batch|batch_?size|n?_?batch|bs)$", re.I)
+
+
 class Converter:
-    def __init__(self, model, source, registry):
+    def __init__(self, model, source, registry, time_axis=None, batch_axis=None):
         self.model, self.source, self.registry = model, source, registry
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         if self.opset is None:
             raise FormatError(f"{source}: the model imports no default-domain opset")
-        self.values, self.layers, self.failures = {}, [], []
+        self.values, self.nodes, self.failures, self.producers = {}, [], [], {}
         self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
         self.state_inputs = {}          # graph input name -> [(layer index, kind, roles, rows)]
+        self.state_loops = []           # StateLoop: a state input fed back from a state output
         self.lengths_input = None
         graph = model.graph
         for init in graph.initializer:
             self.values[init.name] = tensor_array(init, source)
+        # how many times each tensor is read (graph outputs count): a layer may absorb the next op (a bias, a
+        # scale) only when nothing else reads what it wrote
+        self.uses = {}
+        for node in graph.node:
+            for i in node.input:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        for out in graph.output:
+            self.uses[out.name] = self.uses.get(out.name, 0) + 1
+        self.edge_uses = {}
         data_inputs = [i for i in graph.input if i.name not in self.values]
-        self._bind_inputs(data_inputs)
+        self._bind_inputs(data_inputs, time_axis, batch_axis)
+
+    @property
+    def layers(self):
+        return [n.layer for n in self.nodes]
 
     # ---- values ----
-    def _bind_inputs(self, inputs):
+    def _bind_inputs(self, inputs, time_axis, batch_axis):
+        """The data input (the first float input of rank 3, else 2, else 4) and the role of each of its axes: time
+        and batch from ``time_axis`` / ``batch_axis``, else from the axes' symbolic names ("batch", "time",
+        "seq_len", ...), else (rank 3) the first two axes, the one the recurrent node reads as time being time."""
         self.data_input, self.unbatched = None, False
         floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
-        for rank in (3, 2):   # (time, batch, features) in either order, else (time, features) without a batch
-            for inp in inputs:
-                tt = inp.type.tensor_type
-                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-                if self.data_input is None and tt.elem_type in floats and len(dims) == rank:
-                    self.data_input, self.data_input_dims = inp.name, dims if rank == 3 else [dims[0], 1, dims[1]]
-                    sizes = {"F": dims[-1]} if dims[-1] else {}
-                    self.values[inp.name] = Dyn(("x0", "x1", "F") if rank == 3 else ("T", "F"), sizes, 0)
-                    self.unbatched = rank == 2
+        shapes = {}
+        for inp in inputs:
+            tt = inp.type.tensor_type
+            shapes[inp.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+        for rank in (3, 2, 4):
+            chosen = next((i for i in inputs if i.type.tensor_type.elem_type in floats and len(shapes[i.name]) == rank),
+                          None)
+            if chosen is not None:
+                break
+        if chosen is None:
+            raise FormatError(f"{self.source}: no float graph input of rank 3 (time, batch, features), 2 (time, "
+                              f"features) or 4 (with a frame of two axes); inputs: "
+                              f"{[(i.name, len(shapes[i.name])) for i in inputs]}")
+        self.data_input = chosen.name
+        dims = shapes[chosen.name]
+        roles = self._input_roles(dims, time_axis, batch_axis)
+        self.unbatched = "B" not in roles and "x0" not in roles
+        sizes = {}
+        frame = [r for r in roles if r in FRAME_ROLES]
+        for axis, role in enumerate(roles):
+            if role in FRAME_ROLES and isinstance(dims[axis], int):
+                sizes[role] = dims[axis]
+        self.axis_dims = {role: dims[axis] for axis, role in enumerate(roles)
+                          if role in ("x0", "x1", "T", "B") and isinstance(dims[axis], int)}
+        self.input_roles = tuple(roles)
+        self.input_frame = frame
+        self.values[chosen.name] = Dyn(roles, sizes, chosen.name)
+        self.edge_uses[chosen.name] = self.uses.get(chosen.name, 0)
         for inp in inputs:
             if inp.name != self.data_input:
-                tt = inp.type.tensor_type
-                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-                self.values[inp.name] = RuntimeInput(inp.name, dims, tt.elem_type)
-        if self.data_input is None:
-            raise FormatError(f"{self.source}: no float graph input of rank 3 (time, batch, features) or 2 (time, "
-                              f"features); inputs: {[(i.name, len(i.type.tensor_type.shape.dim)) for i in inputs]}")
+                self.values[inp.name] = RuntimeInput(inp.name, shapes[inp.name], inp.type.tensor_type.elem_type)
+
+    def _input_roles(self, dims, time_axis, batch_axis):
+        r = len(dims)
+        where = f"{self.source}: data input {self.data_input!r} {['?' if d is None else d for d in dims]}"
+        for what, axis in (("time_axis", time_axis), ("batch_axis", batch_axis)):
+            if axis is not None and not -r <= axis < r:
+                raise FormatError(f"{where}: {what}={axis} is not an axis of a rank-{r} input")
+        t = time_axis % r if time_axis is not None else None
+        b = batch_axis % r if batch_axis is not None else None
+        named = lambda pattern: [i for i, d in enumerate(dims) if isinstance(d, str) and pattern.match(d)]  # noqa
+        if t is None and len(named(TIME_NAMES)) == 1:
+            t = named(TIME_NAMES)[0]
+        if b is None and len(named(BATCH_NAMES)) == 1 and r > 2:
+            b = named(BATCH_NAMES)[0]
+        if t is not None and t == b:
+            raise FormatError(f"{where}: time and batch cannot be the same axis ({t})")
+        if r == 2:
+            if b is not None:
+                raise FormatError(f"{where}: a rank-2 input is read as (time, features); it has no batch axis")
+            if t not in (None, 0):
+                raise FormatError(f"{where}: a rank-2 input is read as (time, features), time first")
+            return ("T", "F")
+        if r == 3 and t is None and b is None:
+            return ("x0", "x1", "F")            # time and batch: decided by the recurrent node that reads them
+        if r == 3 and (t is None) != (b is None):   # one known: the other is the other leading axis
+            known = t if t is not None else b
+            rest = [i for i in range(3) if i != known and i != 2] if known != 2 else [0]
+            if known == 2 or not rest:
+                raise FormatError(f"{where}: cannot tell its time and batch axes apart; pass time_axis= and "
+                                  f"batch_axis=")
+            t, b = (known, rest[0]) if t is not None else (rest[0], known)
+        if t is None or b is None:
+            raise FormatError(f"{where}: cannot tell which axes are time and batch (their names do not say); pass "
+                              f"time_axis= and batch_axis=")
+        frame = [i for i in range(r) if i not in (t, b)]
+        if len(frame) > 2:
+            raise FormatError(f"{where}: a frame of {len(frame)} axes; rnnjit reads frames of one or two axes")
+        roles = [None] * r
+        roles[t], roles[b] = "T", "B"
+        for i, role in zip(frame, FRAME_ROLES[2 - len(frame):]):
+            roles[i] = role
+        return tuple(roles)
 
     def value(self, name):
         if name == "":
@@ -153,8 +244,8 @@ class Converter:
 
     def static_size(self, role):
         """The data input's declared size of a time/batch axis (exporters sometimes bake it into shapes)."""
-        for symbol, dim in (("x0", self.data_input_dims[0]), ("x1", self.data_input_dims[1])):
-            if dim and self.resolve(symbol) == self.resolve(role):
+        for symbol, dim in self.axis_dims.items():
+            if self.resolve(symbol) == self.resolve(role):
                 return dim
         return None
 
@@ -172,25 +263,35 @@ class Converter:
             return
         self.bindings[symbol] = role
 
-    def emit(self, dyn, layer):
-        """Append a ModelSpec layer after the data ``dyn``; the data path must not branch."""
-        if dyn.stage != len(self.layers):
-            raise Unsupported("the data path branches here (a layer reads a value from before the last layer); "
-                              "only chains are supported")
-        self.layers.append(layer)
-        return Dyn(dyn.roles, dyn.sizes, len(self.layers), dyn.reversed_time)
+    def emit(self, dyn, layer, *others):
+        """A ModelSpec node ``layer`` reading the data ``dyn`` (and ``others``): the data it outputs."""
+        name = f"layers.{len(self.nodes)}"
+        try:
+            self.nodes.append(Node(name, layer, [dyn.edge] + [o.edge for o in others]))
+        except SpecError as exc:
+            raise Unsupported(str(exc)) from None
+        self.producers[name] = self.nodes[-1]
+        self.edge_uses[name] = 0
+        return Dyn(dyn.roles, dyn.sizes, name, dyn.reversed_time)
+
+    def absorbable(self, dyn, cls):
+        """The node of class ``cls`` that wrote ``dyn``, when the op reading it may be folded into it (nothing
+        else reads that edge); else None."""
+        node = self.producers.get(dyn.edge)
+        if node is None or not isinstance(node.layer, cls) or self.edge_uses.get(dyn.edge, 0) != 1:
+            return None
+        return node
 
     def emit_normalize(self, dyn, mean, scale):
         """(x - mean) * scale on the features, merged into an immediately preceding Normalize."""
         F = dyn.feat
         mean = np.broadcast_to(np.asarray(mean, np.float64).reshape(-1), (F,))
         scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (F,))
-        if self.layers and dyn.stage == len(self.layers) and isinstance(self.layers[-1], Normalize):
-            prev = self.layers.pop()
-            mean = prev.mean + mean / prev.scale
-            scale = prev.scale * scale
-            dyn = Dyn(dyn.roles, dyn.sizes, len(self.layers), dyn.reversed_time)
+        prev = self.absorbable(dyn, Normalize)
         try:
+            if prev is not None:
+                prev.layer = Normalize(prev.layer.mean + mean / prev.layer.scale, prev.layer.scale * scale)
+                return dyn
             return self.emit(dyn, Normalize(mean, scale))
         except SpecError as exc:
             raise Unsupported(str(exc)) from None
@@ -217,6 +318,13 @@ class Converter:
                     raise Unsupported(f"no converter for {node.domain + '.' if node.domain else ''}{node.op_type} "
                                       f"at opset {self.opset}")
                 convert(self, node)
+                for i in node.input:
+                    if isinstance(self.values.get(i), Dyn):
+                        self.edge_uses[self.values[i].edge] -= 1
+                for out in node.output:
+                    v = self.values.get(out)
+                    if out and isinstance(v, Dyn):
+                        self.edge_uses[v.edge] = self.edge_uses.get(v.edge, 0) + self.uses.get(out, 0)
                 for out in node.output:  # a shape vector of known ints is just a constant: fold what follows
                     v = self.values.get(out)
                     if isinstance(v, SymVec) and all(isinstance(i, (int, np.integer)) for i in v.items):
@@ -224,6 +332,30 @@ class Converter:
             except Unsupported as exc:
                 self.failures.append((name, node.op_type, str(exc)))
                 self._set_unknown(node)
+
+    def pair_state_loops(self):
+        """After the walk: each graph output that is a cache (CacheOut) closes its loop; each recurrent state
+        input is paired with the graph output that gives that layer's final state back."""
+        for out in self.model.graph.output:
+            v = self.values.get(out.name)
+            if isinstance(v, CacheOut):
+                if v.loop.key is None:
+                    self.failures.append((out.name, "graph output", f"cache {v.loop.input!r} feeds no convolution "
+                                          f"rnnjit can pair it with"))
+                elif v.loop not in self.state_loops:
+                    v.loop.output = out.name
+                    self.state_loops.append(v.loop)
+        finals = {}
+        for out in self.model.graph.output:
+            v = self.values.get(out.name)
+            parts = [v] if isinstance(v, State) else v.parts if isinstance(v, StateCat) else []
+            for p in parts:
+                finals.setdefault((p.layer, p.kind), out.name)
+        for name, uses in self.state_inputs.items():
+            outs = {finals.get((layer, kind)) for layer, kind, _, _ in uses}
+            if len(outs) == 1 and None not in outs:
+                keys = ", ".join(f"layers.{layer}.{kind}" for layer, kind, _, _ in uses)
+                self.state_loops.append(StateLoop(name, keys, output=outs.pop()))
 
     def _set_unknown(self, node):
         for out in node.output:
@@ -271,13 +403,81 @@ class RuntimeInput:
         self.name, self.dims, self.elem_type, self.rows = name, dims, elem_type, rows
 
 
+class StateLoop:
+    """A state the graph takes as input ``input`` and gives back as output ``output``: inside the model it is the
+    state ``key`` of a node (``<node>.h``, ``<node>.frames``), which a stream owns and carries from step to step.
+    ``to_state`` turns the input's array into the state's (1 or D, B, size) form, ``from_state`` the other way."""
+
+    def __init__(self, input, key=None, to_state=None, from_state=None, output=None):
+        self.input, self.key, self.to_state, self.from_state, self.output = input, key, to_state, from_state, output
+
+    def bind(self, edge, roles, data):
+        """The cache is the past input frames of node ``edge`` (a convolution): the graph lays it out with axis
+        ``roles`` (its time axis holding the frames), the node as (1, B, frames * frame size), oldest first."""
+        self.key = f"{edge}.frames"
+        order = [roles.index("B"), roles.index("T")] + [i for i, r in enumerate(roles) if r in FRAME_ROLES] + \
+            [i for i, r in enumerate(roles) if r == "1"]
+        frame = [data.sizes[r] for r in roles if r in FRAME_ROLES] + [1 for r in roles if r == "1"]
+        inverse = np.argsort(order)
+        self.to_state = lambda arr: np.ascontiguousarray(arr.transpose(order)).reshape(1, arr.shape[order[0]], -1)
+        self.from_state = lambda st: st.reshape((st.shape[1], -1, *frame)).transpose(inverse)
+
+
+class CacheCat:
+    """Concat(cache input, data) along time: the past frames a streaming export keeps before its new ones."""
+
+    def __init__(self, cache, data, axis, frames):
+        self.cache, self.data, self.axis, self.frames = cache, data, axis, frames
+        self.loop = StateLoop(cache.name)
+
+
+class CacheOut:
+    """The last frames of a CacheCat, which the graph outputs as its next cache (a StateLoop's output side)."""
+
+    def __init__(self, loop):
+        self.loop = loop
+
+
+def output_edges(conv):
+    """The edges of the graph outputs that carry data, in order, each once."""
+    edges = []
+    for out in conv.model.graph.output:
+        v = conv.values.get(out.name)
+        if isinstance(v, Dyn) and v.edge in conv.producers and v.edge not in edges:
+            edges.append(v.edge)
+    return edges
+
+
 def make_spec(conv, dtype):
-    if not conv.layers:
+    if not conv.nodes:
         raise FormatError(f"{conv.source}: no layers rnnjit can run were found")
+    outputs = output_edges(conv) or [conv.nodes[-1].name]   # (a graph that outputs only final states)
+    metadata = {"source": conv.source}
+    loops = [loop for loop in conv.state_loops if loop.output]
+    if loops:
+        metadata["onnx.state_loops"] = "; ".join(f"{loop.input} -> {loop.output} ({loop.key})" for loop in loops)
+    data = conv.values[conv.data_input]
+    previous = conv.data_input
+    chain = len(outputs) == 1 and outputs[0] == conv.nodes[-1].name and len(conv.input_frame) <= 1
+    for node in conv.nodes:
+        chain = chain and node.inputs == (previous,)
+        previous = node.name
     try:
-        return ModelSpec(conv.layers, dtype=dtype, metadata={"source": conv.source})
+        if chain:
+            return ModelSpec(conv.layers, input_size=data.sizes.get("F"), dtype=dtype, metadata=metadata)
+        frame = []
+        for role in conv.input_frame:
+            size = data.sizes.get(role)
+            if size is None and role == "F" and len(conv.input_frame) == 1:
+                size = next((getattr(n.layer, "input_size", None) for n in conv.nodes
+                             if conv.data_input in n.inputs), None)
+            if size is None:
+                raise FormatError(f"{conv.source}: the size of the data input's {role} axis is not declared")
+            frame.append(int(size))
+        return ModelSpec.graph([Input(conv.data_input, tuple(frame) or (1,))], conv.nodes, outputs, dtype=dtype,
+                               metadata=metadata)
     except SpecError as exc:
-        raise FormatError(f"{conv.source}: the converted layers do not chain ({exc})") from None
+        raise FormatError(f"{conv.source}: the converted layers do not form a model ({exc})") from None
 
 
 def _check_fold_size(node, feeds):

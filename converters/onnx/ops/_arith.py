@@ -1,7 +1,9 @@
-"""Shared body of Add, Sub, Mul, Div: data (op) a per-feature constant -> Normalize, or a Dense's bias."""
+"""Shared body of Add, Sub, Mul, Div: data (op) a per-feature constant -> Normalize, or a Dense's bias; data (op)
+data (a residual, a gate) -> an Elementwise node over two edges."""
 
 import numpy as np
 
+from engine.layers.elementwise import Elementwise
 from engine import Dense
 
 from ..graph import Dyn, Unsupported
@@ -11,7 +13,8 @@ from ._common import feature_constant, set_out
 def arith(ctx, node, op):
     a, b = ctx.value(node.input[0]), ctx.value(node.input[1])
     if isinstance(a, Dyn) and isinstance(b, Dyn):
-        raise Unsupported(f"{op} of two data tensors (a residual or gated branch) is not supported")
+        set_out(ctx, node, two_edges(ctx, a, b, op.lower()))
+        return
     data_first = isinstance(a, Dyn)
     dyn, c = (a, b) if data_first else (b, a)
     if not isinstance(dyn, Dyn) or not isinstance(c, np.ndarray):
@@ -20,9 +23,9 @@ def arith(ctx, node, op):
         raise Unsupported(f"{op} on data whose directions are not yet merged into its features")
     c = feature_constant(dyn, c)
     if op == "Add":
-        last = ctx.layers[-1] if ctx.layers else None
-        if isinstance(last, Dense) and last.bias is None and dyn.stage == len(ctx.layers):
-            ctx.layers[-1] = Dense(last.weight, np.broadcast_to(c, (last.out_features,)), name=last.name)  # MatMul + Add
+        last = ctx.absorbable(dyn, Dense)
+        if last is not None and last.layer.bias is None:   # MatMul + Add
+            last.layer = Dense(last.layer.weight, np.broadcast_to(c, (last.layer.out_features,)), name=last.layer.name)
             set_out(ctx, node, dyn)
             return
         set_out(ctx, node, ctx.emit_normalize(dyn, -c, 1.0))
@@ -34,3 +37,18 @@ def arith(ctx, node, op):
         if not data_first:
             raise Unsupported("a constant divided by the data")
         set_out(ctx, node, ctx.emit_normalize(dyn, 0.0, 1.0 / c))
+
+
+def two_edges(ctx, a, b, op):
+    """``op`` of two data tensors frame by frame: both must hold the same frame in the same axis order."""
+    ra, rb = [ctx.resolve(r) for r in a.roles], [ctx.resolve(r) for r in b.roles]
+    if a.reversed_time != b.reversed_time:
+        raise Unsupported(f"{op} of a time-reversed tensor and one in time order")
+    frame_a = [(r, a.sizes.get(r)) for r in ra if r not in ("T", "B", "x0", "x1", "1")]
+    frame_b = [(r, b.sizes.get(r)) for r in rb if r not in ("T", "B", "x0", "x1", "1")]
+    axes_a = [r for r in ra if r != "1"]
+    axes_b = [r for r in rb if r != "1"]
+    if axes_a != axes_b or frame_a != frame_b:
+        raise Unsupported(f"{op} of data with axes {ra} {dict(a.sizes)} and {rb} {dict(b.sizes)}: rnnjit combines two "
+                          f"data tensors frame by frame, with the same frame on both sides (no broadcasting)")
+    return ctx.emit(a, Elementwise(op), b)

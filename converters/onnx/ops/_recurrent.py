@@ -125,7 +125,7 @@ def convert(ctx, node, op, opset_has_layout):
     if op == "GRU":
         kwargs["linear_before_reset"] = bool(attrs.get("linear_before_reset", 0))
 
-    layer_index = len(ctx.layers)
+    layer_index = len(ctx.nodes)
     state_roles = ("D", "B", "F") if layout == 0 else ("B", "D", "F")
     for slot, kind in ((5, "h"), (6, "c")):
         if kind == "c" and op != "LSTM":
@@ -165,7 +165,7 @@ def convert(ctx, node, op, opset_has_layout):
     roles = ("T", "D", "B", "F") if layout == 0 else ("B", "T", "D", "F")
     outs = list(node.output) + ["", "", ""]
     if outs[0]:
-        ctx.values[outs[0]] = Dyn(roles, {"F": H, "D": D}, Y.stage, X.reversed_time)
+        ctx.values[outs[0]] = Dyn(roles, {"F": H, "D": D}, Y.edge, X.reversed_time)
     if outs[1]:
         ctx.values[outs[1]] = State(layer_index, "h", state_roles, D)
     if op == "LSTM" and outs[2]:

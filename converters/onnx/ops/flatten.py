@@ -16,4 +16,4 @@ def convert_flatten_1(ctx, node):
     sizes = dict(x.sizes)
     if right == ["D", "F"]:
         sizes["F"] = x.sizes["F"] * x.sizes["D"]
-    set_out(ctx, node, Dyn([left[0] if left else "1", "F"], sizes, x.stage, x.reversed_time))
+    set_out(ctx, node, Dyn([left[0] if left else "1", "F"], sizes, x.edge, x.reversed_time))

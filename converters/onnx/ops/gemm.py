@@ -28,4 +28,4 @@ def convert_gemm_7(ctx, node):
     if x.sizes.get("F") not in (None, W.shape[1]):
         raise Unsupported(f"weights of shape {W.shape} do not fit data with {x.sizes.get('F')} features")
     out = ctx.emit(x, Dense(W, bias))
-    set_out(ctx, node, Dyn(out.roles, dict(out.sizes, F=W.shape[0]), out.stage, out.reversed_time))
+    set_out(ctx, node, Dyn(out.roles, dict(out.sizes, F=W.shape[0]), out.edge, out.reversed_time))

@@ -16,4 +16,4 @@ def convert_matmul_1(ctx, node):
     if "D" in [ctx.resolve(r) for r in a.roles]:
         raise Unsupported("MatMul on data whose directions are not yet merged into its features")
     out = ctx.emit(a, Dense(W.T))                  # (K, N) -> (N, K)
-    set_out(ctx, node, Dyn(out.roles, dict(out.sizes, F=W.shape[1]), out.stage, out.reversed_time))
+    set_out(ctx, node, Dyn(out.roles, dict(out.sizes, F=W.shape[1]), out.edge, out.reversed_time))

@@ -72,7 +72,7 @@ def _reshape(ctx, node, allowzero):
     if "D" in v.roles and "D" not in out_roles:
         sizes["F"] = v.sizes["F"] * v.sizes["D"]
         sizes["D"] = 1
-    set_out(ctx, node, Dyn(out_roles, sizes, v.stage, v.reversed_time))
+    set_out(ctx, node, Dyn(out_roles, sizes, v.edge, v.reversed_time))
 
 
 def convert_reshape_5(ctx, node):

@@ -7,7 +7,7 @@ direction and a second reversal restores the order.
 
 import numpy as np
 
-from ..graph import Dyn, RuntimeInput, SymVec, Unsupported, Zeros
+from ..graph import CacheCat, CacheOut, Dyn, RuntimeInput, SymVec, Unsupported, Zeros
 from ._common import attrs, norm_axes, set_out
 
 BIG = 2 ** 62
@@ -36,11 +36,18 @@ def _slice(ctx, node, starts, ends, axes, steps):
             raise Unsupported("a run-time input may only be sliced along its first axis with step 1")
         set_out(ctx, node, RuntimeInput(v.name, v.dims, v.elem_type, rows=(starts[0], ends[0])))
         return
+    if isinstance(v, CacheCat):
+        axes = norm_axes(axes, len(v.data.roles))
+        if axes != [v.axis] or steps[0] != 1 or starts[0] != -v.frames or ends[0] < BIG:
+            raise Unsupported(f"a slice (axes {axes}, starts {starts}, ends {ends}) of the cache concatenation other "
+                              f"than its last {v.frames} frames along time (the next cache)")
+        set_out(ctx, node, CacheOut(v.loop))
+        return
     if isinstance(v, Dyn):
         axes = norm_axes(axes, len(v.roles))
         if len(axes) == 1 and ctx.resolve(v.roles[axes[0]]) in ("T", "x0", "x1") and steps[0] == -1 \
                 and starts[0] in (-1, BIG - 1, 2 ** 63 - 1) and ends[0] <= -BIG:
-            set_out(ctx, node, Dyn(v.roles, v.sizes, v.stage, not v.reversed_time))
+            set_out(ctx, node, Dyn(v.roles, v.sizes, v.edge, not v.reversed_time))
             return
         raise Unsupported(f"slicing the data (axes {axes}, starts {starts}, ends {ends}, steps {steps}) is not "
                           f"supported; only reversing the whole time axis is")

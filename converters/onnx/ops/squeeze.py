@@ -1,5 +1,7 @@
 """ONNX Squeeze (1: axes attribute; 13: axes input): drops unit axes (a single direction D, or "1")."""
 
+from engine.spec import Reshape
+
 from ..graph import Dyn, State, Unsupported, Zeros
 from ._common import axis_list, norm_axes, rank, set_out
 
@@ -13,13 +15,16 @@ def _squeeze(ctx, node, axes):
     if isinstance(v, Zeros):
         set_out(ctx, node, Zeros([d for i, d in enumerate(v.shape) if i not in axes]))
         return
+    if isinstance(v, Dyn):
+        v = _squeeze_frame(ctx, v, axes)
+        axes = [a for a in axes if v.roles[a] != "squeezed"]
     for a in axes:
         role = ctx.resolve(v.roles[a])
         unit = role == "1" or (role == "D" and (v.sizes.get("D") if isinstance(v, Dyn) else v.directions) == 1) \
             or (role == "B" and ctx.unbatched)   # the unit batch an unbatched input was given
         if not unit:
             raise Unsupported(f"axis {a} holds {role}, which is not of size 1")
-    roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes]
+    roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes and r_ != "squeezed"]
     if isinstance(v, Dyn):
         set_out(ctx, node, v.with_roles(roles))
     else:
@@ -32,3 +37,21 @@ def convert_squeeze_1(ctx, node):
 
 def convert_squeeze_13(ctx, node):
     _squeeze(ctx, node, axis_list(ctx, node))
+
+
+def _squeeze_frame(ctx, v, axes):
+    """Frame axes of size 1 among ``axes`` dropped: a (C, 1) or (1, F) frame becomes 1-D through a Reshape node; a
+    (1,) frame stays as it is (a frame has at least one element) with no frame axis left in the ONNX tensor. The
+    dropped axes come back with role "squeezed"."""
+    gone = [a for a in axes if v.roles[a] in ("C", "F") and v.sizes.get(v.roles[a]) == 1]
+    if not gone:
+        return v
+    kept = [r for i, r in enumerate(v.roles) if r in ("C", "F") and i not in gone]
+    sizes = dict(v.sizes)
+    if kept:
+        size = sizes[kept[0]]
+        v = ctx.emit(v, Reshape([size]))
+        sizes.pop("C", None)
+        sizes["F"] = size
+    roles = ["squeezed" if i in gone else ("F" if r in ("C", "F") else r) for i, r in enumerate(v.roles)]
+    return Dyn(roles, sizes, v.edge, v.reversed_time)
