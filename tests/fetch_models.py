@@ -31,6 +31,12 @@ MODELS = {
     # a .keras inside a zip inside the wheel: Masking, BatchNormalization, Dense + ReLU, bidirectional GRUs
     "sleepecg": ("sleepecg==0.6.0", "sleepecg/classifiers/ws-gru-mesa.zip!classifier.keras",
                  ["sleepecg/classifiers/wrn-gru-mesa.zip!classifier.keras"]),
+    # a streaming ONNX export: causal dilated depthwise convolutions with their caches as inputs and outputs,
+    # LayerNormalization, SiLU, a GRU with its state in and out; and the package's NumPy feature front end
+    "flashvad": ("flashvad==0.1.0a1", "flashvad/_models/flashvad-stream.onnx",
+                 ["flashvad/numpy_features.py", "flashvad/config.py"]),
+    # ONNX, sequence: a spectrogram (batch, 100 bins, time) through two Conv2d (time last), two bidirectional LSTMs
+    "brainmaze": ("brainmaze-eeg-models==0.1.0", "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx", []),
 }
 
 

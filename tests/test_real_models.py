@@ -351,3 +351,122 @@ def test_ecg_quality_functional_cnn_with_a_global_pool_matches_keras_and_the_fla
                   "OSCNN2s")
     with pytest.raises(engine.FormatError, match="Flatten joins the time axis into the features"):
         engine.load(model_file("ecg-quality", "ecg_quality/models/CNN2s.h5"))
+
+
+def _flashvad_features(seconds=3.0, seed=0):
+    """flashvad's own NumPy front end (numpy_features.py, imported with its config.py as a package) over a
+    synthetic recording: noise, then two voiced bursts (a 140 Hz pulse train with harmonics), then noise."""
+    import importlib.util
+    import sys
+    import types
+
+    from tests.fetch_models import model_file
+
+    pkg = types.ModuleType("_pkg_flashvad")
+    pkg.__path__ = []
+    sys.modules["_pkg_flashvad"] = pkg
+    for sub in ("config", "numpy_features"):
+        spec = importlib.util.spec_from_file_location(f"_pkg_flashvad.{sub}", model_file("flashvad", f"flashvad/{sub}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    nf = sys.modules["_pkg_flashvad.numpy_features"]
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000.0
+    voiced = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 12))
+    envelope = ((t > 0.8) & (t < 1.6)) | ((t > 2.0) & (t < 2.7))
+    audio = (0.01 * rng.standard_normal(t.size) + 0.3 * voiced * envelope).astype(np.float32)
+    return nf.NumpyStreamingFeatureExtractor(nf.NumpyCausalFeatureExtractor()).push(audio)   # (frames, 43)
+
+
+def test_flashvad_streaming_onnx_export_streams_with_its_caches_owned_by_the_stream():
+    """flashvad 0.1.0a1's flashvad-stream.onnx: one frame per call, its four convolution caches and its GRU state
+    passed in and out by the caller. engine.load takes it with no options; the caches and the GRU state become the
+    stream's own state (state loops), so a stream stepped frame by frame from a cold start gives what onnxruntime
+    gives when the caller feeds every next_* output back. Model.run over the whole recording gives the same, and
+    the converted program called once with given caches gives all six outputs as onnxruntime does."""
+    import onnxruntime as ort
+
+    from converters.onnx import convert
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("flashvad")
+    feats = _flashvad_features()
+    assert feats.shape[1] == 43 and len(feats) > 250
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros([1 if not isinstance(d, int) else d for d in i.shape], np.float32)
+             for i in sess.get_inputs()}
+    want = []
+    for f in feats:
+        feeds["feature"] = f[None, None]
+        outs = sess.run(None, feeds)
+        want.append(outs[0][0, 0])
+        for o, value in zip(sess.get_outputs()[1:], outs[1:]):
+            feeds[o.name.replace("next_", "")] = value
+    want = np.array(want)
+    model = engine.load(path)
+    loops = model.spec.metadata["onnx.state_loops"]
+    assert all(f"cache_{i} -> next_cache_{i}" in loops for i in range(4)) and "recurrent -> next_recurrent" in loops
+    assert model.streamable
+    bar = REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max()))
+    s = model.stream()
+    streamed = np.array([s.step(f)[0] for f in feats])
+    assert_parity(streamed, want, bar, "float32", "flashvad streamed from a cold start")
+    assert_parity(model.run(feats)[:, 0], want, bar, "float32", "flashvad Model.run over the recording")
+    # one call of the graph with the caches and state it was left with, every output as the graph defines it
+    feeds["feature"] = feats[-1:, None].reshape(1, 1, 43)
+    theirs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    ours = convert(path).run(feeds)
+    assert set(ours) == set(theirs)
+    for name in theirs:
+        assert ours[name].shape == theirs[name].shape, name
+        assert_parity(ours[name], theirs[name], REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(theirs[name]).max())),
+                      "float32", f"flashvad {name}")
+
+
+def _eeg_spectrogram(seconds=120, fs=256, seed=0):
+    """brainmaze's preprocessing (z-scored signal; 1 s Hann segments, 0.5 s hop, power in 100 one-Hz bins, each bin
+    z-scored over time; scipy's spectrogram, here in NumPy) of a synthetic EEG: 1/f background, an alpha rhythm, and
+    a 20 s rhythmic 3 Hz spike-wave discharge."""
+    rng = np.random.default_rng(seed)
+    n = seconds * fs
+    spectrum = np.fft.rfft(rng.standard_normal(n)) / np.maximum(np.arange(n // 2 + 1), 1) ** 0.5
+    t = np.arange(n) / fs
+    x = np.fft.irfft(spectrum, n) * 50 + 0.5 * np.sin(2 * np.pi * 10 * t)
+    burst = (t > 60) & (t < 80)
+    x = x + 4 * burst * np.sign(np.sin(2 * np.pi * 3 * t)) * np.abs(np.sin(2 * np.pi * 3 * t)) ** 8
+    x = (x - x.mean()) / x.std()
+    hop, window = fs // 2, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fs) / fs)
+    starts = range(0, n - fs + 1, hop)
+    segs = np.stack([x[s:s + fs] - x[s:s + fs].mean() for s in starts])
+    power = np.abs(np.fft.rfft(segs * window, axis=1)) ** 2 / (fs * (window ** 2).sum())
+    sxx = power[:, :100].T                                           # (100, times)
+    return ((sxx - sxx.mean(1, keepdims=True)) / sxx.std(1, keepdims=True)).astype(np.float32)
+
+
+def test_brainmaze_seizure_cnn_bilstm_onnx_matches_onnxruntime():
+    """brainmaze-eeg-models 0.1.0's modelA_paper.onnx: spectrograms (batch, 100 bins, time) -> Unsqueeze -> Conv2d 5x5
+    (time last, padded on both sides) -> ReLU -> Conv2d over all 96 bins -> Squeeze -> two bidirectional LSTMs ->
+    Linear -> Softmax, outputs logits and probs (time, batch, 4). engine.load takes it with no options (time and
+    batch come from the input's axis names); it is a sequence model (bidirectional), so Model.run; the converted
+    program gives both outputs as onnxruntime does."""
+    import onnxruntime as ort
+
+    from converters.onnx import convert
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("brainmaze")
+    X = np.stack([_eeg_spectrogram(seed=s) for s in range(2)])        # (2, 100, 239)
+    theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": X})
+    model = engine.load(path)
+    assert not model.streamable and len(model.spec.outputs) == 2
+    ours = convert(path).run({"x": X})
+    for name, want in zip(["logits", "probs"], theirs):
+        assert ours[name].shape == want.shape == (X.shape[2], 2, 4)
+        assert_parity(ours[name], want, REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max())), "float32",
+                      f"brainmaze {name}")
+    assert np.ptp(theirs[1][:, :, 1:].max(-1)) > 0.1                   # the burst moves the seizure classes
+    logits, probs = model.run(X.transpose(0, 2, 1))                    # (batch, time, 100) in rnnjit's layout
+    assert_parity(probs, theirs[1].transpose(1, 0, 2), REAL_MODEL_SCALE_F32, "float32", "brainmaze Model.run")
