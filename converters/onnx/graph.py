@@ -34,6 +34,9 @@ from engine.errors import FormatError, SpecError, UnsafeFileError
 from ..limits import MAX_ELEMENTS
 
 
+BIG = 2 ** 62      # an "end" at or above this is "to the end" (exporters write INT64_MAX)
+
+
 class Unsupported(Exception):
     """This node cannot be expressed; the message says why."""
 
@@ -89,18 +92,29 @@ class Dyn:
 FRAME_ROLES = ("C", "F")
 
 
-class State:
-    """Final state (kind "h" or "c") of recurrent layer ``layer`` with axis roles."""
+class Late:
+    """A tensor known only when the model runs: ``fn`` of a graph input's array (RuntimeInput: an initial state
+    or its part) or of the model's final states (State: a recurrent layer's Y_h / Y_c, and what the graph makes of
+    them: squeezed, stacked, transposed). ``dims``: its shape, ints and names for the dynamic axes ("B" the
+    batch). The shape ops (Slice, Squeeze, Unsqueeze, Transpose, Concat) build on ``fn`` with ``then``."""
 
-    def __init__(self, layer, kind, roles, directions):
-        self.layer, self.kind, self.roles, self.directions = layer, kind, tuple(roles), directions
+    def then(self, f, dims):
+        raise NotImplementedError
 
 
-class StateCat:
-    """Final states of several layers concatenated along their (leading) direction axis: (L*D, B, H)."""
+class State(Late):
+    """The final states: ``fn(states)`` with ``states`` Model.run's final-state dict; ``keys`` the states read."""
 
-    def __init__(self, parts):
-        self.parts = list(parts)
+    def __init__(self, fn, dims, keys):
+        self.fn, self.dims, self.keys = fn, None if dims is None else list(dims), frozenset(keys)
+
+    def then(self, f, dims):
+        return State(lambda st, g=self.fn: f(g(st)), dims, self.keys)
+
+    @staticmethod
+    def concat(parts, axis):
+        return State(lambda st: np.concatenate([p.fn(st) for p in parts], axis), None,
+                     frozenset().union(*(p.keys for p in parts)))
 
 
 class Unknown:
@@ -120,7 +134,7 @@ class Converter:
             raise FormatError(f"{source}: the model imports no default-domain opset")
         self.values, self.nodes, self.failures, self.producers = {}, [], [], {}
         self.bindings = {}              # input axis symbol ("x0"/"x1") -> "T" or "B"
-        self.state_inputs = {}          # graph input name -> [(layer index, kind, roles, rows)]
+        self.state_inputs = {}          # graph input name -> [(state key, roles, view of the input)]
         self.state_loops = []           # StateLoop: a state input fed back from a state output
         self.lengths_input = None
         graph = model.graph
@@ -162,7 +176,7 @@ class Converter:
             raise FormatError(f"{self.source}: no float graph input of rank 3 (time, batch, features), 2 (time, "
                               f"features) or 4 (with a frame of two axes); inputs: "
                               f"{[(i.name, len(shapes[i.name])) for i in inputs]}")
-        self.data_input = chosen.name
+        self.data_input, self.input_dims = chosen.name, shapes
         dims = shapes[chosen.name]
         roles = self._input_roles(dims, time_axis, batch_axis)
         self.unbatched = "B" not in roles and "x0" not in roles
@@ -345,17 +359,26 @@ class Converter:
                 elif v.loop not in self.state_loops:
                     v.loop.output = out.name
                     self.state_loops.append(v.loop)
-        finals = {}
-        for out in self.model.graph.output:
-            v = self.values.get(out.name)
-            parts = [v] if isinstance(v, State) else v.parts if isinstance(v, StateCat) else []
-            for p in parts:
-                finals.setdefault((p.layer, p.kind), out.name)
+        finals = [(out.name, self.values.get(out.name)) for out in self.model.graph.output
+                  if isinstance(self.values.get(out.name), State)]
+        rng = np.random.default_rng(0)
         for name, uses in self.state_inputs.items():
-            outs = {finals.get((layer, kind)) for layer, kind, _, _ in uses}
-            if len(outs) == 1 and None not in outs:
-                keys = ", ".join(f"layers.{layer}.{kind}" for layer, kind, _, _ in uses)
-                self.state_loops.append(StateLoop(name, keys, output=outs.pop()))
+            # the output that gives back exactly what this input gave the layers: a random input, through the
+            # input's views into the layers' initial states, through each output's view out of the final states
+            dims = self.input_dims[name]
+            probe = rng.standard_normal([d if isinstance(d, int) else 2 for d in dims])
+            states = {key: state_from_input(probe, view, roles) for key, roles, view in uses}
+            matches = []
+            for out, v in finals:
+                if v.keys <= set(states):
+                    try:
+                        back = v.fn(states)
+                    except (ValueError, IndexError):
+                        continue
+                    if back.shape == probe.shape and np.array_equal(back, probe):
+                        matches.append(out)
+            if len(matches) == 1:
+                self.state_loops.append(StateLoop(name, ", ".join(key for key, _, _ in uses), output=matches[0]))
 
     def _set_unknown(self, node):
         for out in node.output:
@@ -394,13 +417,17 @@ class Converter:
             self.values[name] = np.asarray(value)
 
 
-class RuntimeInput:
-    """A graph input other than the data: sequence lengths or initial states given at run time; ``rows`` is
-    the (start, stop) slice of its first axis that is used (exporters slice one (L*D, B, H) state input
-    into each layer's (D, B, H))."""
+class RuntimeInput(Late):
+    """A graph input other than the data: sequence lengths, or an initial state (or part of one: exporters
+    slice one (L*D, B, H) state input into each layer's (D, B, H), or pack h and c of every layer into one
+    tensor); ``fn`` takes the fed array to the part used here, ``dims`` its shape."""
 
-    def __init__(self, name, dims, elem_type, rows=None):
-        self.name, self.dims, self.elem_type, self.rows = name, dims, elem_type, rows
+    def __init__(self, name, dims, elem_type, fn=None):
+        self.name, self.dims, self.elem_type, self.fn = name, list(dims), elem_type, fn
+
+    def then(self, f, dims):
+        g = self.fn
+        return RuntimeInput(self.name, dims, self.elem_type, f if g is None else (lambda a: f(g(a))))
 
 
 class StateLoop:
@@ -557,3 +584,9 @@ def _external_array(t, name, dims, count, source):
         fh.seek(offset)
         data = fh.read(nbytes)
     return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+
+
+def state_from_input(arr, view, roles):
+    """A recurrent layer's initial state (D, B, H) from the fed array of a state input, through ``view``."""
+    arr = arr if view is None else view(np.asarray(arr))
+    return arr.transpose(1, 0, 2) if tuple(roles) == ("B", "D", "F") else arr

@@ -3,7 +3,7 @@
 import numpy as np
 import onnx
 
-from ..graph import Dyn, State, SymVec, Unsupported, Zeros
+from ..graph import Dyn, Late, SymVec, Unsupported, Zeros
 
 
 def attrs(node):
@@ -27,8 +27,10 @@ def axis_list(ctx, node, attr_name="axes", input_index=1):
 
 
 def rank(value):
-    if isinstance(value, (Dyn, State)):
+    if isinstance(value, Dyn):
         return len(value.roles)
+    if isinstance(value, Late):
+        return len(value.dims)
     if isinstance(value, Zeros):
         return len(value.shape)
     if isinstance(value, SymVec):

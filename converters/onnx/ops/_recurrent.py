@@ -134,9 +134,13 @@ def convert(ctx, node, op, opset_has_layout):
         if value is None or isinstance(value, Zeros):
             continue
         if isinstance(value, RuntimeInput):
-            if value.rows is not None and layout != 0:
-                raise Unsupported(f"a sliced initial_{kind} input with layout=1")
-            ctx.state_inputs.setdefault(value.name, []).append((layer_index, kind, state_roles, value.rows))
+            want = [D, "B", H] if layout == 0 else ["B", D, H]
+            if len(value.dims) != 3 or any(isinstance(d, int) and isinstance(w, int) and d != w
+                                           for d, w in zip(value.dims, want)):
+                raise Unsupported(f"initial_{kind} from input {value.name!r} has shape {value.dims}; expected "
+                                  f"{want}")
+            ctx.state_inputs.setdefault(value.name, []).append((f"layers.{layer_index}.{kind}", state_roles,
+                                                                value.fn))
             continue
         if not isinstance(value, np.ndarray):
             raise Unsupported(f"initial_{kind} must be a constant, a zero tensor or a graph input, "
@@ -166,7 +170,9 @@ def convert(ctx, node, op, opset_has_layout):
     outs = list(node.output) + ["", "", ""]
     if outs[0]:
         ctx.values[outs[0]] = Dyn(roles, {"F": H, "D": D}, Y.edge, X.reversed_time)
-    if outs[1]:
-        ctx.values[outs[1]] = State(layer_index, "h", state_roles, D)
-    if op == "LSTM" and outs[2]:
-        ctx.values[outs[2]] = State(layer_index, "c", state_roles, D)
+    for out, kind in ((outs[1], "h"), (outs[2] if op == "LSTM" else "", "c")):
+        if out:
+            key = f"layers.{layer_index}.{kind}"
+            ctx.values[out] = State((lambda st, k=key: st[k]) if layout == 0 else
+                                    (lambda st, k=key: st[k].transpose(1, 0, 2)),
+                                    [D, "B", H] if layout == 0 else ["B", D, H], [key])

@@ -6,8 +6,9 @@ import numpy as np
 
 from engine.spec import Concat
 
-from ..graph import CacheCat, Dyn, RuntimeInput, State, StateCat, SymVec, Unsupported, Zeros
+from ..graph import CacheCat, Dyn, Late, RuntimeInput, SymVec, Unsupported, Zeros
 from ._common import attrs, norm_axes, set_out
+from ._late import late_concat
 
 
 def convert_concat_1(ctx, node):
@@ -27,13 +28,8 @@ def convert_concat_1(ctx, node):
         shape[axis] = total
         set_out(ctx, node, Zeros(shape))
         return
-    if all(isinstance(v, (State, StateCat)) for v in values) and axis == 0:
-        parts = []
-        for v in values:
-            parts += v.parts if isinstance(v, StateCat) else [v]
-        if any(p.roles != ("D", "B", "F") for p in parts):
-            raise Unsupported("concatenating states that are not (directions, batch, hidden)")
-        set_out(ctx, node, StateCat(parts))
+    if all(isinstance(v, Late) for v in values):
+        set_out(ctx, node, late_concat(values, axis))
         return
     if len(values) == 2 and isinstance(values[0], RuntimeInput) and isinstance(values[1], Dyn):
         set_out(ctx, node, _cache(ctx, values[0], values[1], axis))

@@ -7,10 +7,10 @@ direction and a second reversal restores the order.
 
 import numpy as np
 
-from ..graph import CacheCat, CacheOut, Dyn, RuntimeInput, SymVec, Unsupported, Zeros
+from ..graph import BIG, CacheCat, CacheOut, Dyn, Late, SymVec, Unsupported, Zeros
+from ._late import late_slice
 from ._common import attrs, norm_axes, set_out
 
-BIG = 2 ** 62
 
 
 def _slice(ctx, node, starts, ends, axes, steps):
@@ -31,10 +31,8 @@ def _slice(ctx, node, starts, ends, axes, steps):
             shape[a] = len(range(*slice(s, e, st).indices(shape[a])))
         set_out(ctx, node, Zeros(shape))
         return
-    if isinstance(v, RuntimeInput):
-        if axes not in ([0],) or steps[0] != 1 or v.rows is not None or starts[0] < 0 or ends[0] < 0:
-            raise Unsupported("a run-time input may only be sliced along its first axis with step 1")
-        set_out(ctx, node, RuntimeInput(v.name, v.dims, v.elem_type, rows=(starts[0], ends[0])))
+    if isinstance(v, Late):
+        set_out(ctx, node, late_slice(v, starts, ends, axes, steps))
         return
     if isinstance(v, CacheCat):
         axes = norm_axes(axes, len(v.data.roles))

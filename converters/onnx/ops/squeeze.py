@@ -2,8 +2,9 @@
 
 from engine.spec import Reshape
 
-from ..graph import Dyn, State, Unsupported, Zeros
+from ..graph import Dyn, Late, Unsupported, Zeros
 from ._common import axis_list, norm_axes, rank, set_out
+from ._late import late_squeeze
 
 
 def _squeeze(ctx, node, axes):
@@ -12,6 +13,9 @@ def _squeeze(ctx, node, axes):
     if axes is None:
         raise Unsupported("Squeeze without axes on data of unknown sizes is not supported")
     axes = norm_axes(axes, r)
+    if isinstance(v, Late):
+        set_out(ctx, node, late_squeeze(ctx, v, axes))
+        return
     if isinstance(v, Zeros):
         set_out(ctx, node, Zeros([d for i, d in enumerate(v.shape) if i not in axes]))
         return
@@ -20,15 +24,12 @@ def _squeeze(ctx, node, axes):
         axes = [a for a in axes if v.roles[a] != "squeezed"]
     for a in axes:
         role = ctx.resolve(v.roles[a])
-        unit = role == "1" or (role == "D" and (v.sizes.get("D") if isinstance(v, Dyn) else v.directions) == 1) \
+        unit = role == "1" or (role == "D" and v.sizes.get("D") == 1) \
             or (role == "B" and ctx.unbatched)   # the unit batch an unbatched input was given
         if not unit:
             raise Unsupported(f"axis {a} holds {role}, which is not of size 1")
     roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes and r_ != "squeezed"]
-    if isinstance(v, Dyn):
-        set_out(ctx, node, v.with_roles(roles))
-    else:
-        set_out(ctx, node, State(v.layer, v.kind, roles, v.directions))
+    set_out(ctx, node, v.with_roles(roles))
 
 
 def convert_squeeze_1(ctx, node):

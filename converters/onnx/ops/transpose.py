@@ -2,8 +2,9 @@
 
 from engine.spec import Transpose
 
-from ..graph import Dyn, State, Zeros
+from ..graph import Dyn, Late, Zeros
 from ._common import attrs, rank, set_out
+from ._late import late_transpose
 
 
 def convert_transpose_1(ctx, node):
@@ -18,8 +19,8 @@ def convert_transpose_1(ctx, node):
             out = Dyn(roles, sizes, moved.edge, v.reversed_time)
         else:
             out = v.with_roles(roles)
-    elif isinstance(v, State):
-        out = State(v.layer, v.kind, [v.roles[p] for p in perm], v.directions)
+    elif isinstance(v, Late):
+        out = late_transpose(v, perm)
     elif isinstance(v, Zeros):
         out = Zeros([v.shape[p] for p in perm])
     else:

@@ -1,7 +1,8 @@
 """ONNX Unsqueeze (1: axes attribute; 13: axes input): adds unit axes; turns a symbolic scalar into a vector."""
 
-from ..graph import Dyn, State, SymVec, Unsupported, Zeros
+from ..graph import Dyn, Late, SymVec, Unsupported, Zeros
 from ._common import axis_list, rank, set_out
+from ._late import late_unsqueeze
 
 
 def _unsqueeze(ctx, node, axes):
@@ -10,6 +11,9 @@ def _unsqueeze(ctx, node, axes):
         if not v.scalar or [a % 1 for a in axes] != [0]:
             raise Unsupported("only a symbolic scalar can be unsqueezed, into a vector")
         set_out(ctx, node, SymVec(v.items))
+        return
+    if isinstance(v, Late):
+        set_out(ctx, node, late_unsqueeze(v, axes))
         return
     r = rank(v) + len(axes)
     axes = sorted(a % r for a in axes)
@@ -24,7 +28,7 @@ def _unsqueeze(ctx, node, axes):
         roles.insert(a, "1")
     if isinstance(v, Dyn) and ctx.unbatched and "B" not in roles and len(axes) == 1 and len(roles) == 3:
         roles[axes[0]] = "B"   # an input of (time, features) given the batch axis a recurrent node needs
-    set_out(ctx, node, v.with_roles(roles) if isinstance(v, Dyn) else State(v.layer, v.kind, roles, v.directions))
+    set_out(ctx, node, v.with_roles(roles))
 
 
 def convert_unsqueeze_1(ctx, node):
