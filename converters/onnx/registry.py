@@ -2,7 +2,7 @@
 one with the highest since_version not above the model's opset. No import side effects register anything."""
 
 from .ops import (add, cast, concat, constantofshape, conv, div, dropout, elu, expand, flatten, gather, gemm, gru,
-                  hardsigmoid, identity, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, relu, reshape,
+                  hardsigmoid, identity, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad, relu, reshape,
                   rnn, selu, shape, sigmoid, slice, softmax, softplus, softsign, split, squeeze, sub, tanh, transpose,
                   unsqueeze)
 
@@ -12,7 +12,9 @@ CONVERTERS = {
     ("", "RNN", 7): rnn.convert_rnn_7, ("", "RNN", 14): rnn.convert_rnn_14,
     ("", "Transpose", 1): transpose.convert_transpose_1,
     ("", "Conv", 1): conv.convert_conv_1,
-    ("", "LayerNormalization", 17): layernormalization.convert_layernormalization_17,
+    ("", "Pad", 2): pad.convert_pad_2, ("", "Pad", 11): pad.convert_pad_11,
+    # (17 in the standard; from 1 here, as fusions.py writes it for a layer norm spelled out at any opset)
+    ("", "LayerNormalization", 1): layernormalization.convert_layernormalization_17,
     ("", "Squeeze", 1): squeeze.convert_squeeze_1, ("", "Squeeze", 13): squeeze.convert_squeeze_13,
     ("", "Unsqueeze", 1): unsqueeze.convert_unsqueeze_1, ("", "Unsqueeze", 13): unsqueeze.convert_unsqueeze_13,
     ("", "Reshape", 5): reshape.convert_reshape_5, ("", "Reshape", 14): reshape.convert_reshape_14,

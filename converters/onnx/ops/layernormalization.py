@@ -23,12 +23,13 @@ def convert_layernormalization_17(ctx, node):
             [r for r in over if r != "1"] != list(x.frame_roles)[-len([r for r in over if r != "1"]):]:
         raise Unsupported(f"normalizing over axes {over}: rnnjit normalizes over a frame's trailing axes only")
     shape = tuple(x.sizes[r] for r in over if r != "1")
-    scale = np.asarray(ctx.const(node, 1, "Scale"), np.float64)
+    scale = ctx.const(node, 1, "Scale")
     bias = ctx.const(node, 2, "B")
     try:
-        weight = np.broadcast_to(scale.reshape(scale.shape[-len(shape):] if scale.ndim else ()), shape)
+        weight = None if scale is None else np.broadcast_to(np.asarray(scale, np.float64).reshape(
+            np.shape(scale)[-len(shape):] if np.ndim(scale) else ()), shape)
         bias = None if bias is None else np.broadcast_to(np.asarray(bias, np.float64), shape)
         layer = LayerNorm(shape, weight, bias, eps=float(a.get("epsilon", 1e-5)))
     except (SpecError, ValueError) as exc:
-        raise Unsupported(f"Scale {scale.shape} / B over a frame of {shape}: {exc}") from None
+        raise Unsupported(f"Scale {np.shape(scale)} / B over a frame of {shape}: {exc}") from None
     set_out(ctx, node, ctx.emit(x, layer))

@@ -26,10 +26,11 @@ def _reshape(ctx, node, allowzero):
         return
     if not isinstance(v, Dyn):
         raise Unsupported(f"Reshape of a {type(v).__name__}")
+    per_call = ctx.per_call()
     dims = []  # (role, size or None)
     for role in v.roles:
         role = ctx.resolve(role)
-        size = 1 if role == "1" else v.sizes.get(role) if role in ("F", "D") else None
+        size = 1 if role == "1" or (role == "T" and per_call) else v.sizes.get(role) if role in ("F", "D") else None
         dims.append((role, size))
     out_roles, i = [], 0
     for j, t in enumerate(target):
@@ -57,17 +58,19 @@ def _reshape(ctx, node, allowzero):
             i += 1
         if (t != -1 and size != t) or not group:
             raise Unsupported(f"Reshape to {target} does not keep time and batch apart from the features")
-        kept = [g for g in group if g != "1"]
+        kept = [g for g in group if g not in ("1", "T")]
         if kept in (["F"], ["D", "F"]):
             out_roles.append("F")
         elif kept in ([], ["D"]):
-            out_roles.append(kept[0] if kept else "1")
+            out_roles.append(kept[0] if kept else "T" if "T" in group else "1")
         else:
             raise Unsupported(f"Reshape merges {group}; only directions into features can merge")
     while i < len(dims) and dims[i][1] == 1:
         i += 1
     if i != len(dims):
         raise Unsupported(f"Reshape to {target} drops axes {[d[0] for d in dims[i:]]}")
+    if per_call and "T" not in out_roles and "1" in out_roles and "T" not in [d[0] for d in dims]:
+        out_roles[out_roles.index("1")] = "T"     # a one-frame-per-call graph gives its time axis back
     sizes = dict(v.sizes)
     if "D" in v.roles and "D" not in out_roles:
         sizes["F"] = v.sizes["F"] * v.sizes["D"]

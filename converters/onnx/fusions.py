@@ -1,0 +1,283 @@
+"""Rewrites of an ONNX graph before conversion: subgraphs that exporters write out op by op for a layer the engine
+has whole, replaced by that layer's one ONNX node, so that the converter sees (and the model runs) the layer.
+
+* a layer norm written as primitive ops (tf2onnx, older torch exports): ReduceMean -> Sub -> Mul or Pow ->
+  ReduceMean -> Add eps -> Sqrt -> Div [-> Mul scale] [-> Add bias]  =>  LayerNormalization;
+* a Keras LSTM cell unrolled over a one-step sequence (tf2onnx of a stateful streaming model): the input's one
+  step and h through MatMuls, a bias, Split into four gates, sigmoids and tanhs, c and h  =>  LSTM with the cell's
+  h and c as its initial state and outputs.
+
+A match is taken only when no tensor inside it is read from outside it (apart from the ones the rewrite gives
+again: a cell's h and c); the graph is then put back in topological order.
+"""
+
+import numpy as np
+from onnx import helper
+
+
+class _Graph:
+    def __init__(self, nodes, consts, outputs, opset, data_input):
+        self.nodes, self.consts, self.outputs, self.opset = list(nodes), consts, set(outputs), opset
+        self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.readers = {}
+        for n in self.nodes:
+            for i in n.input:
+                if i:
+                    self.readers.setdefault(i, []).append(n)
+        self.from_data = {data_input}           # the tensors that depend on the data input
+        for n in self.nodes:
+            if any(i in self.from_data for i in n.input):
+                self.from_data.update(o for o in n.output if o)
+
+    def const(self, name):
+        if name in self.consts:
+            return np.asarray(self.consts[name])
+        n = self.producer.get(name)
+        if n is not None and n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            from onnx import numpy_helper
+            return numpy_helper.to_array(n.attribute[0].t)
+        return None
+
+    def attr(self, node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def axes(self, node):
+        a = self.attr(node, "axes")
+        if a is None and len(node.input) > 1 and node.input[1]:
+            c = self.const(node.input[1])
+            a = None if c is None else c.reshape(-1).tolist()
+        return None if a is None else [int(v) for v in a]
+
+    def only(self, name, op=None):
+        """The one node reading ``name`` (of type ``op``), or None."""
+        r = self.readers.get(name, [])
+        if len(r) == 1 and name not in self.outputs and (op is None or r[0].op_type == op):
+            return r[0]
+        return None
+
+    def made_by(self, name, op):
+        n = self.producer.get(name)
+        return n if n is not None and n.op_type == op else None
+
+    def closed(self, inner, keep=()):
+        """True when every output of the nodes ``inner`` is read only by nodes of ``inner`` (or is in ``keep``)."""
+        ids = {id(n) for n in inner}
+        for n in inner:
+            for o in n.output:
+                if o and o not in keep and (o in self.outputs or any(id(r) not in ids for r in self.readers.get(o, []))):
+                    return False
+        return True
+
+
+def _other(node, name):
+    """The input of a two-input node that is not ``name``."""
+    a, b = node.input[0], node.input[1]
+    return b if a == name else a if b == name else None
+
+
+def _layer_norms(g, new_name):
+    out = []
+    for r1 in [n for n in g.nodes if n.op_type == "ReduceMean"]:
+        if g.axes(r1) != [-1] or g.attr(r1, "keepdims", 1) != 1:
+            continue
+        x, m = r1.input[0], r1.output[0]
+        subs = [n for n in g.readers.get(m, []) if n.op_type == "Sub" and list(n.input) == [x, m]]
+        if not subs or len(g.readers.get(m, [])) != len(subs):
+            continue
+        diffs = {s.output[0] for s in subs}
+        sq = next((n for d in diffs for n in g.readers.get(d, []) if
+                   (n.op_type == "Mul" and n.input[0] == n.input[1] == d) or
+                   (n.op_type == "Pow" and n.input[0] == d and g.const(n.input[1]) is not None
+                    and float(g.const(n.input[1])) == 2.0)), None)
+        r2 = g.only(sq.output[0], "ReduceMean") if sq is not None else None
+        if r2 is None or g.axes(r2) != [-1] or g.attr(r2, "keepdims", 1) != 1:
+            continue
+        add = g.only(r2.output[0], "Add")
+        eps = g.const(_other(add, r2.output[0])) if add is not None else None
+        sqrt = g.only(add.output[0], "Sqrt") if eps is not None and eps.size == 1 else None
+        div = g.only(sqrt.output[0], "Div") if sqrt is not None else None
+        if div is None or div.input[0] not in diffs or div.input[1] != sqrt.output[0]:
+            continue
+        inner, last, scale, bias = subs + [r1, sq, r2, add, sqrt, div], div, None, None
+        mul = g.only(div.output[0], "Mul")
+        if mul is not None and g.const(_other(mul, div.output[0])) is not None:
+            scale, last = _other(mul, div.output[0]), mul
+            inner.append(mul)
+            badd = g.only(mul.output[0], "Add")
+            if badd is not None and g.const(_other(badd, mul.output[0])) is not None:
+                bias, last = _other(badd, mul.output[0]), badd
+                inner.append(badd)
+        if not g.closed(inner, keep={last.output[0]}):
+            continue
+        node = helper.make_node("LayerNormalization", [x, scale or "", bias or ""], [last.output[0]],
+                                name=new_name(f"{r1.name or 'layer_norm'}/fused"), axis=-1,
+                                epsilon=float(np.asarray(eps).reshape(())))
+        out.append((inner, [node]))
+    return out
+
+
+GATES = ("i", "o", "f", "c")          # ONNX LSTM's gate order
+
+
+def _lstm_cells(g, new_name):
+    out = []
+    for split in [n for n in g.nodes if n.op_type == "Split" and len(n.output) == 4]:
+        try:
+            found = _lstm_cell(g, split, new_name)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            found = None
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _lstm_cell(g, split, new_name):
+    if g.attr(split, "axis", 0) not in (1, -1):
+        return None
+    z = split.input[0]
+    inner = [split]
+    add = g.made_by(z, "Add")
+    bias = None
+    if add is not None and g.const(add.input[1]) is not None:
+        bias, inner, z = g.const(add.input[1]), inner + [add], add.input[0]
+        add = g.made_by(z, "Add")
+    if add is None:
+        return None
+    inner.append(add)
+    mms = [g.made_by(i, "MatMul") for i in add.input]
+    if None in mms:
+        return None
+    weights = [g.const(mm.input[1]) for mm in mms]
+    if any(w is None or w.ndim != 2 for w in weights):
+        return None
+    inner += mms
+    acts = {}
+    for k, o in enumerate(split.output):
+        a = g.only(o)
+        if a is None or a.op_type not in ("Sigmoid", "Tanh"):
+            return None
+        acts[k] = a
+    tanh = [k for k, a in acts.items() if a.op_type == "Tanh"]
+    if len(tanh) != 1:
+        return None
+    g_k = tanh[0]
+    inner += list(acts.values())
+    # c = f * c_prev + i * g
+    mul_ig = g.only(acts[g_k].output[0], "Mul")
+    i_k = next(k for k, a in acts.items() if a.output[0] == _other(mul_ig, acts[g_k].output[0]))
+    add_c = g.only(mul_ig.output[0], "Add") or next(n for n in g.readers[mul_ig.output[0]] if n.op_type == "Add")
+    mul_fc = g.made_by(_other(add_c, mul_ig.output[0]), "Mul")
+    f_k = next(k for k, a in acts.items() if a.output[0] in mul_fc.input and k not in (i_k, g_k))
+    c_prev = _other(mul_fc, acts[f_k].output[0])
+    o_k = ({0, 1, 2, 3} - {i_k, f_k, g_k}).pop()
+    c = add_c.output[0]
+    tanh_c = next(n for n in g.readers[c] if n.op_type == "Tanh")
+    mul_h = g.only(tanh_c.output[0], "Mul")
+    if _other(mul_h, tanh_c.output[0]) != acts[o_k].output[0] or g.only(acts[o_k].output[0]) is not mul_h:
+        return None
+    h = mul_h.output[0]
+    inner += [mul_ig, add_c, mul_fc, tanh_c, mul_h]
+    # which MatMul reads the step's input (it depends on the graph's data) and which the previous h
+    H4 = weights[0].shape[1]
+    H = H4 // 4
+    if any(w.shape[1] != H4 for w in weights) or H4 % 4:
+        return None
+    from_data = [mm.input[0] in g.from_data for mm in mms]
+    if sorted(from_data) != [False, True]:
+        return None
+    kx, kh = (0, 1) if from_data[0] else (1, 0)
+    if weights[kh].shape[0] != H:
+        return None
+    x_t, h_prev = mms[kx].input[0], mms[kh].input[0]
+    # the step's input: Squeeze(axis 0) of the one-step sequence (through a one-output Split, Keras's unstack)
+    sq = g.made_by(x_t, "Squeeze")
+    if sq is None or g.axes(sq) != [0] or g.only(x_t) is not mms[kx]:
+        return None
+    X = sq.input[0]
+    inner.append(sq)
+    sp1 = g.made_by(X, "Split")
+    if sp1 is not None and len(sp1.output) == 1 and g.only(X) is sq:
+        X = sp1.input[0]
+        inner.append(sp1)
+    # the output sequence: Unsqueeze(h, 0) -> Concat of that one step along time
+    seq = [n for n in g.readers.get(h, []) if n.op_type == "Unsqueeze" and g.axes(n) == [0]]
+    cat = g.only(seq[0].output[0], "Concat") if len(seq) == 1 else None
+    if cat is None or len(cat.input) != 1:
+        return None
+    inner += [seq[0], cat]
+    if not g.closed(inner, keep={h, c, cat.output[0]}):
+        return None
+    parts = {name: k for name, k in zip(("i", "f", "c", "o"), (i_k, f_k, g_k, o_k))}
+    order = [parts[gate] for gate in GATES]
+    W = np.concatenate([weights[kx][:, k * H:(k + 1) * H].T for k in order])[None]
+    R = np.concatenate([weights[kh][:, k * H:(k + 1) * H].T for k in order])[None]
+    b = np.zeros(4 * H, W.dtype) if bias is None else np.broadcast_to(np.asarray(bias, W.dtype).reshape(-1), (4 * H,))
+    B = np.concatenate([np.concatenate([b[k * H:(k + 1) * H] for k in order]), np.zeros(4 * H, W.dtype)])[None]
+    base = new_name(f"{split.name or 'lstm'}/fused")
+    names = {k: f"{base}/{k}" for k in ("W", "R", "B", "h0", "c0", "Y", "Yh", "Yc")}
+    g.consts.update({names["W"]: W, names["R"]: R, names["B"]: B})
+    nodes = [_unsqueeze0(g, h_prev, names["h0"]), _unsqueeze0(g, c_prev, names["c0"]),
+             helper.make_node("LSTM", [X, names["W"], names["R"], names["B"], "", names["h0"], names["c0"]],
+                              [names["Y"], names["Yh"], names["Yc"]], hidden_size=H, name=base),
+             _squeeze(g, names["Y"], [1], cat.output[0]), _squeeze(g, names["Yh"], [0], h),
+             _squeeze(g, names["Yc"], [0], c)]
+    return inner, nodes
+
+
+def _unsqueeze0(g, x, out):
+    if g.opset >= 13:
+        g.consts[out + "/axes"] = np.array([0], np.int64)
+        return helper.make_node("Unsqueeze", [x, out + "/axes"], [out])
+    return helper.make_node("Unsqueeze", [x], [out], axes=[0])
+
+
+def _squeeze(g, x, axes, out):
+    if g.opset >= 13:
+        g.consts[out + "/axes"] = np.array(axes, np.int64)
+        return helper.make_node("Squeeze", [x, out + "/axes"], [out])
+    return helper.make_node("Squeeze", [x], [out], axes=axes)
+
+
+def fuse(nodes, consts, outputs, opset, data_input):
+    """The graph's nodes with the known multi-op layers replaced by one node each, in topological order. New
+    constants (a fused LSTM's W, R, B) are added to ``consts``. Also returns a list of what was fused."""
+    g = _Graph(nodes, consts, outputs, opset, data_input)
+    used = {n.name for n in nodes}
+
+    def new_name(base):
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        return name
+
+    done, removed, added = [], set(), []
+    for finder, what in ((_layer_norms, "layer norm"), (_lstm_cells, "LSTM cell")):
+        for inner, new in finder(g, new_name):
+            if any(id(n) in removed for n in inner):
+                continue
+            removed.update(id(n) for n in inner)
+            added += new
+            done.append(f"{what} {new[-1].output[0] if what == 'layer norm' else new[2].name}")
+    if not done:
+        return list(nodes), done
+    return _topological([n for n in nodes if id(n) not in removed] + added, consts), done
+
+
+def _topological(nodes, consts):
+    have = set(consts)
+    producers = {o for n in nodes for o in n.output}
+    pending, order = list(nodes), []
+    while pending:
+        for k, n in enumerate(pending):
+            if all(not i or i in have or i not in producers for i in n.input):
+                order.append(n)
+                have.update(o for o in n.output if o)
+                del pending[k]
+                break
+        else:       # a cycle: leave the rest in their order; the converter reports what it cannot read
+            return order + pending
+    return order
