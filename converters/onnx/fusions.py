@@ -67,7 +67,8 @@ class _Graph:
         ids = {id(n) for n in inner}
         for n in inner:
             for o in n.output:
-                if o and o not in keep and (o in self.outputs or any(id(r) not in ids for r in self.readers.get(o, []))):
+                outside = any(id(r) not in ids for r in self.readers.get(o, []))
+                if o and o not in keep and (o in self.outputs or outside):
                     return False
         return True
 

@@ -2,9 +2,9 @@
 one with the highest since_version not above the model's opset. No import side effects register anything."""
 
 from .ops import (add, cast, concat, constantofshape, conv, div, dropout, elu, expand, flatten, gather, gemm, gru,
-                  hardsigmoid, identity, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad, relu, reshape,
-                  rnn, selu, shape, sigmoid, slice, softmax, softplus, softsign, split, squeeze, sub, tanh, transpose,
-                  unsqueeze)
+                  hardsigmoid, identity, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad, relu,
+                  reshape, rnn, selu, shape, sigmoid, slice, softmax, softplus, softsign, split, squeeze, sub, tanh,
+                  transpose, unsqueeze)
 
 CONVERTERS = {
     ("", "LSTM", 7): lstm.convert_lstm_7, ("", "LSTM", 14): lstm.convert_lstm_14,
