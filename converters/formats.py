@@ -151,10 +151,10 @@ read_safetensors = _torch_reader(_safetensors_arrays, "chain")
 read_npz_arrays = _torch_reader(_npz_arrays, "module")
 
 
-def read_onnx(path, *, dtype=None):
+def read_onnx(path, *, dtype=None, time_axis=None, batch_axis=None):
     from .onnx import from_onnx
 
-    return from_onnx(path, dtype=dtype)
+    return from_onnx(path, dtype=dtype, time_axis=time_axis, batch_axis=batch_axis)
 
 
 def read_keras(path, *, dtype=None):

@@ -581,3 +581,21 @@ def _export_at(net, X, opset):
                           dynamic_axes={"x": {0: "batch", 2: "time"}, "y": {0: "batch", 1: "time"}},
                           opset_version=opset)
     return buf.getvalue()
+
+
+def test_time_and_batch_axes_the_graph_cannot_name_are_given_by_the_caller(tmp_path):
+    """The same front end exported with neutral axis names ("a", "b"): the converter cannot tell time from the
+    channels, says so and how to tell it; with time_axis=2, batch_axis=0 it converts and matches torch."""
+    torch.manual_seed(1)
+    net = _ConvNormGRU().eval()
+    X = torch.randn(2, 4, 9)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_export(net, (X,), ["x"], ["y"], {"x": {0: "a", 2: "b"}, "y": {0: "a", 1: "b"}}))
+    with pytest.raises(UnsupportedOperatorError, match="pass time_axis= and batch_axis= to engine.load"):
+        engine.load(path)
+    with pytest.raises(engine.FormatError, match="time_axis=3 is not an axis of a rank-3 input"):
+        engine.load(path, time_axis=3, batch_axis=0)
+    model = engine.load(path, time_axis=2, batch_axis=0)
+    with torch.inference_mode():
+        want = net(X).numpy()
+    assert_parity(model.run(X.numpy().transpose(0, 2, 1)), want, PARITY_F32, "float32", "time_axis=2")

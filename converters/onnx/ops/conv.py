@@ -52,7 +52,8 @@ def convert_conv_1(ctx, node):
     time = [i for i in spatial if roles[i] in ("T", "x0", "x1")]
     if len(time) != 1:
         raise Unsupported(f"the convolution's spatial axes hold {[roles[i] for i in spatial]}; one of them must be "
-                          f"time")
+                          f"time (when the data input's axes have no names that say which is time, pass time_axis= "
+                          f"and batch_axis= to engine.load)")
     t = time[0]
     ctx.bind(x.roles[t], "T")
     ctx.bind(x.roles[0], "B")
