@@ -151,10 +151,12 @@ read_safetensors = _torch_reader(_safetensors_arrays, "chain")
 read_npz_arrays = _torch_reader(_npz_arrays, "module")
 
 
-def read_onnx(path, *, dtype=None, time_axis=None, batch_axis=None):
+def read_onnx(path, *, dtype=None, time_axis=None, batch_axis=None, fixed_inputs=None, frame_shape=None,
+              frame_context=None):
     from .onnx import from_onnx
 
-    return from_onnx(path, dtype=dtype, time_axis=time_axis, batch_axis=batch_axis)
+    return from_onnx(path, dtype=dtype, time_axis=time_axis, batch_axis=batch_axis, fixed_inputs=fixed_inputs,
+                     frame_shape=frame_shape, frame_context=frame_context)
 
 
 def read_keras(path, *, dtype=None):

@@ -267,35 +267,58 @@ def test_torch_exports_with_explicit_state_inputs_and_outputs_match_torch(kind, 
 # A real model: the LSTM of silero-vad
 # ----------------------------------------------------------------------------------------------------
 
-def test_silero_vad_lstm_with_its_real_weights_matches_onnxruntime(tmp_path):
+def _silero_audio(seconds=3.0, seed=0):
+    """Noise, then a voiced stretch (a 150 Hz pulse train with harmonics), then noise; 16 kHz, in 512-sample
+    chunks (what silero's wrapper feeds its model)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000.0
+    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20)) * ((t > 0.8) & (t < 2.0))
+    audio = (0.01 * rng.standard_normal(t.size) + 0.3 * voiced).astype(np.float32)
+    return audio[:len(audio) // 512 * 512].reshape(-1, 512)
+
+
+@pytest.mark.parametrize("name", ["silero_vad.onnx", "silero_vad_op18_ifless.onnx", "silero_vad_16k_op15.onnx"])
+def test_silero_vad_whole_model_streams_with_its_state_and_context_owned_by_the_stream(name):
+    """The silero-vad package's own ONNX files, whole: an STFT written as a strided Conv1d, its magnitude
+    (Slice, Pow, Add, Sqrt), four Conv1d inside each chunk, an LSTM cell (an LSTM node inside nested Ifs on the
+    sample rate and on the state's shape in silero_vad.onnx; Gemms, Split, sigmoids and tanhs in the ifless
+    export, fused back) and a decoder, with the LSTM state passed in and out. The package's wrapper prepends
+    the last 64 samples of the previous chunk and feeds the state back; loaded with the options the file cannot
+    answer (the batch axis, the sample rate input, the chunk size and that context), the stream does both itself:
+    stepped chunk by chunk from a cold start it gives onnxruntime's probabilities under the wrapper's protocol,
+    and so does Model.run over the recording."""
     import silero_vad
 
-    path = os.path.join(os.path.dirname(silero_vad.__file__), "data", "silero_vad_16k_sequence.onnx")
-    full = onnx.load(path)
-    lstm = next(n for n in full.graph.node if n.op_type == "LSTM")
-    # the whole model is refused, naming what stands in the way (its STFT's padding and magnitude)
-    with pytest.raises(UnsupportedOperatorError) as info:
-        converters.from_onnx(path)
-    refused = {op for _, op, _ in info.value.nodes}
-    assert {"Pad", "Pow", "Sqrt"} <= refused
-    # the LSTM node with its real weights, fed the model's own encoder features for a synthetic signal
-    enc_path, lstm_path = str(tmp_path / "encoder.onnx"), str(tmp_path / "lstm.onnx")
-    onnx.utils.extract_model(path, enc_path, ["input"], [lstm.input[0]])
-    onnx.utils.extract_model(path, lstm_path, [lstm.input[0], lstm.input[5], lstm.input[6]], list(lstm.output))
-    rng = np.random.default_rng(0)
-    t = np.arange(12 * 576) / 16000.0
-    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > 0.15) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
-    features = ort.InferenceSession(enc_path, providers=["CPUExecutionProvider"]).run(
-        None, {"input": audio.reshape(12, 576)})[0]
-    assert features.ndim == 3 and features.shape[-1] == 128 and np.abs(features).max() > 0
-    h = rng.uniform(-0.5, 0.5, (1, features.shape[1], 128)).astype(np.float32)
-    c = rng.uniform(-0.5, 0.5, (1, features.shape[1], 128)).astype(np.float32)
-    feeds = {lstm.input[0]: features, lstm.input[5]: h, lstm.input[6]: c}
-    sess = ort.InferenceSession(lstm_path, providers=["CPUExecutionProvider"])
-    theirs = dict(zip(lstm.output, sess.run(list(lstm.output), feeds)))
-    ours = convert(lstm_path).run(feeds)
-    for name in lstm.output:
-        assert_parity(ours[name], theirs[name], PARITY_F32, "float32", name)
+    path = os.path.join(os.path.dirname(silero_vad.__file__), "data", name)
+    chunks = _silero_audio()
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    state, context, want = np.zeros((2, 1, 128), np.float32), np.zeros((1, 64), np.float32), []
+    for c in chunks:
+        x = np.concatenate([context, c[None]], axis=1)
+        feeds = {"input": x, "state": state}
+        if any(i.name == "sr" for i in sess.get_inputs()):
+            feeds["sr"] = np.array(16000, np.int64)
+        prob, state = sess.run(None, feeds)
+        context = x[:, -64:]
+        want.append(prob[0, 0])
+    want = np.array(want)
+    assert want.max() > 0.5 > want.min()                    # the voiced stretch is found
+    model = engine.load(path, batch_axis=0, fixed_inputs={"sr": 16000}, frame_shape=512, frame_context=64)
+    assert "state -> stateN" in model.spec.metadata["onnx.state_loops"] and model.streamable
+    s = model.stream()
+    got = np.array([s.step(c)[0] for c in chunks])
+    assert_parity(got, want, PARITY_F32, "float32", f"{name} streamed")
+    assert_parity(model.run(chunks)[:, 0], want, PARITY_F32, "float32", f"{name} Model.run")
+
+
+def test_silero_vad_options_are_checked_against_the_file():
+    import silero_vad
+
+    path = os.path.join(os.path.dirname(silero_vad.__file__), "data", "silero_vad.onnx")
+    with pytest.raises(engine.FormatError, match="fixed_inputs names 'rate', which is not a graph input"):
+        engine.load(path, batch_axis=0, fixed_inputs={"rate": 16000}, frame_shape=512)
+    with pytest.raises(UnsupportedOperatorError, match=r"Equal on run-time input 'sr'.*fixed_inputs=\{'sr': value\}"):
+        engine.load(path, batch_axis=0, frame_shape=512)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -334,9 +357,9 @@ REFUSALS = {
     "a constant on the left of MatMul": (
         [helper.make_node("MatMul", ["m", "y"], ["z"], name="mm")], [_const("m", np.ones((2, 2), np.float32))],
         [("mm", "MatMul", "first operand is not the data")]),
-    "a slice of the data": (
+    "a slice of the data along time": (
         [helper.make_node("Slice", ["y", "s0", "s1", "s2"], ["z"], name="cut")],
-        [_const("s0", [0]), _const("s1", [1]), _const("s2", [2])], [("cut", "Slice", "slicing the data")]),
+        [_const("s0", [0]), _const("s1", [1]), _const("s2", [0])], [("cut", "Slice", "slicing the data")]),
     "a bias that is not per feature": (
         [helper.make_node("Add", ["y", "bb"], ["z"], name="badd")], [_const("bb", np.ones((5, 1, 3), np.float32))],
         [("badd", "Add", "does not broadcast along the features alone")]),

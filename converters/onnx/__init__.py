@@ -13,7 +13,7 @@ import engine
 
 from ..dtypes import file_dtype
 from . import registry
-from .graph import FRAME_ROLES, Converter, Dyn, State, UnsupportedOperatorError, make_spec, state_from_input
+from .graph import FRAME_ROLES, Converter, Dual, Dyn, State, UnsupportedOperatorError, make_spec, state_from_input
 
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
 
@@ -57,7 +57,8 @@ class Program:
         # axes no recurrent node read as time or batch: time-major, as the graph's first axis usually is
         role = lambda r: {"x0": "T", "x1": "B"}.get(conv.resolve(r), conv.resolve(r))  # noqa: E731
         self.input_roles = tuple(role(r) for r in conv.input_roles)
-        self.time_major = self.unbatched or self.input_roles.index("T") < self.input_roles.index("B")
+        self.time_major = self.unbatched or "T" not in self.input_roles or \
+            self.input_roles.index("T") < self.input_roles.index("B")
         self.lengths_input = conv.lengths_input
         self.state_inputs = dict(conv.state_inputs)
         self.state_loops = [loop for loop in conv.state_loops]
@@ -66,6 +67,8 @@ class Program:
         loop_outputs = {loop.output: loop for loop in conv.state_loops if loop.output and loop.from_state}
         for out in conv.model.graph.output:
             v = conv.values.get(out.name)
+            if isinstance(v, Dual):       # a final h that is also the step's output: output as the state it is
+                v = v.state
             if out.name in loop_outputs:
                 self.outputs[out.name] = ("loop", loop_outputs[out.name])
             elif isinstance(v, Dyn):
@@ -92,6 +95,9 @@ class Program:
         X = np.asarray(feeds[self.data_input])
         if self.unbatched:
             Xt = X[:, None]
+        elif "T" not in self.input_roles:           # (batch, frame): the graph takes one frame per call
+            roles = self.input_roles
+            Xt = X.transpose([roles.index("B")] + [i for i, r in enumerate(roles) if r in FRAME_ROLES])[None]
         else:
             roles = self.input_roles
             Xt = X.transpose([roles.index("T"), roles.index("B")] + [i for i, r in enumerate(roles)
@@ -151,15 +157,20 @@ def _arrange(arr, have, want, D):
     return arr
 
 
-def convert(model, dtype=None, *, time_axis=None, batch_axis=None):
+def convert(model, dtype=None, *, time_axis=None, batch_axis=None, fixed_inputs=None, frame_shape=None,
+            frame_context=None):
     """A ``Program`` for an ONNX model (path, bytes or ModelProto); ``dtype`` defaults to the file's own (float64
     when every floating-point initializer is double, converters/dtypes.py). ``time_axis`` / ``batch_axis``: which
-    axes of the data input are time and batch, where the graph cannot say (see Converter._bind_inputs)."""
+    axes of the data input are time and batch, where the graph cannot say (see Converter._bind_inputs);
+    ``fixed_inputs``: values for graph inputs that are settings, not data (silero's ``sr``), taken as constants;
+    ``frame_shape``: the data's frame where the graph leaves it open; ``frame_context``: the model reads each frame
+    after the last that many values of the frame before (a chunk model whose caller keeps that context), which the
+    stream keeps."""
     proto, source = _load(model)
     if dtype is None:
         dtype = file_dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer
                            if t.data_type in _FLOAT_TYPES)
-    conv = Converter(proto, source, registry, time_axis, batch_axis)
+    conv = Converter(proto, source, registry, time_axis, batch_axis, fixed_inputs, frame_shape, frame_context)
     conv.run()
     conv.pair_state_loops()
     spec = make_spec(conv, dtype) if not conv.failures else None
@@ -169,7 +180,7 @@ def convert(model, dtype=None, *, time_axis=None, batch_axis=None):
     return program
 
 
-def from_onnx(model, *, dtype=None, time_axis=None, batch_axis=None):
-    """A ModelSpec from an ONNX model: a path, bytes or an ``onnx.ModelProto``."""
-    return convert(model, dtype, time_axis=time_axis, batch_axis=batch_axis).spec
+def from_onnx(model, *, dtype=None, **options):
+    """A ModelSpec from an ONNX model: a path, bytes or an ``onnx.ModelProto`` (``options``: see ``convert``)."""
+    return convert(model, dtype, **options).spec
 

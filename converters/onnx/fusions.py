@@ -29,6 +29,24 @@ class _Graph:
             if any(i in self.from_data for i in n.input):
                 self.from_data.update(o for o in n.output if o)
 
+    def after(self, name):
+        """The tensors computed from ``name``."""
+        seen, todo = set(), [name]
+        while todo:
+            for n in self.readers.get(todo.pop(), []):
+                for o in n.output:
+                    if o and o not in seen:
+                        seen.add(o)
+                        todo.append(o)
+        return seen
+
+    def after_node(self, node):
+        out = set()
+        for o in node.output:
+            if o:
+                out |= {o} | self.after(o)
+        return out
+
     def const(self, name):
         if name in self.consts:
             return np.asarray(self.consts[name])
@@ -135,26 +153,48 @@ def _lstm_cells(g, new_name):
     return out
 
 
+def _projection(g, name):
+    """``name`` as x @ W (+ b): (x, W (K, N), b or None, node) for a MatMul or a Gemm with a constant weight."""
+    mm = g.producer.get(name)
+    if mm is not None and mm.op_type == "MatMul":
+        w = g.const(mm.input[1])
+        return (mm.input[0], w, None, mm) if w is not None and w.ndim == 2 else None
+    if mm is not None and mm.op_type == "Gemm" and not g.attr(mm, "transA", 0) \
+            and g.attr(mm, "alpha", 1.0) == 1.0 and g.attr(mm, "beta", 1.0) == 1.0:
+        w = g.const(mm.input[1])
+        if w is None or w.ndim != 2:
+            return None
+        w = w.T if g.attr(mm, "transB", 0) else w
+        c = g.const(mm.input[2]) if len(mm.input) > 2 and mm.input[2] else None
+        if len(mm.input) > 2 and mm.input[2] and c is None:
+            return None
+        return mm.input[0], w, c, mm
+    return None
+
+
 def _lstm_cell(g, split, new_name):
+    """A split into four gates of x @ W + h @ R (+ biases), the gates' sigmoids and tanh, c = f * c_prev + i * g,
+    h = o * tanh(c): the gate roles come from the structure, not from an order."""
     if g.attr(split, "axis", 0) not in (1, -1):
         return None
-    z = split.input[0]
-    inner = [split]
-    add = g.made_by(z, "Add")
-    bias = None
-    if add is not None and g.const(add.input[1]) is not None:
-        bias, inner, z = g.const(add.input[1]), inner + [add], add.input[0]
-        add = g.made_by(z, "Add")
-    if add is None:
+    inner, terms, todo = [split], [], [split.input[0]]
+    while todo:                                    # the sum feeding the split: projections and constant biases
+        t = todo.pop()
+        add = g.made_by(t, "Add")
+        if add is not None and (t == split.input[0] or g.only(t) is not None):
+            inner.append(add)
+            todo += list(add.input)
+        else:
+            terms.append(t)
+    biases = [g.const(t) for t in terms if g.const(t) is not None]
+    projections = [_projection(g, t) for t in terms if g.const(t) is None]
+    if len(projections) != 2 or None in projections:
         return None
-    inner.append(add)
-    mms = [g.made_by(i, "MatMul") for i in add.input]
-    if None in mms:
+    inner += [p[3] for p in projections]
+    H4 = projections[0][1].shape[1]
+    H = H4 // 4
+    if H4 % 4 or projections[1][1].shape[1] != H4:
         return None
-    weights = [g.const(mm.input[1]) for mm in mms]
-    if any(w is None or w.ndim != 2 for w in weights):
-        return None
-    inner += mms
     acts = {}
     for k, o in enumerate(split.output):
         a = g.only(o)
@@ -166,65 +206,70 @@ def _lstm_cell(g, split, new_name):
         return None
     g_k = tanh[0]
     inner += list(acts.values())
-    # c = f * c_prev + i * g
-    mul_ig = g.only(acts[g_k].output[0], "Mul")
+    mul_ig = g.only(acts[g_k].output[0], "Mul")                    # i * g
     i_k = next(k for k, a in acts.items() if a.output[0] == _other(mul_ig, acts[g_k].output[0]))
-    add_c = g.only(mul_ig.output[0], "Add") or next(n for n in g.readers[mul_ig.output[0]] if n.op_type == "Add")
+    add_c = next(n for n in g.readers[mul_ig.output[0]] if n.op_type == "Add")      # c = f * c_prev + i * g
     mul_fc = g.made_by(_other(add_c, mul_ig.output[0]), "Mul")
     f_k = next(k for k, a in acts.items() if a.output[0] in mul_fc.input and k not in (i_k, g_k))
     c_prev = _other(mul_fc, acts[f_k].output[0])
     o_k = ({0, 1, 2, 3} - {i_k, f_k, g_k}).pop()
     c = add_c.output[0]
     tanh_c = next(n for n in g.readers[c] if n.op_type == "Tanh")
-    mul_h = g.only(tanh_c.output[0], "Mul")
+    mul_h = g.only(tanh_c.output[0], "Mul")                         # h = o * tanh(c)
     if _other(mul_h, tanh_c.output[0]) != acts[o_k].output[0] or g.only(acts[o_k].output[0]) is not mul_h:
         return None
     h = mul_h.output[0]
     inner += [mul_ig, add_c, mul_fc, tanh_c, mul_h]
-    # which MatMul reads the step's input (it depends on the graph's data) and which the previous h
-    H4 = weights[0].shape[1]
-    H = H4 // 4
-    if any(w.shape[1] != H4 for w in weights) or H4 % 4:
-        return None
-    from_data = [mm.input[0] in g.from_data for mm in mms]
+    from_data = [p[0] in g.from_data for p in projections]       # the step's input depends on the graph's data
     if sorted(from_data) != [False, True]:
         return None
-    kx, kh = (0, 1) if from_data[0] else (1, 0)
-    if weights[kh].shape[0] != H:
+    (x_t, Wx, bx, _), (h_prev, Wh, bh, _) = projections if from_data[0] else projections[::-1]
+    if Wh.shape[0] != H:
         return None
-    x_t, h_prev = mms[kx].input[0], mms[kh].input[0]
-    # the step's input: Squeeze(axis 0) of the one-step sequence (through a one-output Split, Keras's unstack)
-    sq = g.made_by(x_t, "Squeeze")
-    if sq is None or g.axes(sq) != [0] or g.only(x_t) is not mms[kx]:
-        return None
-    X = sq.input[0]
-    inner.append(sq)
-    sp1 = g.made_by(X, "Split")
-    if sp1 is not None and len(sp1.output) == 1 and g.only(X) is sq:
-        X = sp1.input[0]
-        inner.append(sp1)
-    # the output sequence: Unsqueeze(h, 0) -> Concat of that one step along time
-    seq = [n for n in g.readers.get(h, []) if n.op_type == "Unsqueeze" and g.axes(n) == [0]]
-    cat = g.only(seq[0].output[0], "Concat") if len(seq) == 1 else None
-    if cat is None or len(cat.input) != 1:
-        return None
-    inner += [seq[0], cat]
-    if not g.closed(inner, keep={h, c, cat.output[0]}):
+    # a one-step sequence (Keras's unstack: Squeeze(axis 0) of a one-output Split) and its output sequence
+    # (Unsqueeze(h, 0) -> Concat), or a graph that takes one frame per call and has no time axis at this point
+    X, seq_out, sq = None, None, g.made_by(x_t, "Squeeze")
+    if sq is not None and g.axes(sq) == [0] and g.only(x_t) is projections[0 if from_data[0] else 1][3]:
+        X = sq.input[0]
+        inner.append(sq)
+        sp1 = g.made_by(X, "Split")
+        if sp1 is not None and len(sp1.output) == 1 and g.only(X) is sq:
+            X = sp1.input[0]
+            inner.append(sp1)
+        seq = [n for n in g.readers.get(h, []) if n.op_type == "Unsqueeze" and g.axes(n) == [0]]
+        cat = g.only(seq[0].output[0], "Concat") if len(seq) == 1 else None
+        if cat is None or len(cat.input) != 1:
+            return None
+        inner += [seq[0], cat]
+        seq_out = cat.output[0]
+    if not g.closed(inner, keep={h, c} | ({seq_out} if seq_out else set())):
         return None
     parts = {name: k for name, k in zip(("i", "f", "c", "o"), (i_k, f_k, g_k, o_k))}
     order = [parts[gate] for gate in GATES]
-    W = np.concatenate([weights[kx][:, k * H:(k + 1) * H].T for k in order])[None]
-    R = np.concatenate([weights[kh][:, k * H:(k + 1) * H].T for k in order])[None]
-    b = np.zeros(4 * H, W.dtype) if bias is None else np.broadcast_to(np.asarray(bias, W.dtype).reshape(-1), (4 * H,))
-    B = np.concatenate([np.concatenate([b[k * H:(k + 1) * H] for k in order]), np.zeros(4 * H, W.dtype)])[None]
+    dt = Wx.dtype
+    W = np.concatenate([Wx[:, k * H:(k + 1) * H].T for k in order])[None]
+    R = np.concatenate([Wh[:, k * H:(k + 1) * H].T for k in order])[None]
+    b = np.zeros(4 * H, np.float64)
+    for extra in biases + [bx, bh]:
+        if extra is not None:
+            b = b + np.broadcast_to(np.asarray(extra, np.float64).reshape(-1), (4 * H,))
+    B = np.concatenate([np.concatenate([b[k * H:(k + 1) * H] for k in order]), np.zeros(4 * H)])[None].astype(dt)
     base = new_name(f"{split.name or 'lstm'}/fused")
-    names = {k: f"{base}/{k}" for k in ("W", "R", "B", "h0", "c0", "Y", "Yh", "Yc")}
+    names = {k: f"{base}/{k}" for k in ("W", "R", "B", "X", "h0", "c0", "Y", "Yh", "Yc", "h")}
     g.consts.update({names["W"]: W, names["R"]: R, names["B"]: B})
-    nodes = [_unsqueeze0(g, h_prev, names["h0"]), _unsqueeze0(g, c_prev, names["c0"]),
-             helper.make_node("LSTM", [X, names["W"], names["R"], names["B"], "", names["h0"], names["c0"]],
-                              [names["Y"], names["Yh"], names["Yc"]], hidden_size=H, name=base),
-             _squeeze(g, names["Y"], [1], cat.output[0]), _squeeze(g, names["Yh"], [0], h),
-             _squeeze(g, names["Yc"], [0], c)]
+    nodes = []
+    if X is None:                                  # one frame per call: x_t is the frame; give it a time axis
+        nodes.append(_unsqueeze0(g, x_t, names["X"]))
+        X = names["X"]
+    nodes += [_unsqueeze0(g, h_prev, names["h0"]), _unsqueeze0(g, c_prev, names["c0"]),
+              helper.make_node("LSTM", [X, names["W"], names["R"], names["B"], "", names["h0"], names["c0"]],
+                               [names["Y"], names["Yh"], names["Yc"]], hidden_size=H, name=base),
+              _squeeze(g, names["Yc"], [0], c)]
+    if seq_out:
+        nodes += [_squeeze(g, names["Y"], [1], seq_out), _squeeze(g, names["Yh"], [0], h)]
+    else:       # h goes on as the data (the step's output) and may be stacked into the next state too
+        nodes += [_squeeze(g, names["Y"], [0, 1], names["h"]), _squeeze(g, names["Yh"], [0], names["h"] + "/state"),
+                  helper.make_node("Dual", [names["h"], names["h"] + "/state"], [h], domain="rnnjit")]
     return inner, nodes
 
 
@@ -262,7 +307,8 @@ def fuse(nodes, consts, outputs, opset, data_input):
                 continue
             removed.update(id(n) for n in inner)
             added += new
-            done.append(f"{what} {new[-1].output[0] if what == 'layer norm' else new[2].name}")
+            done.append(f"{what} " + (new[0].output[0] if what == "layer norm" else
+                                      next(n.name for n in new if n.op_type == "LSTM")))
     if not done:
         return list(nodes), done
     return _topological([n for n in nodes if id(n) not in removed] + added, consts), done

@@ -117,17 +117,29 @@ class State(Late):
                      frozenset().union(*(p.keys for p in parts)))
 
 
+class Dual:
+    """One tensor that is both the data and a final state: the h of an LSTM cell an exporter wrote out step by step
+    (fusions.py), which the graph reads on as data and also stacks into its next state. An op reading it is
+    converted with it as data and, apart, as a state; the readings that convert are kept (shape ops keep both)."""
+
+    def __init__(self, data, state):
+        self.data, self.state = data, state
+
+
 class Unknown:
     """The output of a node that failed to convert (so its consumers are not reported again)."""
 
 
 TIME_NAMES = re.compile(r"^(time|times|time_?steps?|seq|seq_?len(gth)?|sequence(_?length)?|length|n?_?frames?|"
                         r"num_?frames|steps?)$", re.I)
+STATE_NAMES = re.compile(r"(state|hidden|cache|recurrent|memory|context|past|^[hc]_?\d*$|^[hc]_?(in|out)$|"
+                         r"^(h|c)0|_[hc]0?$)", re.I)
 BATCH_NAMES = re.compile(r"^(batch|batch_?size|n?_?batch|bs)$", re.I)
 
 
 class Converter:
-    def __init__(self, model, source, registry, time_axis=None, batch_axis=None):
+    def __init__(self, model, source, registry, time_axis=None, batch_axis=None, fixed_inputs=None, frame_shape=None,
+                 frame_context=None):
         self.model, self.source, self.registry = model, source, registry
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         if self.opset is None:
@@ -149,7 +161,13 @@ class Converter:
         for out in graph.output:
             self.uses[out.name] = self.uses.get(out.name, 0) + 1
         self.edge_uses = {}
+        for name, value in (fixed_inputs or {}).items():
+            if name not in {i.name for i in graph.input}:
+                raise FormatError(f"{source}: fixed_inputs names {name!r}, which is not a graph input (inputs: "
+                                  f"{[i.name for i in graph.input]})")
+            self.values[name] = np.asarray(value)
         data_inputs = [i for i in graph.input if i.name not in self.values]
+        self.frame_shape, self.frame_context = frame_shape, frame_context
         self._bind_inputs(data_inputs, time_axis, batch_axis)
 
     @property
@@ -158,7 +176,8 @@ class Converter:
 
     # ---- values ----
     def _bind_inputs(self, inputs, time_axis, batch_axis):
-        """The data input (the first float input of rank 3, else 2, else 4) and the role of each of its axes: time
+        """The data input (the first float input of rank 3, else 2, else 4, not named like a state when another is)
+        and the role of each of its axes: time
         and batch from ``time_axis`` / ``batch_axis``, else from the axes' symbolic names ("batch", "time",
         "seq_len", ...), else (rank 3) the first two axes, the one the recurrent node reads as time being time."""
         self.data_input, self.unbatched = None, False
@@ -167,9 +186,10 @@ class Converter:
         for inp in inputs:
             tt = inp.type.tensor_type
             shapes[inp.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+        candidates = [i for i in inputs if i.type.tensor_type.elem_type in floats]
+        plain = [i for i in candidates if not STATE_NAMES.search(i.name)]      # not named like a state or cache
         for rank in (3, 2, 4):
-            chosen = next((i for i in inputs if i.type.tensor_type.elem_type in floats and len(shapes[i.name]) == rank),
-                          None)
+            chosen = next((i for i in (plain or candidates) if len(shapes[i.name]) == rank), None)
             if chosen is not None:
                 break
         if chosen is None:
@@ -180,6 +200,16 @@ class Converter:
         dims = shapes[chosen.name]
         roles = self._input_roles(dims, time_axis, batch_axis)
         self.unbatched = "B" not in roles and "x0" not in roles
+        if self.frame_shape is not None:
+            frame_axes = [i for i, r in enumerate(roles) if r in FRAME_ROLES]
+            given = (self.frame_shape,) if isinstance(self.frame_shape, int) else tuple(self.frame_shape)
+            if len(given) != len(frame_axes) or any(isinstance(dims[i], int) and dims[i] != g
+                                                    for i, g in zip(frame_axes, given)):
+                raise FormatError(f"{self.source}: frame_shape={self.frame_shape} does not fit data input "
+                                  f"{chosen.name!r} {dims} (frame axes {frame_axes})")
+            dims = list(dims)
+            for i, g in zip(frame_axes, given):
+                dims[i] = int(g)
         sizes = {}
         frame = [r for r in roles if r in FRAME_ROLES]
         for axis, role in enumerate(roles):
@@ -189,8 +219,11 @@ class Converter:
                           if role in ("x0", "x1", "T", "B") and isinstance(dims[axis], int)}
         self.input_roles = tuple(roles)
         self.input_frame = frame
+        self.input_sizes = dict(sizes)
         self.values[chosen.name] = Dyn(roles, sizes, chosen.name)
         self.edge_uses[chosen.name] = self.uses.get(chosen.name, 0)
+        if self.frame_context:
+            self._frame_context(chosen.name, int(self.frame_context))
         for inp in inputs:
             if inp.name != self.data_input:
                 self.values[inp.name] = RuntimeInput(inp.name, shapes[inp.name], inp.type.tensor_type.elem_type)
@@ -211,10 +244,12 @@ class Converter:
         if t is not None and t == b:
             raise FormatError(f"{where}: time and batch cannot be the same axis ({t})")
         if r == 2:
-            if b is not None:
-                raise FormatError(f"{where}: a rank-2 input is read as (time, features); it has no batch axis")
+            if batch_axis is not None or (time_axis is None and b is not None):   # (batch, frame): one per call
+                b = b if b is not None else 0
+                return ("B", "F") if b == 0 else ("F", "B")
             if t not in (None, 0):
-                raise FormatError(f"{where}: a rank-2 input is read as (time, features), time first")
+                raise FormatError(f"{where}: a rank-2 input is read as (time, features), time first, or with "
+                                  f"batch_axis= as (batch, frame), one frame per call")
             return ("T", "F")
         if r == 3 and t is None and b is None:
             return ("x0", "x1", "F")            # time and batch: decided by the recurrent node that reads them
@@ -264,9 +299,29 @@ class Converter:
         return None
 
     def per_call(self):
-        """True for a graph that takes one frame per call (its input declares a time axis of size 1): such an
-        export may drop the time axis (Squeeze, Reshape) and give it back; in the model it is always there."""
-        return self.static_size("T") == 1
+        """True for a graph that takes one frame per call (its data input has no time axis, or declares one of
+        size 1): such an export may drop the time axis (Squeeze, Reshape) and give it back; in the model it is
+        always there."""
+        return self.static_size("T") == 1 or not any(r in ("T", "x0", "x1") for r in self.input_roles)
+
+    def _frame_context(self, name, k):
+        """The data as the graph reads it: the last ``k`` values of the previous frame, then the frame (a chunk
+        model whose caller prepends that context: a Slice of the frame's tail, a one-frame delay, a Concat)."""
+        from engine import TemporalConv1d
+        from engine.spec import Concat, Slice
+
+        x = self.values[name]
+        if x.frame_roles != ("F",) or x.sizes.get("F") is None or not 0 < k <= x.sizes["F"]:
+            raise FormatError(f"{self.source}: frame_context={k} needs a data input of one frame axis of at least "
+                              f"{k} values (give frame_shape= when the graph leaves it open)")
+        tail = self.emit(x, Slice(0, -k, None))
+        delay = np.zeros((k, 1, 2))
+        delay[:, 0, 0] = 1.0                                          # y_t = x_{t-1}, exactly
+        prev = self.emit(tail, TemporalConv1d(delay, groups=k))
+        cat = self.emit(prev, Concat(0), x)
+        self.values[name] = Dyn(x.roles, dict(x.sizes, F=x.sizes["F"] + k), cat.edge)
+        self.edge_uses[cat.edge] = self.uses.get(name, 0)
+        self.input_sizes = dict(x.sizes)
 
     def resolve(self, role):
         return self.bindings.get(role, role)
@@ -317,10 +372,16 @@ class Converter:
 
     # ---- the walk ----
     def run(self):
+        self.fused = []
+        self.walk(self.model.graph)
+
+    def walk(self, graph):
+        """Convert ``graph``'s nodes in order (the main graph, or the branch of an If whose condition is known),
+        after fusions.py has put back the layers its exporter spelled out."""
         from .fusions import fuse
 
-        nodes, self.fused = fuse(self.model.graph.node, self.values, [o.name for o in self.model.graph.output],
-                                 self.opset, self.data_input)
+        nodes, fused = fuse(graph.node, self.values, [o.name for o in graph.output], self.opset, self.data_input)
+        self.fused += fused
         for node in nodes:
             name = node.name or f"{node.op_type}#{len(self.failures)}:{','.join(node.output)}"
             inputs = [self.values.get(i) for i in node.input if i]
@@ -333,13 +394,16 @@ class Converter:
             try:
                 if node.op_type == "Constant" or (node.domain in ("", "ai.onnx") and inputs
                                                   and all(isinstance(v, np.ndarray) for v in inputs)
-                                                  and node.op_type not in ("LSTM", "GRU", "RNN")):
+                                                  and node.op_type not in ("LSTM", "GRU", "RNN", "If")):
                     self._fold(node)
                     continue
                 convert = self.registry.lookup(node.domain, node.op_type, self.opset)
                 if convert is None:
                     raise Unsupported(f"no converter for {node.domain + '.' if node.domain else ''}{node.op_type} "
                                       f"at opset {self.opset}")
+                if any(isinstance(v, Dual) for v in inputs):
+                    self._convert_dual(node, convert)
+                    continue
                 convert(self, node)
                 for i in node.input:
                     if isinstance(self.values.get(i), Dyn):
@@ -356,6 +420,28 @@ class Converter:
                 self.failures.append((name, node.op_type, str(exc)))
                 self._set_unknown(node)
 
+    def _convert_dual(self, node, convert):
+        """``node`` reads a Dual: converted once with every Dual as its data and once as its state."""
+        duals = {i: self.values[i] for i in node.input if isinstance(self.values.get(i), Dual)}
+        results, errors = [], []
+        for side in ("data", "state"):
+            for i, d in duals.items():
+                self.values[i] = getattr(d, side)
+            try:
+                convert(self, node)
+                results.append([self.values.get(o) for o in node.output])
+            except Unsupported as exc:
+                errors.append(str(exc))
+                results.append(None)
+        self.values.update(duals)
+        if results == [None, None]:
+            raise Unsupported(errors[0])
+        for k, out in enumerate(node.output):
+            if out:
+                data, state = (r[k] if r is not None else None for r in results)
+                self.values[out] = Dual(data, state) if data is not None and state is not None else \
+                    data if data is not None else state
+
     def pair_state_loops(self):
         """After the walk: each graph output that is a cache (CacheOut) closes its loop; each recurrent state
         input is paired with the graph output that gives that layer's final state back."""
@@ -368,8 +454,9 @@ class Converter:
                 elif v.loop not in self.state_loops:
                     v.loop.output = out.name
                     self.state_loops.append(v.loop)
-        finals = [(out.name, self.values.get(out.name)) for out in self.model.graph.output
-                  if isinstance(self.values.get(out.name), State)]
+        finals = [(out.name, v.state if isinstance(v, Dual) else v) for out, v in
+                  ((o, self.values.get(o.name)) for o in self.model.graph.output)
+                  if isinstance(v, State) or (isinstance(v, Dual) and isinstance(v.state, State))]
         rng = np.random.default_rng(0)
         for name, uses in self.state_inputs.items():
             # the output that gives back exactly what this input gave the layers: a random input, through the
@@ -388,6 +475,20 @@ class Converter:
                         matches.append(out)
             if len(matches) == 1:
                 self.state_loops.append(StateLoop(name, ", ".join(key for key, _, _ in uses), output=matches[0]))
+
+    def inline(self, node, graph):
+        """The outputs of If ``node`` are those of ``graph``, its branch that the known condition takes."""
+        for init in graph.initializer:
+            self.values[init.name] = tensor_array(init, self.source)
+        for n in graph.node:
+            for i in n.input:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        for out in graph.output:
+            self.uses[out.name] = self.uses.get(out.name, 0) + 1
+        self.walk(graph)
+        for out, inner in zip(node.output, graph.output):
+            if out:
+                self.values[out] = self.values.get(inner.name, Unknown())
 
     def _set_unknown(self, node):
         for out in node.output:
@@ -491,10 +592,12 @@ def make_spec(conv, dtype):
     metadata = {"source": conv.source}
     if conv.fused:
         metadata["onnx.fused"] = "; ".join(conv.fused)
+    if conv.frame_context:
+        metadata["onnx.frame_context"] = (f"each frame is read after the last {conv.frame_context} values of the "
+                                          f"frame before it (the stream keeps them)")
     loops = [loop for loop in conv.state_loops if loop.output]
     if loops:
         metadata["onnx.state_loops"] = "; ".join(f"{loop.input} -> {loop.output} ({loop.key})" for loop in loops)
-    data = conv.values[conv.data_input]
     previous = conv.data_input
     chain = len(outputs) == 1 and outputs[0] == conv.nodes[-1].name and len(conv.input_frame) <= 1
     for node in conv.nodes:
@@ -502,10 +605,10 @@ def make_spec(conv, dtype):
         previous = node.name
     try:
         if chain:
-            return ModelSpec(conv.layers, input_size=data.sizes.get("F"), dtype=dtype, metadata=metadata)
+            return ModelSpec(conv.layers, input_size=conv.input_sizes.get("F"), dtype=dtype, metadata=metadata)
         frame = []
         for role in conv.input_frame:
-            size = data.sizes.get(role)
+            size = conv.input_sizes.get(role)
             if size is None and role == "F" and len(conv.input_frame) == 1:
                 size = next((getattr(n.layer, "input_size", None) for n in conv.nodes
                              if conv.data_input in n.inputs), None)

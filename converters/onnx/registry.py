@@ -1,10 +1,10 @@
 """The explicit table: (domain, op_type, since_version) -> converter. The converter used for a model is the
 one with the highest since_version not above the model's opset. No import side effects register anything."""
 
-from .ops import (add, cast, concat, constantofshape, conv, div, dropout, elu, expand, flatten, gather, gemm, gru,
-                  hardsigmoid, identity, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad, relu,
-                  reshape, rnn, selu, shape, sigmoid, slice, softmax, softplus, softsign, split, squeeze, sub, tanh,
-                  transpose, unsqueeze)
+from .ops import (add, cast, concat, constantofshape, conv, div, dropout, dual, elu, expand, flatten, gather, gemm,
+                  gru, hardsigmoid, identity, if_, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad,
+                  reduce, relu, reshape, rnn, selu, shape, sigmoid, size, slice, softmax, softplus, softsign, split,
+                  squeeze, sub, tanh, transpose, unary, unsqueeze)
 
 CONVERTERS = {
     ("", "LSTM", 7): lstm.convert_lstm_7, ("", "LSTM", 14): lstm.convert_lstm_14,
@@ -12,6 +12,14 @@ CONVERTERS = {
     ("", "RNN", 7): rnn.convert_rnn_7, ("", "RNN", 14): rnn.convert_rnn_14,
     ("", "Transpose", 1): transpose.convert_transpose_1,
     ("", "Conv", 1): conv.convert_conv_1,
+    ("", "If", 1): if_.convert_if_1,
+    ("rnnjit", "Dual", 1): dual.convert_dual_1,     # written by fusions.py only
+    ("", "Size", 1): size.convert_size_1, ("", "Equal", 1): size.convert_equal_1,
+    ("", "Sqrt", 6): unary.convert_sqrt_6, ("", "Exp", 6): unary.convert_exp_6, ("", "Log", 6): unary.convert_log_6,
+    ("", "Abs", 6): unary.convert_abs_6, ("", "Neg", 6): unary.convert_neg_6,
+    ("", "Reciprocal", 6): unary.convert_reciprocal_6, ("", "Pow", 7): unary.convert_pow_7,
+    ("", "ReduceMean", 1): reduce.convert_reducemean_1, ("", "ReduceMean", 18): reduce.convert_reducemean_18,
+    ("", "ReduceSum", 1): reduce.convert_reducesum_1, ("", "ReduceSum", 13): reduce.convert_reducesum_13,
     ("", "Pad", 2): pad.convert_pad_2, ("", "Pad", 11): pad.convert_pad_11,
     # (17 in the standard; from 1 here, as fusions.py writes it for a layer norm spelled out at any opset)
     ("", "LayerNormalization", 1): layernormalization.convert_layernormalization_17,

@@ -6,7 +6,7 @@ import numpy as np
 from engine.layers.elementwise import Elementwise
 from engine import Dense
 
-from ..graph import Dyn, Unsupported
+from ..graph import Dyn, State, Unsupported
 from ._common import feature_constant, set_out
 
 
@@ -14,6 +14,9 @@ def arith(ctx, node, op):
     a, b = ctx.value(node.input[0]), ctx.value(node.input[1])
     if isinstance(a, Dyn) and isinstance(b, Dyn):
         set_out(ctx, node, two_edges(ctx, a, b, op.lower()))
+        return
+    if isinstance(a, State) and isinstance(b, np.ndarray) or isinstance(b, State) and isinstance(a, np.ndarray):
+        set_out(ctx, node, _on_state(a, b, op))       # a final state with a constant (a tracer's "+ 0 * sr")
         return
     data_first = isinstance(a, Dyn)
     dyn, c = (a, b) if data_first else (b, a)
@@ -52,3 +55,16 @@ def two_edges(ctx, a, b, op):
         raise Unsupported(f"{op} of data with axes {ra} {dict(a.sizes)} and {rb} {dict(b.sizes)}: rnnjit combines two "
                           f"data tensors frame by frame, with the same frame on both sides (no broadcasting)")
     return ctx.emit(a, Elementwise(op), b)
+
+
+def _on_state(a, b, op):
+    f = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+    state, c, first = (a, np.asarray(b), True) if isinstance(a, State) else (b, np.asarray(a), False)
+    try:
+        dims = list(np.broadcast_shapes(tuple(d if isinstance(d, int) else 1 for d in state.dims), c.shape))
+    except ValueError:
+        raise Unsupported(f"{op} of a state {state.dims} and a constant of shape {c.shape}") from None
+    if len(dims) != len(state.dims):
+        raise Unsupported(f"{op} of a state {state.dims} and a constant of shape {c.shape} changes its rank")
+    dims = [s if isinstance(s, str) else d for s, d in zip(state.dims, dims)]
+    return state.then((lambda x: f(x, c).astype(x.dtype)) if first else (lambda x: f(c, x).astype(x.dtype)), dims)

@@ -17,7 +17,7 @@ import onnx
 from engine import GRU, LSTM, RNN, Activation
 from engine.errors import SpecError
 
-from ..graph import Dyn, RuntimeInput, State, Unsupported, Zeros
+from ..graph import Dual, Dyn, RuntimeInput, State, Unsupported, Zeros
 
 GATE_ORDER = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2], "RNN": [0]}
 PEEPHOLE_ORDER = [0, 2, 1]
@@ -176,3 +176,6 @@ def convert(ctx, node, op, opset_has_layout):
             ctx.values[out] = State((lambda st, k=key: st[k]) if layout == 0 else
                                     (lambda st, k=key: st[k].transpose(1, 0, 2)),
                                     [D, "B", H] if layout == 0 else ["B", D, H], [key])
+            if kind == "h" and D == 1 and direction == "forward" and ctx.per_call():
+                # one frame per call: the final h is also the step's output, which the graph may read on as data
+                ctx.values[out] = Dual(Dyn(state_roles, {"F": H, "D": 1}, Y.edge, X.reversed_time), ctx.values[out])

@@ -14,7 +14,7 @@ the converter pairs the two into a state loop (graph.StateLoop) the stream owns.
 
 import numpy as np
 
-from engine import TemporalConv1d, TemporalConv2d
+from engine import FrameConv, TemporalConv1d, TemporalConv2d
 from engine.errors import SpecError
 from engine.spec import Reshape
 
@@ -50,6 +50,9 @@ def convert_conv_1(ctx, node):
     roles = [ctx.resolve(r) for r in x.roles]
     spatial = list(range(2, n + 2))
     time = [i for i in spatial if roles[i] in ("T", "x0", "x1")]
+    if cache is None and ctx.per_call() and all(roles[i] in ("C", "F", "1") for i in spatial):
+        set_out(ctx, node, _frame_conv(ctx, x, W, bias, strides, dilations, pads, group, roles))
+        return
     if len(time) != 1:
         raise Unsupported(f"the convolution's spatial axes hold {[roles[i] for i in spatial]}; one of them must be "
                           f"time (when the data input's axes have no names that say which is time, pass time_axis= "
@@ -99,3 +102,28 @@ def convert_conv_1(ctx, node):
     if cache is not None:
         cache.loop.bind(out.edge, [ctx.resolve(r) for r in x.roles], x)
     set_out(ctx, node, out)
+
+
+def _frame_conv(ctx, x, W, bias, strides, dilations, pads, group, roles):
+    """A convolution over the frame's own axes (a chunk model's convolution inside its chunk): FrameConv over a
+    frame (channels, *axes); a unit channel axis the frame does not have is added first."""
+    n = W.ndim - 2
+    if roles[1] == "T":       # one frame per call: the unit axis that was read as time is the channel axis
+        x = x.with_roles([r if i != 1 else "1" for i, r in enumerate(x.roles)])
+        roles[1] = "1"
+    frame = [r for r in roles if r in ("C", "F", "1")]
+    if roles[1] == "1" and n == 1 and frame == ["1", "F"]:
+        x = ctx.emit(x, Reshape([1, x.sizes["F"]]))
+        x = Dyn([r if i != 1 else "C" for i, r in enumerate(x.roles)], dict(x.sizes, C=1), x.edge, x.reversed_time)
+        roles = [ctx.resolve(r) for r in x.roles]
+    if roles[1:] != ["C", "F"] or n != 1:
+        raise Unsupported(f"a convolution over axes {roles} inside a frame; rnnjit converts (batch, channels, length) "
+                          f"frames")
+    try:
+        layer = FrameConv(W, bias, stride=strides, padding=[[int(pads[0]), int(pads[1])]], dilation=dilations,
+                          groups=group)
+        out = ctx.emit(x, layer)
+    except SpecError as exc:
+        raise Unsupported(str(exc)) from None
+    length = (x.sizes["F"] + pads[0] + pads[1] - dilations[0] * (W.shape[2] - 1) - 1) // strides[0] + 1
+    return Dyn(x.roles, dict(x.sizes, C=W.shape[0], F=int(length)), out.edge, x.reversed_time)

@@ -48,6 +48,10 @@ def _reshape(ctx, node, allowzero):
             out_roles.append(dims[i][0])            # a literal size the input declares for this time/batch axis
             i += 1
             continue
+        if t == 1 and per_call and i < len(dims) and dims[i][0] == "T":
+            out_roles.append("T")                   # the one frame of a graph that takes one per call
+            i += 1
+            continue
         if t == 1 and (i >= len(dims) or dims[i][1] != 1):
             out_roles.append("1")
             continue

@@ -25,7 +25,8 @@ def _squeeze(ctx, node, axes):
     for a in axes:
         role = ctx.resolve(v.roles[a])
         unit = role == "1" or (role == "D" and v.sizes.get("D") == 1) \
-            or (role == "B" and ctx.unbatched)   # the unit batch an unbatched input was given
+            or (role == "B" and ctx.unbatched) \
+            or (role == "T" and ctx.per_call())   # one frame per call: the time axis goes, and comes back
         if not unit:
             raise Unsupported(f"axis {a} holds {role}, which is not of size 1")
     roles = [r_ for i, r_ in enumerate(v.roles) if i not in axes and r_ != "squeezed"]

@@ -28,6 +28,8 @@ def _unsqueeze(ctx, node, axes):
         roles.insert(a, "1")
     if isinstance(v, Dyn) and ctx.unbatched and "B" not in roles and len(axes) == 1 and len(roles) == 3:
         roles[axes[0]] = "B"   # an input of (time, features) given the batch axis a recurrent node needs
+    elif isinstance(v, Dyn) and ctx.per_call() and not any(ctx.resolve(r) == "T" for r in roles):
+        roles[axes[0]] = "T"   # a one-frame-per-call graph gives its time axis back
     set_out(ctx, node, v.with_roles(roles))
 
 

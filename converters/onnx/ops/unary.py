@@ -1,0 +1,44 @@
+"""ONNX Sqrt, Exp, Log, Abs, Neg, Reciprocal (6, 13), Erf (9, 13) and Pow (7+, a constant exponent): elementwise
+activations (engine Activation)."""
+
+import numpy as np
+
+from ..graph import Dyn, Unsupported
+from ._activation import activation
+from ._common import set_out
+
+
+def convert_sqrt_6(ctx, node):
+    activation(ctx, node, "sqrt")
+
+
+def convert_exp_6(ctx, node):
+    activation(ctx, node, "exp")
+
+
+def convert_log_6(ctx, node):
+    activation(ctx, node, "log")
+
+
+def convert_abs_6(ctx, node):
+    activation(ctx, node, "abs")
+
+
+def convert_neg_6(ctx, node):
+    activation(ctx, node, "neg")
+
+
+def convert_reciprocal_6(ctx, node):
+    activation(ctx, node, "reciprocal")
+
+
+def convert_pow_7(ctx, node):
+    from engine import Activation
+
+    x = ctx.value(node.input[0])
+    if not isinstance(x, Dyn):
+        raise Unsupported(f"Pow of a {type(x).__name__} (the base must be the data)")
+    e = ctx.const(node, 1, "the exponent")
+    if np.size(e) != 1:
+        raise Unsupported(f"an exponent of shape {np.shape(e)}; rnnjit raises to one constant power")
+    set_out(ctx, node, ctx.emit(x, Activation("pow", float(np.asarray(e).reshape(())))))
