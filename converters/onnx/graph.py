@@ -34,6 +34,7 @@ from engine.errors import FormatError, SpecError, UnsafeFileError
 from ..limits import MAX_ELEMENTS
 
 
+MAX_IF_DEPTH = 16
 BIG = 2 ** 62      # an "end" at or above this is "to the end" (exporters write INT64_MAX)
 
 
@@ -478,6 +479,10 @@ class Converter:
 
     def inline(self, node, graph):
         """The outputs of If ``node`` are those of ``graph``, its branch that the known condition takes."""
+        self.depth = getattr(self, "depth", 0) + 1
+        if self.depth > MAX_IF_DEPTH:
+            raise FormatError(f"{self.source}: If branches nested more than {MAX_IF_DEPTH} deep (node "
+                              f"{node.name or node.op_type!r}); exporters nest a few")
         for init in graph.initializer:
             self.values[init.name] = tensor_array(init, self.source)
         for n in graph.node:
@@ -486,6 +491,7 @@ class Converter:
         for out in graph.output:
             self.uses[out.name] = self.uses.get(out.name, 0) + 1
         self.walk(graph)
+        self.depth -= 1
         for out, inner in zip(node.output, graph.output):
             if out:
                 self.values[out] = self.values.get(inner.name, Unknown())

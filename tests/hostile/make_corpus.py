@@ -298,6 +298,50 @@ def onnx_files():
         lstm_model(extra_inits=[huge], nodes=[helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3),
                                               helper.make_node("Add", ["Y", "big"], ["Z"])]).SerializeToString(),
         "FormatError", "declares dims [1048576, 1048576]")
+    # a state loop that closes on itself: the cache concatenation reads the convolution it feeds
+    loop = helper.make_graph(
+        [helper.make_node("Concat", ["cache", "y"], ["cat"], axis=-1),
+         helper.make_node("Conv", ["cat", "k"], ["y"], name="conv"),
+         helper.make_node("Slice", ["cat", "m2", "big"], ["next_cache"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, "time"]),
+         helper.make_tensor_value_info("cache", TensorProto.FLOAT, ["batch", 4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("next_cache", TensorProto.FLOAT, None)],
+        [helper.make_tensor("k", TensorProto.FLOAT, [4, 4, 3], np.ones(48, np.float32)),
+         helper.make_tensor("m2", TensorProto.INT64, [1], [-2]), helper.make_tensor("big", TensorProto.INT64, [1],
+                                                                                     [2 ** 62])])
+    add("onnx_state_loop_cycle.onnx", helper.make_model(loop, opset_imports=[helper.make_opsetid("", 17)])
+        .SerializeToString(), "RnnjitError", "is produced by no node")
+    # If branches nested far deeper than any exporter writes, each on a constant condition
+    inner = helper.make_graph([helper.make_node("Relu", ["x"], ["r0"])], "b0", [],
+                              [helper.make_tensor_value_info("r0", TensorProto.FLOAT, None)])
+    for depth in range(1, 24):      # (the else branches stay one node: the file stays small)
+        other = helper.make_graph([helper.make_node("Neg", ["x"], [f"n{depth}"])], f"e{depth}", [],
+                                  [helper.make_tensor_value_info(f"n{depth}", TensorProto.FLOAT, None)])
+        branch = helper.make_node("If", ["yes"], [f"r{depth}"], then_branch=inner, else_branch=other)
+        inner = helper.make_graph([branch], f"b{depth}", [],
+                                  [helper.make_tensor_value_info(f"r{depth}", TensorProto.FLOAT, None)])
+    nested = helper.make_graph(
+        [helper.make_node("If", ["yes"], ["out"], then_branch=inner, else_branch=other)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [helper.make_tensor("yes", TensorProto.BOOL, [], [True])])
+    add("onnx_nested_if_bomb.onnx", helper.make_model(nested, opset_imports=[helper.make_opsetid("", 17)])
+        .SerializeToString(), "FormatError", "If branches nested more than 16 deep")
+    # an If that branches on the data: nothing to choose when loading
+    on_data = helper.make_graph(
+        [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0), helper.make_node("Greater", ["m", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["out"],
+                          then_branch=helper.make_graph([helper.make_node("Relu", ["x"], ["a"])], "t", [],
+                                                        [helper.make_tensor_value_info("a", TensorProto.FLOAT, None)]),
+                          else_branch=helper.make_graph([helper.make_node("Neg", ["x"], ["b"])], "e", [],
+                                                        [helper.make_tensor_value_info("b", TensorProto.FLOAT,
+                                                                                       None)]))], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    add("onnx_if_on_the_data.onnx", helper.make_model(on_data, opset_imports=[helper.make_opsetid("", 17)])
+        .SerializeToString(), "RnnjitError", "cannot be converted")
     del onnx
 
 
