@@ -637,10 +637,105 @@ def real(quick=False):
         add("uzmorph-bigru", "one word (30 characters)",
             {"rnnjit run": functools.partial(model.run, word), "the package's torch module": functools.partial(
                 net, torch.from_numpy(word))})
+    _real_onnx(add, rng)
     text = harness.table(rows, ["model", "call", "contender", "p50 us", "p99 us", "x rnnjit"],
                          "real: models shipped in PyPI packages, each against its own framework, one thread "
                          "(x rnnjit = p50 / rnnjit's p50)")
     return rows, text
+
+
+class _OrtStep:
+    """One streaming call of an ONNX export in onnxruntime with its state fed back, as a user of the file writes
+    it: ``sess.run`` with a dict (``bound=False``), or IO binding over two sets of preallocated state buffers that
+    swap roles each call (no allocation, no copies; the fastest way to call onnxruntime per frame)."""
+
+    def __init__(self, sess, feeds, pairs, bound):
+        import onnxruntime as ort
+
+        self.sess, self.feeds, self.pairs, self.k = sess, {k: np.ascontiguousarray(v) for k, v in feeds.items()}, \
+            pairs, 0
+        self.bound = bound
+        if not bound:
+            return
+        outs = {o.name: o for o in sess.get_outputs()}
+        first = sess.run(None, self.feeds)
+        shapes = {o.name: v.shape for o, v in zip(sess.get_outputs(), first)}
+        states = [{i: np.zeros_like(self.feeds[i]) for i in pairs}, {i: np.zeros_like(self.feeds[i]) for i in pairs}]
+        self.results = {name: np.zeros(shapes[name], np.float32) for name in outs if name not in pairs.values()}
+        self.bindings = []
+        for k in (0, 1):
+            b = sess.io_binding()
+            for name, arr in self.feeds.items():
+                buf = states[k][name] if name in pairs else arr
+                b.bind_input(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+            for name in outs:
+                inp = next((i for i, o in pairs.items() if o == name), None)
+                buf = states[1 - k][inp] if inp else self.results[name]
+                b.bind_output(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+            self.bindings.append(b)
+        self.states, self.ort = states, ort
+
+    def __call__(self):
+        if self.bound:
+            self.sess.run_with_iobinding(self.bindings[self.k])
+            self.k ^= 1
+            return
+        out = dict(zip((o.name for o in self.sess.get_outputs()), self.sess.run(None, self.feeds)))
+        for i, o in self.pairs.items():
+            self.feeds[i] = out[o]
+
+
+def _real_onnx(add, rng):
+    """The ONNX files of the real-model tests: streaming exports one frame per call against onnxruntime called
+    the same way with its state fed back (a dict per call, and IO binding); the sequence model on a recording."""
+    import onnxruntime as ort
+
+    import engine
+    from tests.fetch_models import model_file
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+
+    def streaming(label, path, frame, feeds, pairs, what, options=None):
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        s = engine.load(path, **(options or {})).stream()
+        x = np.ascontiguousarray(frame, np.float32)
+        add(label, what, {"rnnjit step": functools.partial(s.step, x),
+                          "onnxruntime, state fed back": _OrtStep(sess, feeds, pairs, False),
+                          "onnxruntime, IO binding": _OrtStep(sess, feeds, pairs, True)})
+
+    path = model_file("flashvad")
+    feeds = {"feature": rng.normal(size=(1, 1, 43)).astype(np.float32),
+             "recurrent": np.zeros((1, 1, 64), np.float32),
+             **{f"cache_{i}": np.zeros((1, 64, 2 ** (i + 1)), np.float32) for i in range(4)}}
+    streaming("flashvad (ONNX, caches + GRU)", path, feeds["feature"][0, 0], feeds,
+              {"recurrent": "next_recurrent", **{f"cache_{i}": f"next_cache_{i}" for i in range(4)}},
+              "one 10 ms frame (43 features)")
+    for stage, (x_in, s_in, s_out, width) in {1: ("input_2", "input_3", "tf_op_layer_stack_2", 257),
+                                              2: ("input_4", "input_5", "tf_op_layer_stack_5", 512)}.items():
+        path = model_file("dtln", None if stage == 1 else "livekit/plugins/dtln/models/model_2.onnx")
+        feeds = {x_in: rng.normal(size=(1, 1, width)).astype(np.float32),
+                 s_in: np.zeros((1, 2, 128, 2), np.float32)}
+        streaming(f"DTLN stage {stage} (ONNX, packed LSTM states)", path, feeds[x_in][0, 0], feeds, {s_in: s_out},
+                  f"one 8 ms frame ({width} values)")
+    import silero_vad
+
+    path = os.path.join(os.path.dirname(silero_vad.__file__), "data", "silero_vad.onnx")
+    chunk = rng.normal(0, 0.1, 512).astype(np.float32)
+    feeds = {"input": np.concatenate([np.zeros(64, np.float32), chunk])[None], "state": np.zeros((2, 1, 128),
+                                                                                                   np.float32),
+             "sr": np.array(16000, np.int64)}
+    streaming("silero-vad (ONNX, whole)", path, chunk, feeds, {"state": "stateN"},
+              "one 32 ms chunk (512 samples; rnnjit keeps the 64-sample context, onnxruntime is given it)",
+              dict(batch_axis=0, fixed_inputs={"sr": 16000}, frame_shape=512, frame_context=64))
+    path = model_file("brainmaze")
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    model = engine.load(path)
+    X = rng.normal(size=(1, 100, 599)).astype(np.float32)
+    Xt = np.ascontiguousarray(X.transpose(0, 2, 1))
+    _agree("brainmaze", model.run(Xt)[1], sess.run(None, {"x": X})[1].transpose(1, 0, 2))
+    add("brainmaze seizure CNN + BiLSTM (ONNX)", "a 300 s window (599 spectrogram columns)",
+        {"rnnjit run": functools.partial(model.run, Xt), "onnxruntime": functools.partial(sess.run, None, {"x": X})})
 
 
 SUITES = {"step": step, "sequence": sequence, "streams": streams, "coldstart": coldstart, "memory": memory,

@@ -592,7 +592,9 @@ def test_a_conv_layernorm_gru_export_converts_to_a_graph_and_matches_torch(opset
         want = net(X).numpy()
     model = engine.load(path)
     kinds = [type(n.layer).__name__ for n in model.spec.nodes]
-    assert kinds.count("LayerNorm") == 1 and kinds.count("TemporalConv1d") == 2 and "Elementwise" in kinds
+    # (the pointwise Conv1d is a Dense: a kernel of one tap, no padding, no stride)
+    assert kinds.count("LayerNorm") == 1 and kinds.count("TemporalConv1d") == 1 and kinds.count("Dense") == 2 \
+        and "Elementwise" in kinds
     assert_parity(model.run(X.numpy().transpose(0, 2, 1)), want, PARITY_F32, "float32", f"opset {opset}")
 
 

@@ -237,6 +237,13 @@ def activation_step(X, Y, P, S, SC, m):
                         lt = np.log(total)
                         for j in range(A):
                             y[base + j * inner] = x[base + j * inner] - mx - lt
+    elif code == RELU:      # (the commonest alone: a loop without the per-element dispatch vectorizes)
+        for r in range(n):
+            x = X[r]
+            y = Y[r]
+            for j in range(F):
+                v = x[j]
+                y[j] = v if v > 0 else v - v
     else:
         for r in range(n):
             x = X[r]

@@ -18,11 +18,13 @@ from numba import carray
 
 from ..config import jit
 from .activations import epilogue
+from .linalg import _panels, _rows, gemm_acc
 from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH,
                      M_STATE, META_LEN)
 
 POOL_MAX, POOL_AVG, POOL_AVG_VALID = 0, 1, 2
 F_DIRECT_1D = 1   # meta[M_FLAGS] of a 1-D, groups-1, stride-1 frame convolution: the direct loop, no index map
+F_GEMM = 2        # meta[M_FLAGS] of a convolution with many outputs per group: im2col, then gemm_acc
 # the direct loop's sizes, in the per-direction slots (a frame convolution has no directions)
 M_CONV_CIN, M_CONV_F, M_CONV_K, M_CONV_DIL, M_CONV_PL = (M_DIR + 2 + i for i in range(5))
 
@@ -31,6 +33,9 @@ M_CONV_CIN, M_CONV_F, M_CONV_K, M_CONV_DIL, M_CONV_PL = (M_DIR + 2 + i for i in 
 def frame_conv_step(X, Y, P, S, SC, m):
     if m[M_FLAGS] & F_DIRECT_1D:
         _frame_conv1d_direct(X, Y, P, SC, m)
+        return
+    if m[M_FLAGS] & F_GEMM:
+        _frame_conv_gemm(X, Y, P, SC, m)
         return
     window, npos, G = m[M_H], m[M_HO], m[M_D]
     cout = m[M_OUT] // npos
@@ -51,6 +56,43 @@ def frame_conv_step(X, Y, P, S, SC, m):
                         if k >= 0:
                             acc += P[w + j] * x[k]
                     y[o * npos + p] = acc
+        epilogue(y, P, m)
+
+
+@jit
+def _frame_conv_gemm(X, Y, P, SC, m):
+    """Per row and group: every output position's receptive field gathered into a (positions, window) matrix in
+    scratch (im2col, zeros for the padding), times the group's weights (window, C_out / groups) in the panel layout
+    by gemm_acc (each weight vector loaded once for up to six positions, the accumulators in registers), the bias
+    added and the result written channel-major. A row's sums do not depend on the other rows."""
+    window, npos, G = m[M_H], m[M_HO], m[M_D]
+    cout = m[M_OUT] // npos
+    cout_g = cout // G
+    ow, ob = m[M_DIR + D_W], m[M_DIR + D_BIAS]
+    idx = m[META_LEN:]
+    Wp = _panels(P, ow, G * window, cout_g)
+    width = Wp.shape[0] * Wp.shape[2]
+    for r in range(X.shape[0]):
+        x = X[r]
+        y = Y[r]
+        base = r * m[M_SCRATCH]
+        cols = _rows(SC, base, npos, window)
+        acc = _rows(SC, base + npos * window, npos, width)
+        part = _rows(SC, base + npos * window + npos * width, 6, Wp.shape[2])
+        for g in range(G):
+            for p in range(npos):
+                b0 = (g * npos + p) * window
+                for j in range(window):
+                    k = idx[b0 + j]
+                    cols[p, j] = x[k] if k >= 0 else 0.0
+                for o in range(cout_g):
+                    acc[p, o] = 0.0
+            gemm_acc(acc, cols, Wp, g * window, cout_g, part)
+            for o in range(cout_g):
+                oo = g * cout_g + o
+                b = P[ob + oo] if ob >= 0 else 0.0
+                for p in range(npos):
+                    y[oo * npos + p] = acc[p, o] + b
         epilogue(y, P, m)
 
 

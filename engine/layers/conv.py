@@ -167,9 +167,10 @@ class TemporalConv1dKind(Kind):
             acc = np.zeros((n, len(rows), G, cout // G), dt)
             for k in range(K):
                 start = int(ph) + k * d
-                window = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows].reshape(n, len(rows), G,
+                window = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows].reshape(n * len(rows), G,
                                                                                                   cin_g)
-                acc += np.einsum("tbgi,goi->tbgo", window, W[..., k])
+                prod = np.matmul(window.transpose(1, 0, 2), W[..., k].transpose(0, 2, 1))   # (G, n * rows, out)
+                acc += prod.transpose(1, 0, 2).reshape(n, len(rows), G, cout // G)
             y[:n, rows] = acc.reshape(n, len(rows), cout)
         if layer.bias is not None:
             y += np.asarray(layer.bias, dt)
@@ -353,21 +354,34 @@ class TemporalConv2dKind(Kind):
         timing = self.timing(layer) or Timing(1, 0, 0)
         idx = p.meta[L.META_LEN:].reshape(-1, int(p.meta[L.M_H]))                    # (G * npos, window)
         npos, window = int(p.meta[L.M_HO]), idx.shape[1]
-        W = p.view(0, L.D_W, (Kt, cout, window)).astype(dt).reshape(Kt, G, cout // G, window)
+        # (G, Kt * window, C_out / G): every time tap's weights stacked, so one BLAS product per group takes the
+        # whole receptive field (im2col across the taps too)
+        key = ("run", np.dtype(dt).name)
+        if key not in p._plain:       # made once per packed node, as Packed.matrix does
+            W = p.view(0, L.D_W, (Kt, cout, window)).astype(dt).reshape(Kt, G, cout // G, window)
+            p._plain[key] = np.ascontiguousarray(W.transpose(1, 0, 3, 2).reshape(G, Kt * window, cout // G))
+        W = p._plain[key]
         ext, phases = timed_input(seq, states_in, prefix, L_, pr, timing)
-        safe, valid = np.where(idx >= 0, idx, 0), (idx >= 0)
+        flat, valid = np.where(idx >= 0, idx, 0).ravel(), (idx >= 0).reshape(G, npos, window)
+        pad = not valid.all()
+        whole = flat.size == size and np.array_equal(flat, np.arange(size))    # each tap reads whole frames
         counts = [timed_count(timing, T, int(ph)) for ph in phases]
         y = np.zeros((max(counts, default=0), B, cout * npos), dt)
         for ph in np.unique(phases):
             rows = np.flatnonzero(phases == ph)
             n = timed_count(timing, T, int(ph))
-            acc = np.zeros((n, len(rows), G, cout // G, npos), dt)
+            cols = np.empty((G, n * len(rows) * npos, Kt, window), dt)
             for k in range(Kt):
                 start = int(ph) + k * d
-                frames = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows]    # (n, rows, size)
-                taps = (frames[..., safe] * valid).reshape(n, len(rows), G, npos, window)
-                acc += np.einsum("tbgpw,gow->tbgop", taps, W[k])
-            y[:n, rows] = acc.reshape(n, len(rows), cout * npos)
+                frames = ext[start:start + (n - 1) * timing.stride + 1:timing.stride, rows].reshape(-1, size)
+                taps = (frames if whole else frames[:, flat]).reshape(-1, G, npos, window)   # (n * rows, G, npos, w)
+                if pad:
+                    taps *= valid
+                cols[:, :, k] = taps.transpose(1, 0, 2, 3).reshape(G, -1, window)
+            cols = cols.reshape(G, -1, Kt * window)
+            prod = (cols[0] @ W[0])[None] if G == 1 else np.matmul(cols, W)           # (G, n * rows * npos, out)
+            y[:n, rows] = prod.reshape(G, n, len(rows), npos, cout // G).transpose(1, 2, 0, 4, 3).reshape(
+                n, len(rows), cout * npos)
         if layer.bias is not None:
             y += np.repeat(np.asarray(layer.bias, dt), npos)
         timed_output(states_out, prefix, ext, lengths, phases, L_, timing, self.timing(layer) is not None)

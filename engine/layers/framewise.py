@@ -13,12 +13,14 @@ import numpy as np
 
 from ..errors import SpecError
 from ..kernels import layout as L
-from ..kernels.framewise import (F_DIRECT_1D, M_CONV_CIN, M_CONV_DIL, M_CONV_F, M_CONV_K, M_CONV_PL, POOL_AVG,
+from ..kernels.framewise import (F_DIRECT_1D, F_GEMM, M_CONV_CIN, M_CONV_DIL, M_CONV_F, M_CONV_K, M_CONV_PL, POOL_AVG,
                                  POOL_AVG_VALID, POOL_MAX, frame_conv_entry, frame_conv_step, pool_entry, pool_step,
                                  prelu_entry, prelu_step)
 from .base import Buffer, Kind, Packed
 from .norm import PerChannelKind
 from .validate import _array, _expect_shape
+
+GEMM_MIN_OUTPUTS = 16   # output channels per group from which a frame convolution takes im2col + gemm_acc
 
 
 def _per_axis(value, n, what, where, minimum):
@@ -196,14 +198,29 @@ class FrameConvKind(Kind):
         (shape,) = shapes
         outs, idx = self._index(layer, shape)
         cout = self._cout(layer)
-        direct = len(shape) == 2 and layer.groups == 1 and layer.stride == [1] and self.direct_ok
+        G, npos, window = layer.groups, int(np.prod(outs)), idx.shape[1]
+        cout_g = self._cout(layer) // G
+        # many outputs per group: im2col and the register-tiled product (kernels/framewise.py); else the direct
+        # loop for a 1-D stride-1 convolution over long frames, else the index-map loop
+        gemm = cout_g >= GEMM_MIN_OUTPUTS
+        direct = not gemm and len(shape) == 2 and layer.groups == 1 and layer.stride == [1] and self.direct_ok
         buf = Buffer()
         meta = np.zeros(L.META_LEN + (0 if direct else idx.size), dtype=np.int64)
-        meta[L.M_DIR + L.D_W] = buf.add(self._gather_weight(layer))
+        weight = self._gather_weight(layer)
+        if gemm:     # (C_out, window) -> per group (window, C_out / G), the groups stacked: (G * window, C_out / G)
+            meta[L.M_DIR + L.D_W] = buf.add_panels(np.concatenate(
+                [np.asarray(weight[g * cout_g:(g + 1) * cout_g], np.float64).T for g in range(G)]))
+        else:
+            meta[L.M_DIR + L.D_W] = buf.add(weight)
         meta[L.M_DIR + L.D_BIAS] = buf.add(layer.bias) if layer.bias is not None else -1
         meta[L.M_H], meta[L.M_HO], meta[L.M_D] = idx.shape[1], int(np.prod(outs)), layer.groups
         scratch = 0
-        if direct:   # the direct loop over a zero-padded copy of the frame (kernels/framewise.py)
+        if gemm:
+            width = -(-cout_g // L.PANEL) * L.PANEL
+            meta[L.M_FLAGS] = F_GEMM
+            meta[L.META_LEN:] = idx.ravel()
+            scratch = npos * window + npos * width + 6 * L.PANEL
+        elif direct:   # the direct loop over a zero-padded copy of the frame (kernels/framewise.py)
             (pl, pr), = layer.padding
             meta[L.M_FLAGS] = F_DIRECT_1D
             meta[M_CONV_CIN], meta[M_CONV_F], meta[M_CONV_K] = shape[0], shape[1], layer.weight.shape[2]

@@ -13,7 +13,8 @@ from ._common import feature_constant, set_out
 def arith(ctx, node, op):
     a, b = ctx.value(node.input[0]), ctx.value(node.input[1])
     if isinstance(a, Dyn) and isinstance(b, Dyn):
-        set_out(ctx, node, two_edges(ctx, a, b, op.lower()))
+        silu = _silu(ctx, a, b) if op == "Mul" else None
+        set_out(ctx, node, silu or two_edges(ctx, a, b, op.lower()))
         return
     if isinstance(a, State) and isinstance(b, np.ndarray) or isinstance(b, State) and isinstance(a, np.ndarray):
         set_out(ctx, node, _on_state(a, b, op))       # a final state with a constant (a tracer's "+ 0 * sr")
@@ -68,3 +69,17 @@ def _on_state(a, b, op):
         raise Unsupported(f"{op} of a state {state.dims} and a constant of shape {c.shape} changes its rank")
     dims = [s if isinstance(s, str) else d for s, d in zip(state.dims, dims)]
     return state.then((lambda x: f(x, c).astype(x.dtype)) if first else (lambda x: f(c, x).astype(x.dtype)), dims)
+
+
+def _silu(ctx, a, b):
+    """x * sigmoid(x) (SiLU / swish, as exporters write it) where nothing else reads the sigmoid: the sigmoid node
+    becomes a silu activation on x; None when the pattern is not there."""
+    from engine import Activation
+
+    for x, s in ((a, b), (b, a)):
+        node = ctx.absorbable(s, Activation)
+        if node is not None and node.layer.name == "sigmoid" and node.inputs == (x.edge,) and \
+                [ctx.resolve(r) for r in x.roles] == [ctx.resolve(r) for r in s.roles]:
+            node.layer = Activation("silu")
+            return s
+    return None

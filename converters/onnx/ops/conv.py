@@ -14,7 +14,7 @@ the converter pairs the two into a state loop (graph.StateLoop) the stream owns.
 
 import numpy as np
 
-from engine import FrameConv, TemporalConv1d, TemporalConv2d
+from engine import Dense, FrameConv, TemporalConv1d, TemporalConv2d
 from engine.errors import SpecError
 from engine.spec import Reshape
 
@@ -76,7 +76,11 @@ def convert_conv_1(ctx, node):
         if n == 1:
             if roles[1] not in ("F", "1") or (roles[1] == "1" and x.frame_roles):
                 raise Unsupported(f"axis 1 of the convolution's input holds {roles[1]}, not the channels")
-            layer = TemporalConv1d(W, bias, dilation=dilations[0], groups=group, padding=pad_t, stride=strides[0])
+            if W.shape[2] == 1 and group == 1 and strides[0] == 1 and pad_t == (0, 0):   # pointwise: a Dense
+                layer = Dense(W[:, :, 0], bias)
+            else:
+                layer = TemporalConv1d(W, bias, dilation=dilations[0], groups=group, padding=pad_t,
+                                       stride=strides[0])
             out = ctx.emit(x, layer)
             sizes = dict(x.sizes, F=W.shape[0])
             out = Dyn([r if i != 1 else "F" for i, r in enumerate(x.roles)], sizes, out.edge, x.reversed_time)
