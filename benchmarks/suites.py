@@ -728,6 +728,18 @@ def _real_onnx(add, rng):
     streaming("silero-vad (ONNX, whole)", path, chunk, feeds, {"state": "stateN"},
               "one 32 ms chunk (512 samples; rnnjit keeps the 64-sample context, onnxruntime is given it)",
               dict(batch_axis=0, fixed_inputs={"sr": 16000}, frame_shape=512, frame_context=64))
+    path = model_file("nsnet2")     # no state inputs: onnxruntime can only run whole recordings (or one frame cold)
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    model = engine.load(path)
+    feats = rng.normal(-4, 1, (1, 500, 161)).astype(np.float32)
+    _agree("nsnet2", model.run(feats), sess.run(None, {"input": feats})[0])
+    s, frame = model.stream(), np.ascontiguousarray(feats[0, 0])
+    add("NSNet2 denoiser (ONNX, 2 GRUs of 400)", "one 10 ms frame (161 bins)",
+        {"rnnjit step": functools.partial(s.step, frame), "onnxruntime, the frame alone (no state: not the same "
+         "model)": functools.partial(sess.run, None, {"input": feats[:, :1]})})
+    add("NSNet2 denoiser (ONNX, 2 GRUs of 400)", "a 5 s recording (500 frames)",
+        {"rnnjit run": functools.partial(model.run, feats), "onnxruntime": functools.partial(sess.run, None,
+                                                                                          {"input": feats})})
     path = model_file("brainmaze")
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     model = engine.load(path)

