@@ -141,7 +141,8 @@ def test_a_wrong_option_on_the_command_line_is_a_usage_error(files, name, flag):
 def test_each_format_lists_the_options_its_reader_really_takes():
     torch_options = {"key", "layers", "activations", "head_activation", "rnn_nonlinearity", "ignore", "dtype"}
     for fmt in FORMATS:
-        expected = {"native": set(), "onnx": {"dtype"}, "keras": {"dtype"}, "keras-h5": {"dtype"}}.get(
+        expected = {"native": set(), "onnx": {"dtype", "time_axis", "batch_axis", "fixed_inputs", "frame_shape",
+                                              "frame_context"}, "keras": {"dtype"}, "keras-h5": {"dtype"}}.get(
             fmt.name, torch_options)
         assert set(fmt.options) == expected, fmt.name
 
