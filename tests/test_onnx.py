@@ -624,3 +624,143 @@ def test_time_and_batch_axes_the_graph_cannot_name_are_given_by_the_caller(tmp_p
     with torch.inference_mode():
         want = net(X).numpy()
     assert_parity(model.run(X.numpy().transpose(0, 2, 1)), want, PARITY_F32, "float32", "time_axis=2")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Front-end ops in graphs, each against onnxruntime: (batch, channels, time) data through the op and a GRU
+# ----------------------------------------------------------------------------------------------------
+
+def _front_end_graph(ops, inits, channels=4, out_channels=None, opset=17, frame=None):
+    """x (batch, C, time) [or (batch, C, frame, time)] -> ops (reading "x", writing "f") -> Transpose to
+    (time, batch, C') -> GRU(6) -> y."""
+    rng = np.random.default_rng(8)
+    cp = out_channels or channels
+    spatial = ["time"] if frame is None else [frame, "time"]
+    nodes = list(ops)
+    if frame is not None:   # (batch, C', F', time) -> (batch, time, C' * F') -> (time, batch, C' * F')
+        nodes += [helper.make_node("Transpose", ["f"], ["f1"], perm=[0, 3, 1, 2]),
+                  helper.make_node("Reshape", ["f1", "flat_shape"], ["f2"]),
+                  helper.make_node("Transpose", ["f2"], ["ft"], perm=[1, 0, 2])]
+        inits = list(inits) + [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat_shape")]
+    else:
+        nodes.append(helper.make_node("Transpose", ["f"], ["ft"], perm=[2, 0, 1]))
+    nodes += [
+              helper.make_node("GRU", ["ft", "W", "R"], ["Y"], hidden_size=6, linear_before_reset=1),
+              helper.make_node("Squeeze", ["Y", "one"], ["y"])]
+    inits = list(inits) + [numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, cp)).astype(np.float32), "W"),
+                           numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, 6)).astype(np.float32), "R"),
+                           numpy_helper.from_array(np.array([1], np.int64), "one")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         ["batch", channels] + spatial)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def _f32(name, a):
+    return numpy_helper.from_array(np.asarray(a, np.float32), name)
+
+
+_RNG = np.random.default_rng(12)
+FRONT_ENDS = {
+    "BatchNormalization": (lambda: [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["f"],
+                                                     epsilon=1e-3)],
+                           lambda: [_f32("s", _RNG.uniform(0.5, 2, 4)), _f32("b", _RNG.normal(size=4)),
+                                    _f32("m", _RNG.normal(size=4)), _f32("v", _RNG.uniform(0.5, 2, 4))], {}),
+    "PRelu per channel": (lambda: [helper.make_node("PRelu", ["x", "sl"], ["f"])],
+                          lambda: [_f32("sl", _RNG.uniform(0, 0.5, (4, 1)))], {}),
+    "Clip": (lambda: [helper.make_node("Clip", ["x", "lo", "hi"], ["f"])], lambda: [_f32("lo", -0.5), _f32("hi", 0.7)],
+             {}),
+    "MaxPool along time": (lambda: [helper.make_node("MaxPool", ["x"], ["f"], kernel_shape=[3], strides=[1],
+                                                     pads=[2, 0])], lambda: [], {}),
+    "AveragePool along time, strided": (lambda: [helper.make_node("AveragePool", ["x"], ["f"], kernel_shape=[2],
+                                                                  strides=[2])], lambda: [], {"stride": 2}),
+    "MaxPool over a frame axis": (lambda: [helper.make_node("MaxPool", ["x"], ["f"], kernel_shape=[2, 1],
+                                                            strides=[2, 1])], lambda: [],
+                                  {"frame": 6, "out_channels": 12}),
+    "AveragePool over a frame axis, padded": (lambda: [helper.make_node("AveragePool", ["x"], ["f"],
+                                                                        kernel_shape=[3, 1], pads=[1, 0, 1, 0])],
+                                              lambda: [], {"frame": 5, "out_channels": 20}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRONT_ENDS))
+def test_front_end_ops_in_a_graph_match_onnxruntime(case):
+    ops, inits, opts = FRONT_ENDS[case]
+    frame = opts.get("frame")
+    model = _front_end_graph(ops(), inits(), frame=frame, out_channels=opts.get("out_channels"))
+    X = np.random.default_rng(3).normal(size=(2, 4) + ((frame,) if frame else ()) + (12,)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    got = convert(model).run({"x": X})["y"]
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert_parity(got, want, PARITY_F32, "float32", case)
+
+
+def test_pooling_or_normalizing_over_the_whole_sequence_is_refused_with_the_reason():
+    for op, reason in (("GlobalAveragePool", "pools the whole sequence"), ("InstanceNormalization",
+                                                                          "statistics of the whole sequence")):
+        inits = [_f32("s", np.ones(4)), _f32("b", np.zeros(4))] if op == "InstanceNormalization" else []
+        ins = ["x", "s", "b"] if inits else ["x"]
+        model = _front_end_graph([helper.make_node(op, ins, ["f"], name="n")], inits)
+        with pytest.raises(UnsupportedOperatorError, match=reason):
+            convert(model)
+
+
+class _TokenTagger(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(30, 8)
+        self.gru = torch.nn.GRU(8, 6, batch_first=True)
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, ids):
+        return self.fc(self.gru(self.emb(ids))[0])
+
+
+def test_an_embedding_export_takes_integer_ids_and_checks_them():
+    """torch's Embedding exports as Gather(table, ids): the model's input becomes int64 token ids (one per frame),
+    matched against torch; an id past the table is refused before any kernel runs."""
+    torch.manual_seed(2)
+    net = _TokenTagger().eval()
+    ids = torch.randint(0, 30, (3, 7))
+    blob = _export(net, (ids,), ["ids"], ["y"], {"ids": {0: "batch", 1: "seq"}, "y": {0: "batch", 1: "seq"}})
+    model = engine.Model(converters.from_onnx(blob))
+    assert model.spec.inputs[0].dtype == "int64" and model.streamable
+    with torch.inference_mode():
+        want = net(ids).numpy()
+    assert_parity(model.run(ids.numpy()), want, PARITY_F32, "float32", "embedding export")
+    s = model.stream()
+    assert_parity(np.array([s.step(np.int64(i)) for i in ids[0].numpy()]), want[0], PARITY_F32, "float32",
+                  "embedding export, streamed")
+    with pytest.raises(engine.RnnjitError, match="30"):
+        model.run(np.array([[1, 2, 30]]))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_written_with_erf_or_tanh_converts_to_one_activation(approximate):
+    """torch exports nn.GELU() at opset 17 as x * 0.5 * (1 + Erf(x / sqrt 2)), fused back into one gelu activation
+    (and the tanh form as its own ops, converted op by op); both against torch."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.GELU(approximate=approximate))
+    rnn = _Exported("gru", False, True)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.front, self.rnn = net, rnn
+
+        def forward(self, x):
+            return self.rnn(self.front(x)[..., :3])
+
+    torch.manual_seed(5)
+    model_t = Net().eval()
+    X = torch.randn(2, 9, 3)
+    blob = _export(model_t, (X,), ["x"], ["y"], {"x": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}})
+    try:
+        spec = converters.from_onnx(blob)
+    except UnsupportedOperatorError as exc:
+        assert approximate == "tanh", exc          # the tanh form's Pow/Tanh ops are all converters have
+        raise
+    if approximate == "none":
+        assert "gelu" in spec.metadata.get("onnx.fused", "")
+    with torch.inference_mode():
+        want = model_t(X).numpy()
+    assert_parity(engine.Model(spec).run(X.numpy()), want, PARITY_F32, "float32", f"gelu {approximate}")

@@ -138,6 +138,49 @@ def _layer_norms(g, new_name):
     return out
 
 
+def _gelus(g, new_name):
+    """x * 0.5 * (1 + erf(x / sqrt(2))) in the orders exporters write it -> Gelu."""
+    out = []
+    for erf in [n for n in g.nodes if n.op_type == "Erf"]:
+        scale = g.producer.get(erf.input[0])
+        if scale is None or scale.op_type not in ("Div", "Mul") or g.only(scale.output[0]) is not erf:
+            continue
+        c = g.const(scale.input[1])
+        want = np.sqrt(2.0) if scale.op_type == "Div" else 1 / np.sqrt(2.0)
+        if c is None or c.size != 1 or abs(float(c.reshape(())) - want) > 1e-6:
+            continue
+        x = scale.input[0]
+        add = g.only(erf.output[0], "Add")
+        one = g.const(_other(add, erf.output[0])) if add is not None else None
+        if one is None or one.size != 1 or float(one.reshape(())) != 1.0:
+            continue
+        m1 = g.only(add.output[0], "Mul")
+        if m1 is None:
+            continue
+        other = _other(m1, add.output[0])
+        half = g.producer.get(other)            # (0.5 * x) * (1 + erf)
+        inner = [scale, erf, add, m1]
+        if other == x:                              # (x * (1 + erf)) * 0.5
+            m2 = g.only(m1.output[0], "Mul")
+            h = g.const(_other(m2, m1.output[0])) if m2 is not None else None
+            if h is None or h.size != 1 or float(h.reshape(())) != 0.5:
+                continue
+            inner.append(m2)
+            last = m2
+        elif half is not None and half.op_type == "Mul" and x in half.input and \
+                g.const(_other(half, x)) is not None and float(g.const(_other(half, x)).reshape(())) == 0.5 \
+                and g.only(other) is m1:
+            inner.append(half)
+            last = m1
+        else:
+            continue
+        if not g.closed(inner, keep={last.output[0]}):
+            continue
+        out.append((inner, [helper.make_node("Gelu", [x], [last.output[0]], name=new_name(f"{erf.name or 'gelu'}"
+                                                                                              f"/fused"))]))
+    return out
+
+
 GATES = ("i", "o", "f", "c")          # ONNX LSTM's gate order
 
 
@@ -301,13 +344,13 @@ def fuse(nodes, consts, outputs, opset, data_input):
         return name
 
     done, removed, added = [], set(), []
-    for finder, what in ((_layer_norms, "layer norm"), (_lstm_cells, "LSTM cell")):
+    for finder, what in ((_layer_norms, "layer norm"), (_lstm_cells, "LSTM cell"), (_gelus, "gelu")):
         for inner, new in finder(g, new_name):
             if any(id(n) in removed for n in inner):
                 continue
             removed.update(id(n) for n in inner)
             added += new
-            done.append(f"{what} " + (new[0].output[0] if what == "layer norm" else
+            done.append(f"{what} " + (new[0].output[0] if what in ("layer norm", "gelu") else
                                       next(n.name for n in new if n.op_type == "LSTM")))
     if not done:
         return list(nodes), done

@@ -169,14 +169,14 @@ class Converter:
             self.values[name] = np.asarray(value)
         data_inputs = [i for i in graph.input if i.name not in self.values]
         self.frame_shape, self.frame_context = frame_shape, frame_context
-        self._bind_inputs(data_inputs, time_axis, batch_axis)
+        self._bind_inputs(data_inputs, time_axis, batch_axis, fixed_inputs)
 
     @property
     def layers(self):
         return [n.layer for n in self.nodes]
 
     # ---- values ----
-    def _bind_inputs(self, inputs, time_axis, batch_axis):
+    def _bind_inputs(self, inputs, time_axis, batch_axis, fixed_inputs=None):
         """The data input (the first float input of rank 3, else 2, else 4, not named like a state when another is)
         and the role of each of its axes: time
         and batch from ``time_axis`` / ``batch_axis``, else from the axes' symbolic names ("batch", "time",
@@ -189,17 +189,23 @@ class Converter:
             shapes[inp.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
         candidates = [i for i in inputs if i.type.tensor_type.elem_type in floats]
         plain = [i for i in candidates if not STATE_NAMES.search(i.name)]      # not named like a state or cache
+        chosen, self.input_dtype = None, "float"
         for rank in (3, 2, 4):
             chosen = next((i for i in (plain or candidates) if len(shapes[i.name]) == rank), None)
             if chosen is not None:
                 break
+        ints = [i for i in inputs if i.type.tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+                and len(shapes[i.name]) in (1, 2) and i.name not in (fixed_inputs or {})]
+        if chosen is None and ints:                 # token ids, (batch, time) or (time,): an Embedding's input
+            chosen, self.input_dtype = ints[0], "int64"
         if chosen is None:
             raise FormatError(f"{self.source}: no float graph input of rank 3 (time, batch, features), 2 (time, "
                               f"features) or 4 (with a frame of two axes); inputs: "
                               f"{[(i.name, len(shapes[i.name])) for i in inputs]}")
         self.data_input, self.input_dims = chosen.name, shapes
         dims = shapes[chosen.name]
-        roles = self._input_roles(dims, time_axis, batch_axis)
+        roles = self._input_roles(dims, time_axis, batch_axis) if self.input_dtype == "float" else \
+            self._id_roles(dims, time_axis, batch_axis)
         self.unbatched = "B" not in roles and "x0" not in roles
         if self.frame_shape is not None:
             frame_axes = [i for i, r in enumerate(roles) if r in FRAME_ROLES]
@@ -228,6 +234,23 @@ class Converter:
         for inp in inputs:
             if inp.name != self.data_input:
                 self.values[inp.name] = RuntimeInput(inp.name, shapes[inp.name], inp.type.tensor_type.elem_type)
+
+    def _id_roles(self, dims, time_axis, batch_axis):
+        """Axes of an integer ids input: (time,), or (batch, time) / (time, batch) by the given axes, the names, or
+        (unsaid) decided by the recurrent node that reads them."""
+        if len(dims) == 1:
+            return ("T",)
+        t = time_axis % 2 if time_axis is not None else None
+        b = batch_axis % 2 if batch_axis is not None else None
+        for i, d in enumerate(dims):
+            if isinstance(d, str) and t is None and TIME_NAMES.match(d):
+                t = i
+            if isinstance(d, str) and b is None and BATCH_NAMES.match(d):
+                b = i
+        if t is None and b is None:
+            return ("x0", "x1")
+        t = t if t is not None else 1 - b
+        return ("T", "B") if t == 0 else ("B", "T")
 
     def _input_roles(self, dims, time_axis, batch_axis):
         r = len(dims)
@@ -605,7 +628,8 @@ def make_spec(conv, dtype):
     if loops:
         metadata["onnx.state_loops"] = "; ".join(f"{loop.input} -> {loop.output} ({loop.key})" for loop in loops)
     previous = conv.data_input
-    chain = len(outputs) == 1 and outputs[0] == conv.nodes[-1].name and len(conv.input_frame) <= 1
+    chain = len(outputs) == 1 and outputs[0] == conv.nodes[-1].name and len(conv.input_frame) <= 1 and \
+        conv.input_dtype == "float"
     for node in conv.nodes:
         chain = chain and node.inputs == (previous,)
         previous = node.name
@@ -621,6 +645,9 @@ def make_spec(conv, dtype):
             if size is None:
                 raise FormatError(f"{conv.source}: the size of the data input's {role} axis is not declared")
             frame.append(int(size))
+        if conv.input_dtype == "int64":
+            return ModelSpec.graph([Input(conv.data_input, (), "int64")], conv.nodes, outputs, dtype=dtype,
+                                   metadata=metadata)
         return ModelSpec.graph([Input(conv.data_input, tuple(frame) or (1,))], conv.nodes, outputs, dtype=dtype,
                                metadata=metadata)
     except SpecError as exc:

@@ -1,10 +1,10 @@
 """The explicit table: (domain, op_type, since_version) -> converter. The converter used for a model is the
 one with the highest since_version not above the model's opset. No import side effects register anything."""
 
-from .ops import (add, cast, concat, constantofshape, conv, div, dropout, dual, elu, expand, flatten, gather, gemm,
-                  gru, hardsigmoid, identity, if_, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul, pad,
-                  reduce, relu, reshape, rnn, selu, shape, sigmoid, size, slice, softmax, softplus, softsign, split,
-                  squeeze, sub, tanh, transpose, unary, unsqueeze)
+from .ops import (add, cast, clip, concat, constantofshape, conv, div, dropout, dual, elu, expand, flatten, gather,
+                  gemm, gru, hardsigmoid, identity, if_, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul,
+                  norms, pad, pool, reduce, relu, reshape, rnn, selu, shape, sigmoid, size, slice, softmax, softplus,
+                  softsign, split, squeeze, sub, tanh, transpose, unary, unsqueeze)
 
 CONVERTERS = {
     ("", "LSTM", 7): lstm.convert_lstm_7, ("", "LSTM", 14): lstm.convert_lstm_14,
@@ -13,11 +13,19 @@ CONVERTERS = {
     ("", "Transpose", 1): transpose.convert_transpose_1,
     ("", "Conv", 1): conv.convert_conv_1,
     ("", "If", 1): if_.convert_if_1,
+    ("", "BatchNormalization", 7): norms.convert_batchnormalization_7,
+    ("", "InstanceNormalization", 6): norms.convert_instancenormalization_6,
+    ("", "PRelu", 7): norms.convert_prelu_7,
+    ("", "MaxPool", 1): pool.convert_maxpool_1, ("", "AveragePool", 1): pool.convert_averagepool_1,
+    ("", "GlobalAveragePool", 1): pool.convert_globalaveragepool_1,
+    ("", "GlobalMaxPool", 1): pool.convert_globalmaxpool_1,
+    ("", "Clip", 6): clip.convert_clip_6, ("", "Clip", 11): clip.convert_clip_11,
     ("rnnjit", "Dual", 1): dual.convert_dual_1,     # written by fusions.py only
     ("", "Size", 1): size.convert_size_1, ("", "Equal", 1): size.convert_equal_1,
     ("", "Sqrt", 6): unary.convert_sqrt_6, ("", "Exp", 6): unary.convert_exp_6, ("", "Log", 6): unary.convert_log_6,
     ("", "Abs", 6): unary.convert_abs_6, ("", "Neg", 6): unary.convert_neg_6,
     ("", "Reciprocal", 6): unary.convert_reciprocal_6, ("", "Pow", 7): unary.convert_pow_7,
+    ("", "Gelu", 1): unary.convert_gelu_1,
     ("", "ReduceMean", 1): reduce.convert_reducemean_1, ("", "ReduceMean", 18): reduce.convert_reducemean_18,
     ("", "ReduceSum", 1): reduce.convert_reducesum_1, ("", "ReduceSum", 13): reduce.convert_reducesum_13,
     ("", "Pad", 2): pad.convert_pad_2, ("", "Pad", 11): pad.convert_pad_11,

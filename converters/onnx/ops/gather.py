@@ -10,6 +10,10 @@ from ._common import attrs, set_out
 
 def convert_gather_1(ctx, node):
     v = ctx.value(node.input[0])
+    ids = ctx.value(node.input[1])
+    if isinstance(v, np.ndarray) and isinstance(ids, Dyn):
+        set_out(ctx, node, _embedding(ctx, node, v, ids))
+        return
     idx = ctx.const(node, 1, "indices")
     if isinstance(v, Dyn) and np.ndim(idx) == 0:
         out = _frame_pick(ctx, v, int(attrs(node).get("axis", 0)), int(idx))
@@ -51,3 +55,21 @@ def _frame_pick(ctx, v, axis, k):
     sizes = {r: s for r, s in v.sizes.items() if r not in ("C", "F")}
     sizes["F"] = v.sizes[keep]
     return Dyn([("F" if r == keep else r) for i, r in enumerate(roles) if i != axis], sizes, v.edge, v.reversed_time)
+
+
+def _embedding(ctx, node, table, ids):
+    """A constant table indexed by the data (token ids): an Embedding (ids checked against the table when the
+    model runs)."""
+    from engine import Embedding
+    from engine.errors import SpecError
+
+    if attrs(node).get("axis", 0) != 0 or table.ndim != 2:
+        raise Unsupported(f"Gather of a table of shape {table.shape} along axis {attrs(node).get('axis', 0)} by the "
+                          f"data; an embedding is a 2-D table indexed along its rows")
+    if ids.frame_roles or ctx.input_dtype != "int64":
+        raise Unsupported("Gather of a table by float data (token ids are an integer input)")
+    try:
+        out = ctx.emit(ids, Embedding(table))
+    except SpecError as exc:
+        raise Unsupported(str(exc)) from None
+    return Dyn(list(ids.roles) + ["F"], dict(ids.sizes, F=table.shape[1]), out.edge, ids.reversed_time)

@@ -30,9 +30,10 @@ def _reshape(ctx, node, allowzero):
     dims = []  # (role, size or None)
     for role in v.roles:
         role = ctx.resolve(role)
-        size = 1 if role == "1" or (role == "T" and per_call) else v.sizes.get(role) if role in ("F", "D") else None
+        size = 1 if role == "1" or (role == "T" and per_call) else v.sizes.get(role) if role in ("F", "D", "C") \
+            else None
         dims.append((role, size))
-    out_roles, i = [], 0
+    out_roles, i, merged = [], 0, False
     for j, t in enumerate(target):
         if t == 0 and not allowzero:
             t = dims[j][0] if dims[j][1] is None else dims[j][1]
@@ -65,6 +66,9 @@ def _reshape(ctx, node, allowzero):
         kept = [g for g in group if g not in ("1", "T")]
         if kept in (["F"], ["D", "F"]):
             out_roles.append("F")
+        elif kept == ["C", "F"]:                    # a (C, F) frame flattened (a Reshape node)
+            out_roles.append("F")
+            merged = True
         elif kept in ([], ["D"]):
             out_roles.append(kept[0] if kept else "T" if "T" in group else "1")
         else:
@@ -79,6 +83,12 @@ def _reshape(ctx, node, allowzero):
     if "D" in v.roles and "D" not in out_roles:
         sizes["F"] = v.sizes["F"] * v.sizes["D"]
         sizes["D"] = 1
+    if merged:
+        from engine.spec import Reshape
+
+        sizes["F"] = v.sizes["C"] * v.sizes["F"]
+        sizes.pop("C")
+        v = ctx.emit(v, Reshape([sizes["F"]]))
     set_out(ctx, node, Dyn(out_roles, sizes, v.edge, v.reversed_time))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..graph import Dyn, Unsupported
 from ._activation import activation
-from ._common import set_out
+from ._common import attrs, set_out
 
 
 def convert_sqrt_6(ctx, node):
@@ -30,6 +30,16 @@ def convert_neg_6(ctx, node):
 
 def convert_reciprocal_6(ctx, node):
     activation(ctx, node, "reciprocal")
+
+
+def convert_gelu_1(ctx, node):
+    """Gelu (20; from 1 here, as fusions.py writes it for the Erf form at any opset): approximate "none" or
+    "tanh"."""
+    a = attrs(node).get("approximate", b"none")
+    a = a.decode() if isinstance(a, bytes) else a
+    if a not in ("none", "tanh"):
+        raise Unsupported(f"approximate={a!r}")
+    activation(ctx, node, "gelu" if a == "none" else "gelu_tanh", allowed=("approximate",))
 
 
 def convert_pow_7(ctx, node):
