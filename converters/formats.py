@@ -159,10 +159,10 @@ def read_onnx(path, *, dtype=None, time_axis=None, batch_axis=None, fixed_inputs
                      frame_shape=frame_shape, frame_context=frame_context)
 
 
-def read_keras(path, *, dtype=None):
+def read_keras(path, *, dtype=None, custom_layers=None):
     from .keras import from_keras
 
-    return from_keras(path, dtype=dtype)
+    return from_keras(path, dtype=dtype, custom_layers=custom_layers)
 
 
 # ---------------------------------------------------------------------------------------------- descriptions

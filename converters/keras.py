@@ -37,6 +37,7 @@ naming, not the layer names); in ``.h5`` under ``model_weights/<layer name>`` in
 """
 
 import io
+import contextvars
 import json
 import os
 import re
@@ -53,7 +54,29 @@ from .dtypes import arrays_dtype
 
 NO_OPS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"}
 RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
+# Keras 2's cuDNN layers: an LSTM / GRU with fixed activations (tanh, sigmoid) and cuDNN's biases: an input and a
+# recurrent bias for every gate ((8H,) for an LSTM, (6H,) for a GRU, in Keras's gate order), and the GRU's reset
+# gate applied after the recurrent product (reset_after, the engine's linear_before_reset)
+CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+
+
+def _uncudnn(layer):
+    """A CuDNNLSTM / CuDNNGRU layer config as the LSTM / GRU it computes (other layers unchanged)."""
+    cls_name = layer.get("class_name")
+    if cls_name == "Bidirectional":
+        cfg = dict(layer["config"])
+        for key in ("layer", "backward_layer"):
+            if cfg.get(key):
+                cfg[key] = _uncudnn(cfg[key])
+        return dict(layer, config=cfg)
+    if cls_name not in CUDNN:
+        return layer
+    cfg = dict(layer.get("config", {}), activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+               reset_after=True, cudnn=True)
+    return dict(layer, class_name=CUDNN[cls_name], config=cfg)
 MAX_CONFIG = 64 << 20
+HINT = (" (a layer class of the user's own, or another rnnjit does not know, can be said: engine.load(path, "
+        "custom_layers={'ClassName': <engine layer, or None when it does nothing at inference>}))")
 
 
 def _snake(name):
@@ -249,6 +272,8 @@ def _recurrent_weights(cls_name, cfg, arrays, where):
         # z,r,h -> r,z,n on the gate axis (last), then (I, 3H) -> (3H, I)
         w = {"weight_ih": _gru_zrh_to_rzn(kernel, H, 1).T, "weight_hh": _gru_zrh_to_rzn(recurrent, H, 1).T}
         if bias is not None:
+            if cfg.get("cudnn") and bias.size == 6 * H:
+                bias = bias.reshape(2, 3 * H)          # (6H,): input biases, then recurrent
             if cfg.get("reset_after", True):
                 if bias.shape != (2, 3 * H):
                     raise FormatError(f"{where}: reset_after GRU bias must be (2, {3 * H}), got {bias.shape}")
@@ -259,7 +284,11 @@ def _recurrent_weights(cls_name, cfg, arrays, where):
         return w
     # LSTM (i,f,c,o = ours) and SimpleRNN: (I, G*H) -> (G*H, I)
     w = {"weight_ih": kernel.T, "weight_hh": recurrent.T}
-    if bias is not None:
+    if bias is not None and cfg.get("cudnn") and cls_name == "LSTM":
+        if bias.size != 8 * H:
+            raise FormatError(f"{where}: a CuDNNLSTM bias has {8 * H} values (input and recurrent), got {bias.shape}")
+        w["bias_ih"], w["bias_hh"] = bias.reshape(-1)[:4 * H], bias.reshape(-1)[4 * H:]
+    elif bias is not None:
         w["bias_ih"] = bias.reshape(-1)
     return w
 
@@ -268,10 +297,33 @@ class _Unsupported(Exception):
     """A layer class the converter does not translate."""
 
 
+# custom_layers= of the conversion under way: class name -> what the user says a layer of that class is
+_CUSTOM = contextvars.ContextVar("custom_layers", default=None)
+
+
+def _custom(value, cfg, where):
+    """A user's answer for a custom layer: an engine layer, a list of them, None (the layer does nothing at
+    inference), or a function of the layer's config returning one of those."""
+    if callable(value) and not hasattr(value, "to_config"):
+        value = value(cfg)
+    layers = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+    for layer in layers:
+        if not hasattr(layer, "to_config"):
+            raise FormatError(f"{where}: custom_layers gives {type(layer).__name__}, not an engine layer")
+    return layers
+
+
 def _translate(layer, weights, keras_major, size, meta, where, first):
     """One Keras layer as engine layers (in order; a ``_Mask`` where Masking stands), or [] for a no-op.
     ``size``: the width of its input frames; ``first``: nothing precedes it but the input."""
+    layer = _uncudnn(layer)
     cls_name, cfg = layer.get("class_name"), layer.get("config", {})
+    custom = _CUSTOM.get() or {}
+    if cls_name in custom:
+        meta.setdefault("keras.custom_layers", "")
+        meta["keras.custom_layers"] = ", ".join(sorted(set(filter(None, meta["keras.custom_layers"].split(", ")))
+                                                       | {cls_name}))
+        return _custom(custom[cls_name], cfg, where)
     if cls_name in RECURRENT or cls_name == "Bidirectional":
         return _convert_recurrent(layer, weights, keras_major, size, meta, where)
     if cls_name == "Dense" or (cls_name == "TimeDistributed" and cfg["layer"]["class_name"] == "Dense"):
@@ -349,7 +401,7 @@ def _convert(config, keras_major, weights, source):
         if size is None:
             shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
             size = first_size = shape[-1] if shape else None
-        if meta["keras.output"] != "sequence" and cls_name in RECURRENT | {"Bidirectional"}:
+        if meta["keras.output"] != "sequence" and cls_name in RECURRENT | set(CUDNN) | {"Bidirectional"}:
             refused.append(f"{name} ({cls_name} after a layer with return_sequences=False)")
             continue
         try:
@@ -363,7 +415,7 @@ def _convert(config, keras_major, weights, source):
         spec_layers += new
         size = _width(new, size)
     if refused:
-        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
+        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}{HINT}")
     if not spec_layers:
         raise FormatError(f"{source}: no layers rnnjit can run")
     meta["source"] = source
@@ -414,7 +466,7 @@ def _convert_graph(config, keras_major, weights, source):
             mask_of[name] = None
             continue
         mask = mask_of[ins[0]] if all(mask_of[e] == mask_of[ins[0]] for e in ins) else None
-        if any(e in last for e in ins) and cls_name in RECURRENT | {"Bidirectional"}:
+        if any(e in last for e in ins) and cls_name in RECURRENT | set(CUDNN) | {"Bidirectional"}:
             refused.append(f"{name} ({cls_name} after a layer that outputs one frame for the whole sequence)")
             mask_of[name] = None
             continue
@@ -465,7 +517,7 @@ def _convert_graph(config, keras_major, weights, source):
         width[name], mask_of[name] = _width(parts, width.get(ins[0])), mask
     outputs = _inbound_names([cfg.get("output_layers", [])])
     if refused:
-        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}")
+        raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}{HINT}")
     meta["source"] = source
     if last:
         meta["keras.output"] = "last" if set(outputs) <= last else "mixed"
@@ -735,26 +787,31 @@ def _convert_dense(layer, weights, keras_major, where):
     return out
 
 
-def from_keras(path, *, dtype=None, isolate=True):
+def from_keras(path, *, dtype=None, custom_layers=None, isolate=True):
     """A ModelSpec from a Keras ``.keras`` or legacy ``.h5`` model file (see the module docstring).
 
     The HDF5 library parses the file in a child process (``isolate=True``, the default): on malformed files
     it can loop forever or crash, and neither may take the caller's process with it. The child has
     PARSE_TIMEOUT seconds (``RNNJIT_PARSE_TIMEOUT``); a hang or a crash becomes a FormatError.
+
+    ``custom_layers``: {class name: what a layer of that class is}: an engine layer (or a list of them), None
+    for a layer that does nothing at inference, or a function of the layer's config returning one of those.
     """
     source = os.fspath(path)
     if not os.path.exists(source):
         raise FileNotFoundError(f"no such model file: {source}")
     if not isolate:
-        return _from_keras(source, dtype)
-    return _isolated(source, dtype)
+        return _from_keras(source, dtype, custom_layers)
+    return _isolated(source, dtype, custom_layers)
 
 
-def _from_keras(source, dtype):
+def _from_keras(source, dtype, custom_layers=None):
     config, keras_major, h5, legacy = _open(source)
+    token = _CUSTOM.set(dict(custom_layers or {}))
     try:
         spec = _convert(config, keras_major, _Weights(h5, legacy, source), source)
     finally:
+        _CUSTOM.reset(token)
         h5.close()
     if dtype is None:   # the file's own: its weights are read as float64 only where it stores float64
         dtype = arrays_dtype(a for node in spec.nodes for a in node.layer.to_config()[1].values())
@@ -766,12 +823,12 @@ def _from_keras(source, dtype):
 PARSE_TIMEOUT = 120.0
 
 
-def _child(conn, source, dtype):
+def _child(conn, source, dtype, custom_layers=None):
     from engine import errors
     from engine.io import spec_to_bytes
 
     try:
-        conn.send(("ok", spec_to_bytes(_from_keras(source, dtype))))
+        conn.send(("ok", spec_to_bytes(_from_keras(source, dtype, custom_layers))))
     except errors.RnnjitError as exc:
         conn.send(("error", type(exc).__name__, str(exc)))
     except Exception as exc:  # noqa: BLE001 - anything else the parsers raise on a malformed file
@@ -780,7 +837,7 @@ def _child(conn, source, dtype):
         conn.close()
 
 
-def _isolated(source, dtype):
+def _isolated(source, dtype, custom_layers=None):
     import multiprocessing
 
     from engine import errors
@@ -790,7 +847,7 @@ def _isolated(source, dtype):
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, source, dtype), daemon=True)
+    proc = ctx.Process(target=_child, args=(send, source, dtype, custom_layers), daemon=True)
     proc.start()
     send.close()
     try:

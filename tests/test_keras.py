@@ -3,6 +3,7 @@ predictions: randomized stacks of LSTM / GRU (reset_after True and False) / Simp
 Dense / TimeDistributed / Activation / Dropout; return_sequences and go_backwards semantics; the gate
 permutation checked against Keras's own gate slices; unsupported layers refused by name."""
 
+import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -288,3 +289,84 @@ def test_bidirectional_merge_modes_match_keras(mode, tmp_path):
     X = rng.normal(size=(2, 6, 3)).astype(np.float32)
     want, m = _saved_and_loaded(model, rng, tmp_path / "b.keras", X)
     assert_parity(m.run(X), want, PARITY_F32, "float32", f"merge_mode={mode}")
+
+
+def _keras2_h5(path, layers, weights):
+    """A Keras 2 .h5 written as Keras 2 writes one: model_config (a Sequential), model_weights/<layer> with its
+    weight_names; ``weights``: layer name -> [(weight name, array)]."""
+    import h5py
+
+    config = {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers}}
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config).encode()
+        f.attrs["keras_version"] = b"2.3.1"
+        f.attrs["backend"] = b"tensorflow"
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [layer["config"]["name"].encode() for layer in layers]
+        for layer in layers:
+            name = layer["config"]["name"]
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = [f"{name}/{w}".encode() for w, _ in weights.get(name, [])]
+            for w, arr in weights.get(name, []):
+                lg.create_dataset(f"{name}/{w}", data=arr)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_keras2_cudnn_layers_load_as_the_lstm_and_gru_they_compute(cell, tmp_path):
+    """Keras 2's CuDNNLSTM / CuDNNGRU (GPU-trained files): tanh and sigmoid, an input and a recurrent bias per
+    gate ((8H,) / (6H,)), the GRU's reset after the recurrent product. Checked against Keras 3's LSTM / GRU with
+    the same kernels and the two biases (the LSTM's summed; the GRU's as reset_after's (2, 3H))."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    rng = np.random.default_rng(6)
+    n_in, H, G = 3, 5, 4 if cell == "LSTM" else 3
+    kernel, recurrent = rng.uniform(-0.5, 0.5, (n_in, G * H)), rng.uniform(-0.5, 0.5, (H, G * H))
+    b_in, b_rec = rng.uniform(-0.5, 0.5, G * H), rng.uniform(-0.5, 0.5, G * H)
+    dense_w, dense_b = rng.uniform(-0.5, 0.5, (H, 2)), rng.uniform(-0.5, 0.5, 2)
+    layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, None, n_in], "name": "in"}},
+              {"class_name": f"CuDNN{cell}", "config": {"name": "cu", "units": H, "return_sequences": True,
+                                                        "go_backwards": False, "stateful": False}},
+              {"class_name": "Dense", "config": {"name": "out", "units": 2, "activation": "linear",
+                                                 "use_bias": True}}]
+    path = tmp_path / "cudnn.h5"
+    _keras2_h5(path, layers, {"cu": [("kernel:0", kernel), ("recurrent_kernel:0", recurrent),
+                                     ("bias:0", np.concatenate([b_in, b_rec]))],
+                              "out": [("kernel:0", dense_w), ("bias:0", dense_b)]})
+    model = engine.load(path)
+    ref_cell = keras.layers.LSTM(H, return_sequences=True) if cell == "LSTM" else \
+        keras.layers.GRU(H, return_sequences=True, reset_after=True)
+    ref = keras.Sequential([keras.Input((None, n_in)), ref_cell, keras.layers.Dense(2)])
+    bias = b_in + b_rec if cell == "LSTM" else np.stack([b_in, b_rec])
+    ref_cell.set_weights([kernel, recurrent, bias])
+    ref.layers[-1].set_weights([dense_w, dense_b])
+    X = rng.normal(size=(2, 9, n_in)).astype(np.float32)
+    assert_parity(model.run(X), np.asarray(ref.predict(X, verbose=0)), PARITY_F32, "float32", f"CuDNN{cell}")
+
+
+def test_a_custom_layer_is_named_and_can_be_said(tmp_path):
+    """A layer class of the user's own is refused by name with the way to say what it is; custom_layers= gives it
+    (here a "Scale" layer multiplying by its config's factor, as an engine Activation), then the model matches the
+    same GRU in Keras 3 fed the scaled input."""
+    rng = np.random.default_rng(9)
+    n_in, H = 3, 4
+    kernel, recurrent, bias = rng.uniform(-0.5, 0.5, (n_in, 3 * H)), rng.uniform(-0.5, 0.5, (H, 3 * H)), \
+        rng.uniform(-0.5, 0.5, (2, 3 * H))
+    layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, None, n_in], "name": "in"}},
+              {"class_name": "Scale", "config": {"name": "scale", "factor": 2.5}},
+              {"class_name": "GRU", "config": {"name": "gru", "units": H, "return_sequences": True,
+                                               "activation": "tanh", "recurrent_activation": "sigmoid",
+                                               "reset_after": True, "use_bias": True}}]
+    path = tmp_path / "custom.h5"
+    _keras2_h5(path, layers, {"gru": [("kernel:0", kernel), ("recurrent_kernel:0", recurrent), ("bias:0", bias)]})
+    with pytest.raises(engine.FormatError, match=r"scale \(Scale\).*custom_layers=\{'ClassName'"):
+        engine.load(path)
+    model = engine.load(path, custom_layers={"Scale": lambda cfg: engine.Activation("affine", cfg["factor"], 0.0)})
+    assert model.spec.metadata["keras.custom_layers"] == "Scale"
+    assert engine.load(path, custom_layers={"Scale": None}).spec.nodes[0].layer.__class__.__name__ == "GRU"
+    gru = keras.layers.GRU(H, return_sequences=True, reset_after=True)
+    ref = keras.Sequential([keras.Input((None, n_in)), gru])
+    gru.set_weights([kernel, recurrent, bias])
+    X = rng.normal(size=(1, 9, n_in)).astype(np.float32)
+    want = np.asarray(ref.predict(2.5 * X, verbose=0))
+    assert_parity(model.run(X), want, PARITY_F32, "float32", "custom Scale layer")
