@@ -22,12 +22,11 @@ CONVERTERS = {
     ("", "Clip", 6): clip.convert_clip_6, ("", "Clip", 11): clip.convert_clip_11,
     ("rnnjit", "Dual", 1): dual.convert_dual_1,     # written by fusions.py only
     ("", "Size", 1): size.convert_size_1, ("", "Equal", 1): size.convert_equal_1,
-    ("", "Sqrt", 6): unary.convert_sqrt_6, ("", "Exp", 6): unary.convert_exp_6, ("", "Log", 6): unary.convert_log_6,
-    ("", "Abs", 6): unary.convert_abs_6, ("", "Neg", 6): unary.convert_neg_6,
-    ("", "Reciprocal", 6): unary.convert_reciprocal_6, ("", "Pow", 7): unary.convert_pow_7,
+    **{("", op, 6): fn for op, fn in unary.CONVERTERS.items()},      # Sqrt, Exp, Log, Abs, Neg, Reciprocal
+    ("", "Pow", 7): unary.convert_pow_7,
     ("", "Gelu", 1): unary.convert_gelu_1,
-    ("", "ReduceMean", 1): reduce.convert_reducemean_1, ("", "ReduceMean", 18): reduce.convert_reducemean_18,
-    ("", "ReduceSum", 1): reduce.convert_reducesum_1, ("", "ReduceSum", 13): reduce.convert_reducesum_13,
+    ("", "ReduceMean", 1): reduce.convert_reduce, ("", "ReduceMean", 18): reduce.convert_reduce,
+    ("", "ReduceSum", 1): reduce.convert_reduce, ("", "ReduceSum", 13): reduce.convert_reduce,
     ("", "Pad", 2): pad.convert_pad_2, ("", "Pad", 11): pad.convert_pad_11,
     # (17 in the standard; from 1 here, as fusions.py writes it for a layer norm spelled out at any opset)
     ("", "LayerNormalization", 1): layernormalization.convert_layernormalization_17,

@@ -23,17 +23,6 @@ def _reduce(ctx, node, op):
     set_out(ctx, node, x if keep else x.with_roles([r for i, r in enumerate(x.roles) if i not in axes]))
 
 
-def convert_reducemean_1(ctx, node):
-    _reduce(ctx, node, "ReduceMean")
-
-
-def convert_reducemean_18(ctx, node):
-    _reduce(ctx, node, "ReduceMean")
-
-
-def convert_reducesum_1(ctx, node):
-    _reduce(ctx, node, "ReduceSum")
-
-
-def convert_reducesum_13(ctx, node):
-    _reduce(ctx, node, "ReduceSum")
+def convert_reduce(ctx, node):
+    """ReduceMean / ReduceSum at every opset: the axes come as an attribute or as an input (axis_list)."""
+    _reduce(ctx, node, node.op_type)

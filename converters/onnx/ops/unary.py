@@ -8,28 +8,17 @@ from ._activation import activation
 from ._common import attrs, set_out
 
 
-def convert_sqrt_6(ctx, node):
-    activation(ctx, node, "sqrt")
+def _unary(name):
+    def convert(ctx, node):
+        activation(ctx, node, name)
+
+    convert.__name__ = f"convert_{name}"
+    return convert
 
 
-def convert_exp_6(ctx, node):
-    activation(ctx, node, "exp")
-
-
-def convert_log_6(ctx, node):
-    activation(ctx, node, "log")
-
-
-def convert_abs_6(ctx, node):
-    activation(ctx, node, "abs")
-
-
-def convert_neg_6(ctx, node):
-    activation(ctx, node, "neg")
-
-
-def convert_reciprocal_6(ctx, node):
-    activation(ctx, node, "reciprocal")
+# op type -> the engine activation (each the same elementwise function of one input)
+UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Log": "log", "Abs": "abs", "Neg": "neg", "Reciprocal": "reciprocal"}
+CONVERTERS = {op: _unary(name) for op, name in UNARY.items()}
 
 
 def convert_gelu_1(ctx, node):
