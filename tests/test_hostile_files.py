@@ -171,7 +171,7 @@ def test_a_parser_crash_in_the_child_becomes_a_format_error(monkeypatch, tmp_pat
 
     from converters import keras as kconv
 
-    def crash(source, dtype):
+    def crash(source, dtype, custom_layers=None):
         os.kill(os.getpid(), signal.SIGSEGV)
 
     monkeypatch.setattr(kconv, "_from_keras", crash)  # the forked child inherits the patch
