@@ -57,11 +57,9 @@ class Program:
         # axes no recurrent node read as time or batch: time-major, as the graph's first axis usually is
         role = lambda r: {"x0": "T", "x1": "B"}.get(conv.resolve(r), conv.resolve(r))  # noqa: E731
         self.input_roles = tuple(role(r) for r in conv.input_roles)
-        self.time_major = self.unbatched or "T" not in self.input_roles or \
-            self.input_roles.index("T") < self.input_roles.index("B")
         self.lengths_input = conv.lengths_input
         self.state_inputs = dict(conv.state_inputs)
-        self.state_loops = [loop for loop in conv.state_loops]
+        self.state_loops = list(conv.state_loops)
         self.outputs = {}
         self._model = None
         loop_outputs = {loop.output: loop for loop in conv.state_loops if loop.output and loop.from_state}

@@ -89,10 +89,8 @@ def convert_conv_1(ctx, node):
             if roles[f] != "F" or roles[1] not in ("C", "1"):
                 raise Unsupported(f"a 2-D convolution over axes {roles}: rnnjit takes (batch, channels, time, "
                                   f"frequency) or (batch, channels, frequency, time)")
-            if roles[1] == "1":          # a unit channel axis the frame does not have yet: (F,) -> (1, F)
-                x = ctx.emit(x, Reshape([1, x.sizes["F"]]))
-                x = Dyn([r if i != 1 else "C" for i, r in enumerate(x.roles)], dict(x.sizes, C=1), x.edge,
-                        x.reversed_time)
+            if roles[1] == "1":
+                x = _unit_channels(ctx, x)
             Wt = W if k == 0 else W.transpose(0, 1, 3, 2)      # -> (C_out, C_in / group, K_time, K_frequency)
             fi = 1 - k
             layer = TemporalConv2d(Wt, bias, stride=(strides[k], strides[fi]), dilation=(dilations[k], dilations[fi]),
@@ -117,8 +115,7 @@ def _frame_conv(ctx, x, W, bias, strides, dilations, pads, group, roles):
         roles[1] = "1"
     frame = [r for r in roles if r in ("C", "F", "1")]
     if roles[1] == "1" and n == 1 and frame == ["1", "F"]:
-        x = ctx.emit(x, Reshape([1, x.sizes["F"]]))
-        x = Dyn([r if i != 1 else "C" for i, r in enumerate(x.roles)], dict(x.sizes, C=1), x.edge, x.reversed_time)
+        x = _unit_channels(ctx, x)
         roles = [ctx.resolve(r) for r in x.roles]
     if roles[1:] != ["C", "F"] or n != 1:
         raise Unsupported(f"a convolution over axes {roles} inside a frame; rnnjit converts (batch, channels, length) "
@@ -131,3 +128,9 @@ def _frame_conv(ctx, x, W, bias, strides, dilations, pads, group, roles):
         raise Unsupported(str(exc)) from None
     length = (x.sizes["F"] + pads[0] + pads[1] - dilations[0] * (W.shape[2] - 1) - 1) // strides[0] + 1
     return Dyn(x.roles, dict(x.sizes, C=W.shape[0], F=int(length)), out.edge, x.reversed_time)
+
+
+def _unit_channels(ctx, x):
+    """The data with its unit axis 1 made the frame's channel axis: (F,) frames -> (1, F), a Reshape node."""
+    x = ctx.emit(x, Reshape([1, x.sizes["F"]]))
+    return Dyn([r if i != 1 else "C" for i, r in enumerate(x.roles)], dict(x.sizes, C=1), x.edge, x.reversed_time)
