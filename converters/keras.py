@@ -369,7 +369,36 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         if cfg.get("mask_zero"):
             meta["keras.mask_zero"] = "true"
         return [_convert_embedding(layer, weights, where)]
+    if cls_name == "ZeroPadding1D":
+        raise FormatError(f"{where}: zero padding along time that no 'valid' Conv1D right after it takes in pads "
+                          f"the sequence itself (its length changes); rnnjit folds it only into such a convolution")
     raise _Unsupported()
+
+
+def _fold_zero_padding(layers):
+    """ZeroPadding1D((left, right)) right before a Conv1D / SeparableConv1D with padding 'valid' is that
+    convolution's own padding (left up to its span: a causal convolution, the usual reason for the pair); the
+    pair becomes the one convolution with padding (left, right)."""
+    out, i = [], 0
+    while i < len(layers):
+        layer, nxt = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        if layer.get("class_name") == "ZeroPadding1D" and nxt is not None and \
+                nxt.get("class_name") in ("Conv1D", "SeparableConv1D") and \
+                nxt.get("config", {}).get("padding", "valid") == "valid":
+            pad = layer.get("config", {}).get("padding", 1)
+            pad = (pad, pad) if isinstance(pad, int) else tuple(pad)
+            cfg = nxt["config"]
+            try:
+                span = (_one(cfg["kernel_size"], "", "") - 1) * _one(cfg.get("dilation_rate", 1), "", "")
+            except (FormatError, KeyError):
+                span = -1
+            if len(pad) == 2 and all(isinstance(p, int) and p >= 0 for p in pad) and pad[0] <= span:
+                out.append(dict(nxt, config=dict(cfg, padding=list(pad))))
+                i += 2
+                continue
+        out.append(layer)
+        i += 1
+    return out
 
 
 def _width(spec_layers, size):
@@ -387,6 +416,7 @@ def _convert(config, keras_major, weights, source):
     if layers is None:
         return _convert_graph(config, keras_major, weights, source)
     weights.assign_paths(layers)
+    layers = _fold_zero_padding(layers)
     spec_layers, refused, meta = [], [], {"keras.output": "sequence"}
     size = first_size = None
     for i, layer in enumerate(layers):
@@ -691,6 +721,8 @@ def _time_padding(padding, span, stride, where):
     split as TensorFlow splits it (the extra frame after), which for a stride above 1 depends on the length."""
     if padding == "valid":
         return (0, 0)
+    if isinstance(padding, list) and len(padding) == 2:   # a ZeroPadding1D folded in (_fold_zero_padding)
+        return tuple(padding)
     if padding == "causal":
         return (span, 0)
     if padding == "same":

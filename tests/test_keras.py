@@ -370,3 +370,24 @@ def test_a_custom_layer_is_named_and_can_be_said(tmp_path):
     X = rng.normal(size=(1, 9, n_in)).astype(np.float32)
     want = np.asarray(ref.predict(2.5 * X, verbose=0))
     assert_parity(model.run(X), want, PARITY_F32, "float32", "custom Scale layer")
+
+
+@pytest.mark.parametrize("pad", [(2, 0), (1, 1)])
+def test_zero_padding_before_a_valid_conv1d_is_the_convolutions_own_padding(pad, tmp_path):
+    """ZeroPadding1D((2, 0)) + Conv1D(k=3, 'valid') is the usual way to write a causal convolution in Keras: one
+    TemporalConv1d, streamable, matching Keras over the sequence and when streamed. (1, 1) pads the future too: a
+    look-ahead the stream gives a frame late. A ZeroPadding1D alone is refused with the reason."""
+    rng = np.random.default_rng(21)
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.ZeroPadding1D(pad),
+                              keras.layers.Conv1D(4, 3, padding="valid"), keras.layers.GRU(5, return_sequences=True)])
+    X = rng.normal(size=(2, 11, 3)).astype(np.float32)
+    want, m = _saved_and_loaded(model, rng, tmp_path / "zp.keras", X)
+    assert [type(n.layer).__name__ for n in m.spec.nodes] == ["TemporalConv1d", "GRU"]
+    assert_parity(m.run(X), want, PARITY_F32, "float32", f"ZeroPadding1D{pad} + Conv1D")
+    if pad == (2, 0):
+        s = m.stream()
+        assert_parity(np.array([s.step(x) for x in X[0]]), want[0], PARITY_F32, "float32", "streamed")
+    alone = keras.Sequential([keras.Input((None, 3)), keras.layers.ZeroPadding1D((2, 0)), keras.layers.GRU(5)])
+    alone.save(str(tmp_path / "alone.keras"))
+    with pytest.raises(engine.FormatError, match="ZeroPadding1D.*pads the sequence itself"):
+        engine.load(tmp_path / "alone.keras")
