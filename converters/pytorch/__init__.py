@@ -8,6 +8,7 @@ from engine.errors import FormatError
 from ..dtypes import arrays_dtype
 
 from .module import spec_from_module
+from .pickled import is_module, spec_from_pickled
 from .state_dict import spec_from_state_dict
 
 # where training scripts usually put the model's weights inside a checkpoint dict
@@ -39,11 +40,37 @@ def select_state_dict(obj, key=None, source="checkpoint"):
     raise FormatError(f"{source}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
 
 
+def _pickled_module(loaded, key):
+    """The pickled module a checkpoint holds (itself, ``loaded[key]``, or the one module under a usual key), or
+    None when it holds a state_dict."""
+    if is_module(loaded):
+        return loaded
+    if isinstance(loaded, dict):
+        if key is not None:
+            return loaded.get(key) if is_module(loaded.get(key)) else None
+        found = [k for k in _CHECKPOINT_KEYS if is_module(loaded.get(k))]
+        if len(found) == 1 and not any(_is_array_dict(loaded.get(k)) for k in _CHECKPOINT_KEYS):
+            return loaded[found[0]]
+    return None
+
+
 def spec_from_arrays(loaded, *, key=None, source="checkpoint", dtype=None, **options):
-    """A ModelSpec from what a checkpoint file held (its state_dict, or a dict around one): ``key`` picks the
-    state_dict inside; ``dtype`` defaults to the state_dict's own (converters/dtypes.py); the other options go to
-    ``spec_from_state_dict``. Around a state_dict, what was left out (optimizer state, epoch counters) is said in
-    ``spec.metadata["checkpoint"]``."""
+    """A ModelSpec from what a checkpoint file held (its state_dict, or a dict around one, or a whole pickled
+    module): ``key`` picks the state_dict (or module) inside; ``dtype`` defaults to the file's own
+    (converters/dtypes.py); the other options go to ``spec_from_state_dict`` (or, for a pickled module, layers and
+    ignore go to ``spec_from_pickled``). Around a state_dict, what was left out (optimizer state, epoch counters)
+    is said in ``spec.metadata["checkpoint"]``."""
+    module = _pickled_module(loaded, key)
+    if module is not None:
+        options.pop("order", None)
+        defaults = {"activations": None, "head_activation": None, "rnn_nonlinearity": "tanh"}
+        given = sorted(k for k, v in options.items() if k in defaults and v != defaults[k])
+        if given:
+            raise FormatError(f"{source}: the file holds a whole module, whose layers say their own activations and "
+                              f"nonlinearity; {', '.join(given)} apply to state_dicts (use layers=[...] for the "
+                              f"functional steps forward() takes)")
+        return spec_from_pickled(module, layers=options.get("layers"), ignore=options.get("ignore") or (),
+                                 dtype=dtype, source=source)
     state = select_state_dict(loaded, key, source)
     if dtype is None:
         dtype = arrays_dtype(state.values())

@@ -17,12 +17,14 @@ Formats (torch/serialization.py):
   storage keys), then each storage as int64 element count + raw bytes, in key order.
 """
 
+import _compat_pickle
 import collections
 import io
 import pickle
 import pickletools
 import re
 import struct
+import sys
 import zipfile
 
 import numpy as np
@@ -105,6 +107,82 @@ def _ordered_dict(*args):
     return collections.OrderedDict()
 
 
+def _set(*args):
+    """builtins.set, for the string sets a module keeps (``_non_persistent_buffers_set``)."""
+    if args == ():
+        return set()
+    if len(args) != 1 or not isinstance(args[0], (list, tuple)) or not all(isinstance(v, str) for v in args[0]):
+        raise FormatError("a set in a checkpoint may hold names (strings) only")
+    return set(args[0])
+
+
+def _device(*args):
+    """torch.device: only its name matters (``"cuda:0"``); weights load onto the CPU whatever it says."""
+    if not 1 <= len(args) <= 2 or not isinstance(args[0], str) or len(args[0]) > 64:
+        raise FormatError(f"torch.device arguments must be a name, got {args!r:.80}")
+    return ("device", args[0])
+
+
+class PickledObject:
+    """An instance of a class the file names (a torch.nn module, the user's own model class) as inert data: the
+    class's module and name, and the state BUILD gave it (``state``, a dict of plain values, arrays and other
+    PickledObjects). Nothing of the real class is imported or run: the unpickler gets a subclass of this type
+    made for the name (``_object_type``), which NEWOBJ can instantiate (with no arguments) and BUILD can fill;
+    calling it (REDUCE) is refused, as is anything but a dict of named values for a state."""
+
+    module = qualname = source = ""
+
+    def __new__(cls, *args, **kwargs):
+        if args or kwargs:
+            raise UnsafeFileError(f"{cls.source}: the file builds `{cls.module}.{cls.qualname}` from arguments; "
+                                  f"rnnjit reads a pickled object's state only")
+        obj = object.__new__(cls)
+        obj.state = {}
+        return obj
+
+    def __init__(self, *args, **kwargs):   # reached only by calling the class (REDUCE), never by NEWOBJ
+        raise UnsafeFileError(f"{self.source}: the file calls `{self.module}.{self.qualname}`; rnnjit reads a "
+                              f"pickled object's state and runs no code from a file")
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2 and (state[1] is None or isinstance(state[1], dict)):
+            state = {**(state[0] or {}), **(state[1] or {})}   # (dict state, slot state)
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise FormatError(f"{self.source}: the state of a `{self.module}.{self.qualname}` must be a dict of "
+                              f"named values, got {type(state).__name__}")
+        self.state = dict(state)
+
+    @property
+    def class_name(self):
+        return f"{self.module}.{self.qualname}"
+
+    def __repr__(self):
+        return f"<pickled {self.class_name}>"
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}(\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,15}$")
+# top-level modules whose classes are never stand-ins for data: the standard library (os, subprocess, builtins,
+# pickle, ...) and the libraries whose callables a hostile file would name; torch itself only under torch.nn
+_NEVER = frozenset(sys.stdlib_module_names) | {"__builtin__", "copy_reg", "numpy", "torch", "scipy", "pandas",
+                                               "dill", "cloudpickle", "joblib", "sklearn", "tensorflow", "keras"}
+
+
+def _object_type(module, name, source, cache):
+    """The PickledObject subclass standing for class ``module.name``, or None if that name may not be one: a
+    torch.nn module class, or a class of the user's own code (not the standard library's, numpy's, ...)."""
+    if not (_NAME.match(module) and _NAME.match(name)):
+        return None
+    # protocol 2 writes Python 3 names as their Python 2 spelling (subprocess -> commands): check both
+    py3 = _compat_pickle.NAME_MAPPING.get((module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module),))[0]
+    if {module.split(".")[0], py3.split(".")[0]} & _NEVER and not module.startswith("torch.nn.modules."):
+        return None
+    key = (module, name)
+    if key not in cache:
+        cache[key] = type(name.split(".")[-1], (PickledObject,), {"module": module, "qualname": name,
+                                                                   "source": source, "__slots__": ()})
+    return cache[key]
+
+
 # (module, name) -> our stand-in. Everything not listed is refused by name.
 _ALLOWED = {
     ("collections", "OrderedDict"): _ordered_dict,
@@ -112,6 +190,9 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("builtins", "set"): _set,
+    ("__builtin__", "set"): _set,
+    ("torch", "device"): _device,
 }
 _ALLOWED.update({("torch", name): _StorageType(name) for name in STORAGE_DTYPES})
 _ALLOWED.update({("torch", name): ("dtype", name) for name in TORCH_DTYPES})
@@ -148,18 +229,27 @@ class _SafeUnpickler(pickle.Unpickler):
         super().__init__(stream)
         self.source = source
         self.allow_storages = allow_storages
+        self.types = {}
 
     def find_class(self, module, name):
         target = _ALLOWED.get((module, name))
+        if target is None and self.allow_storages:
+            target = _object_type(module, name, self.source, self.types)
         if target is None or (not self.allow_storages and isinstance(target, _StorageType)):
-            raise UnsafeFileError(f"{self.source}: this file pickles `{module}.{name}`; rnnjit loads plain "
-                                  f"state_dicts only (tensors in dicts, lists and tuples) and runs no code "
-                                  f"from a file")
+            raise UnsafeFileError(f"{self.source}: this file pickles `{module}.{name}`; rnnjit loads state_dicts "
+                                  f"and pickled torch.nn modules as data (tensors, names, numbers) and runs no "
+                                  f"code from a file")
         return target
 
     def persistent_load(self, pid):
         if not self.allow_storages:
             raise UnsafeFileError(f"{self.source}: unexpected persistent reference in a header pickle")
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            # the legacy format records each module class's source code to warn when it changed; the class is all
+            # the unpickler needs back (our inert stand-in, from find_class)
+            if not (isinstance(pid[1], type) and issubclass(pid[1], PickledObject)):
+                raise FormatError(f"{self.source}: a module reference must name a module class, got {pid[1]!r:.80}")
+            return pid[1]
         if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
             raise FormatError(f"{self.source}: unsupported persistent reference {pid!r:.80} (expected a "
                               f"('storage', type, key, location, numel) tuple)")
@@ -186,30 +276,56 @@ def _unpickle(data, source):
         raise FormatError(f"{source}: malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
 
 
-def _collect(obj, found, depth=0):
+def _children(obj):
+    if isinstance(obj, PickledObject):
+        return obj.state.values()
+    if isinstance(obj, dict):
+        return obj.values()
+    if isinstance(obj, (list, tuple)):
+        return obj
+    return ()
+
+
+def _collect(obj, found, depth=0, seen=None):
+    """The tensors in ``obj``, each container visited once (a pickle's memo lets a 100-byte file nest one list in
+    itself twice per level, 2**100 paths deep)."""
+    seen = set() if seen is None else seen
     if depth > 100:
         raise FormatError("checkpoint object nests more than 100 levels deep")
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
     if isinstance(obj, _LazyTensor):
         found.append(obj)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _collect(v, found, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _collect(v, found, depth + 1)
+    for v in _children(obj):
+        _collect(v, found, depth + 1, seen)
 
 
-def _materialize(obj, arrays):
+def _materialize(obj, arrays, done=None):
+    """``obj`` with each tensor as its array (shared containers stay shared; a container holding itself is an
+    error: plain data does not)."""
+    done = {} if done is None else done
     if isinstance(obj, _LazyTensor):
         return arrays[id(obj)]
-    if isinstance(obj, dict):
+    if id(obj) in done:
+        if done[id(obj)] is None:
+            raise FormatError("the checkpoint holds a container that contains itself")
+        return done[id(obj)]
+    if isinstance(obj, (dict, list, tuple, PickledObject)):
+        done[id(obj)] = None
+    if isinstance(obj, PickledObject):
+        obj.state = _materialize(obj.state, arrays, done)
+        out = obj
+    elif isinstance(obj, dict):
         out = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
-            out[k] = _materialize(v, arrays)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v, arrays) for v in obj)
-    return obj
+            out[k] = _materialize(v, arrays, done)
+    elif isinstance(obj, (list, tuple)):
+        out = type(obj)(_materialize(v, arrays, done) for v in obj)
+    else:
+        return obj
+    done[id(obj)] = out
+    return out
 
 
 def _storage_array(ref, raw, byteorder, source):

@@ -22,13 +22,14 @@ import re
 
 import numpy as np
 
-from engine import GRU, LSTM, RNN, Activation, Dense, Embedding, Input, ModelSpec, Node
+from engine import (GRU, LSTM, RNN, Activation, BatchNorm, Dense, Embedding, GroupNorm, Input, LayerNorm, ModelSpec,
+                    Node, PReLU)
 from engine.errors import FormatError, SpecError
 
 _STACKED = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)"
                       r"(?P<rev>_reverse)?$")
 _CELL = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bias_hh)$")
-_LINEAR = re.compile(r"^(?P<prefix>.*?)(?P<name>weight|bias)$")
+_LINEAR = re.compile(r"^(?P<prefix>.*?)(?P<name>weight|bias|running_mean|running_var|num_batches_tracked)$")
 _CELLS = {4: ("lstm", LSTM), 3: ("gru", GRU), 1: ("rnn", RNN)}
 
 
@@ -74,15 +75,30 @@ def find_groups(state_dict):
         else:
             unused.append(key)
     ordered = sorted(groups.values(), key=lambda g: g.order)
-    # a "linear" whose weight is not 2-D (a norm layer's weight, an embedding used elsewhere) is not a Linear
     usable = []
     for g in ordered:
-        if g.kind == "linear" and (g.keys.get("weight") is None or g.keys["weight"].ndim != 2
-                                   or (g.keys.get("bias") is not None and g.keys["bias"].ndim != 1)):
-            unused += [g.prefix + k for k in g.keys]
-            continue
+        if g.kind == "linear":
+            g.kind = _plain_kind(g.keys)
+            if g.kind is None:
+                unused += [g.prefix + k for k in g.keys]
+                continue
         usable.append(g)
     return usable, unused
+
+
+def _plain_kind(keys):
+    """What a ``<p>weight`` / ``bias`` / running-statistics group is, from its shapes: "linear" (2-D weight),
+    "conv" (3-D or 4-D weight: Conv1d, Conv2d), "batchnorm" (running_mean and running_var), "affine" (a 1-D
+    weight: LayerNorm, GroupNorm, an affine InstanceNorm or a PReLU, which shapes cannot tell apart), or None."""
+    w, b = keys.get("weight"), keys.get("bias")
+    if b is not None and b.ndim != 1:
+        return None
+    if "running_mean" in keys or "running_var" in keys:
+        ok = all(keys.get(k) is not None and keys[k].ndim == 1 for k in ("running_mean", "running_var"))
+        return "batchnorm" if ok and (w is None or w.ndim == 1) else None
+    if w is None:
+        return None
+    return {1: "affine", 2: "linear", 3: "conv", 4: "conv"}.get(w.ndim)
 
 
 def _recurrent_layers(group, nonlinearity):
@@ -197,6 +213,18 @@ def spec_from_state_dict(state_dict, *, layers=None, activations=None, head_acti
             labels = ", ".join(f"{g.label!r} ({g.kind})" for g in groups) or "none"
             raise FormatError(f"{source}: found {len(recurrent)} recurrent parameter groups; say which groups "
                               f"form the model with layers=[...]. Groups in module order: {labels}")
+        placed = [g for g in chosen if g.kind in ("conv", "affine")]
+        if placed:
+            raise FormatError(f"{source}: {_placement_question(placed)}; a state_dict does not hold what forward() "
+                              f"does around them: give the model's steps with layers=[...], e.g. "
+                              f"{_example(chosen)}")
+        if any(g.kind == "batchnorm" for g in chosen):
+            return _steps_spec([g.label for g in chosen], by_label, unused, groups, ignored, activations,
+                               head_activation, rnn_nonlinearity, dtype, source)
+    elif any(not isinstance(x, str) or x.rstrip(".") not in by_label for x in layers) or any(
+            by_label[x.rstrip(".")].kind not in ("linear", "rnn", "cell") for x in layers):
+        return _steps_spec(layers, by_label, unused, groups, ignored, activations, head_activation,
+                           rnn_nonlinearity, dtype, source)
     else:
         missing = [name for name in layers if name.rstrip(".") not in by_label]
         if missing:
@@ -244,3 +272,144 @@ def spec_from_state_dict(state_dict, *, layers=None, activations=None, head_acti
         order = " -> ".join(repr(layer) for layer in spec_layers)
         raise FormatError(f"{source}: the parameter groups do not chain into one model ({exc}). "
                           f"Layers in order: {order}. Choose and order them with layers=[...]") from None
+
+
+_AFFINE_KINDS = ("layer_norm", "group_norm", "instance_norm", "prelu")
+
+
+def _placement_question(groups):
+    parts = []
+    for g in groups:
+        w = g.keys.get("weight")
+        if g.kind == "conv":
+            parts.append(f"{g.label!r} is a Conv{w.ndim - 2}d (weight {w.shape}) whose stride, padding, dilation and "
+                         f"groups a state_dict does not hold (torch's defaults are taken unless "
+                         f"'{g.label}(padding=..., ...)' says them), nor whether it runs within each frame or "
+                         f"along time")
+        else:
+            parts.append(f"{g.label!r} has a 1-D weight of {w.shape[0]}{' and a bias' if 'bias' in g.keys else ''}: "
+                         f"a LayerNorm, GroupNorm, affine InstanceNorm or PReLU; say which, as "
+                         f"'{g.label}(kind=\"layer_norm\")' (or group_norm with groups=, instance_norm, prelu)")
+    return "; ".join(parts)
+
+
+def _example(groups):
+    return "[" + ", ".join(repr(g.label) for g in groups) + "] with the functional steps between them (\"relu\", " \
+        "\"max_pool1d(2)\", \"flatten\", ...)"
+
+
+def _group_step(g, kwargs, nonlinearity, first, assumed):
+    """The Step of parameter group ``g`` with the attributes ``kwargs`` the user gave it in layers=[...]."""
+    from .steps import Step, conv_layers
+
+    label, w, b = g.label, g.keys.get("weight"), g.keys.get("bias")
+    allowed = {"conv": ("stride", "padding", "dilation", "groups"), "batchnorm": ("eps",),
+               "affine": ("kind", "eps", "groups")}.get(g.kind, ())
+    extra = sorted(set(kwargs) - set(allowed))
+    if extra:
+        raise FormatError(f"layers=[...]: {label!r} ({g.kind}) takes {', '.join(allowed) or 'no attributes'}, "
+                          f"not {', '.join(extra)}")
+    eps = kwargs.get("eps", 1e-5)
+    if g.kind in ("linear", "rnn", "cell"):
+        built = _group_layers(g, nonlinearity, first=first)
+        head = built[0]
+        in_shape = () if isinstance(head, Embedding) else (head.in_features if isinstance(head, Dense)
+                                                            else head.input_size,)
+        return Step(label, lambda shape: built, in_shape)
+    if g.kind == "conv":
+        n = w.ndim - 2
+        given = {k: kwargs[k] for k in allowed if k in kwargs}
+        missing = [k for k in allowed if k not in kwargs]
+        if missing:
+            assumed.append(f"{label}: {', '.join(missing)} are not in a state_dict; torch's defaults taken")
+        per = {k: (list(v) if isinstance(v, (list, tuple)) else [v] * n)
+               for k, v in (("stride", given.get("stride", 1)), ("dilation", given.get("dilation", 1)),
+                            ("padding", given.get("padding", 0)))}
+        groups = given.get("groups", 1)
+        return Step(label, lambda shape: conv_layers(w, b, per["stride"], per["padding"], per["dilation"], groups,
+                                                     shape, label))
+    if g.kind == "batchnorm":
+        if "eps" not in kwargs:
+            assumed.append(f"{label}: BatchNorm eps is not in a state_dict; torch's default 1e-5 taken")
+        layer = BatchNorm(g.keys["running_mean"], g.keys["running_var"], w, b, eps, name=label)
+        return Step(label, lambda shape: [layer])
+    kind = kwargs.get("kind")
+    if kind not in _AFFINE_KINDS:
+        raise FormatError(_placement_question([g]))
+    if kind == "prelu":
+        if b is not None:
+            raise FormatError(f"{label!r}: a PReLU has no bias, but the group has one")
+        layer = PReLU(w, name=label)
+    elif kind == "layer_norm":
+        layer = LayerNorm((w.shape[0],), w, b, eps, name=label)
+    else:
+        count = kwargs.get("groups") if kind == "group_norm" else w.shape[0]
+        if count is None:
+            raise FormatError(f"{label!r}: a group_norm needs groups=")
+        layer = GroupNorm(count, w.shape[0], w, b, eps, name=label)
+    if "eps" not in kwargs and kind != "prelu":
+        assumed.append(f"{label}: {kind} eps is not in a state_dict; torch's default 1e-5 taken")
+    return Step(label, lambda shape: [layer])
+
+
+def _steps_spec(layers, by_label, unused, groups, ignored, activations, head_activation, nonlinearity, dtype,
+                source):
+    """spec_from_state_dict for a model given as steps: groups (with attributes, ``"conv1(padding=2)"``) and the
+    functional steps forward() takes between them (steps.py)."""
+    from .steps import Step, chain_spec, function_step, parse_call
+
+    steps, assumed, used = [], [], set()
+    activations = {k.rstrip("."): v for k, v in dict(activations or {}).items()}
+    for item in layers:
+        if not isinstance(item, str):
+            raise FormatError(f"{source}: layers=[...] holds group names and functional steps (strings), got "
+                              f"{item!r:.60}")
+        text = item.strip()
+        call = parse_call(text) if text.rstrip(".") not in by_label else (False, text.rstrip("."), (), {})
+        if call is None:
+            raise FormatError(f"{source}: {text!r} is neither a parameter group ({', '.join(sorted(by_label))}) nor a "
+                              f"functional step")
+        is_function, name, args, kwargs = call
+        if name in by_label and not is_function:
+            if args:
+                raise FormatError(f"{source}: {text!r}: give a group's attributes by name, as in "
+                                  f"{name}(padding=2)")
+            g = by_label[name]
+            try:
+                steps.append(_group_step(g, kwargs, nonlinearity, not steps, assumed))
+            except SpecError as exc:
+                raise FormatError(f"{source}: {name!r}: {exc}") from None
+            except FormatError as exc:
+                raise FormatError(f"{source}: {exc}") from None
+            used.add(id(g))
+            if activations.get(name):
+                act = Activation.of(activations.pop(name))
+                steps.append(Step(f"{name} activation", lambda shape, act=act: [act]))
+            continue
+        try:
+            steps.append(function_step(text, name.split(".")[-1], args, dict(kwargs)))
+        except FormatError as exc:
+            if name not in by_label and "no such function" in str(exc):
+                raise FormatError(f"{source}: {text!r} is neither a parameter group "
+                                  f"({', '.join(sorted(by_label))}) nor a functional step ({exc})") from None
+            raise FormatError(f"{source}: {exc}") from None
+    if activations:
+        raise FormatError(f"{source}: activations given for {sorted(activations)}, which are not among the model's "
+                          f"steps")
+    if head_activation:
+        act = Activation.of(head_activation)
+        steps.append(Step("head activation", lambda shape: [act]))
+    leftover = [k for k in unused if not ignored(k)]
+    for g in groups:
+        if id(g) not in used:
+            names = [g.prefix + (k if isinstance(k, str) else f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}")
+                     for k in g.keys]
+            leftover += [n for n in names if not ignored(n)]
+    if leftover:
+        shown = ", ".join(leftover[:12]) + (f" and {len(leftover) - 12} more" if len(leftover) > 12 else "")
+        raise FormatError(f"{source}: keys that belong to no step of the model: {shown}. Pass ignore=[...] to leave "
+                          f"them out, or add their groups to layers=[...]")
+    metadata = {"source": source}
+    if assumed:
+        metadata["torch.assumed"] = "; ".join(assumed)
+    return chain_spec(steps, dtype=dtype, source=source, metadata=metadata)
