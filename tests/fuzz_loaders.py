@@ -1,6 +1,7 @@
 """Fuzz every model loader with mutated valid files (hypothesis): only rnnjit's own exceptions may come out.
 
-    python -m tests.fuzz_loaders FORMAT [N]      FORMAT: native onnx torch_zip torch_legacy safetensors keras_zip keras_h5
+    python -m tests.fuzz_loaders FORMAT [N]      FORMAT: native onnx torch_zip torch_legacy torch_module
+                                                 safetensors keras_zip keras_h5
                                                  N: inputs (default 10000)
 
 Each input is a valid seed file of that format with 1-6 mutations: byte flips, overwrites, insertions,
@@ -22,16 +23,13 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-FORMATS = ("native", "onnx", "torch_zip", "torch_legacy", "safetensors", "keras_zip", "keras_h5")
-EXT = {"native": ".npz", "onnx": ".onnx", "torch_zip": ".pt", "torch_legacy": ".pt", "safetensors": ".safetensors",
-       "keras_zip": ".keras", "keras_h5": ".h5"}
+FORMATS = ("native", "onnx", "torch_zip", "torch_legacy", "torch_module", "safetensors", "keras_zip", "keras_h5")
+EXT = {"native": ".npz", "onnx": ".onnx", "torch_zip": ".pt", "torch_legacy": ".pt", "torch_module": ".pt",
+       "safetensors": ".safetensors", "keras_zip": ".keras", "keras_h5": ".h5"}
 
 
-def seed_file(fmt, tmp):
-    """A small valid model file of this format, as bytes."""
+def _net_class():
     import torch
-
-    torch.manual_seed(0)
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -42,7 +40,18 @@ def seed_file(fmt, tmp):
         def forward(self, x):
             return self.fc(self.rnn(x)[0])
 
-    net = Net().eval()
+    Net.__qualname__ = "Net"   # picklable by name (torch.save(net) of a whole module names its class)
+    globals()["Net"] = Net
+    return Net
+
+
+def seed_file(fmt, tmp):
+    """A small valid model file of this format, as bytes."""
+    import torch
+
+    torch.manual_seed(0)
+
+    net = _net_class()().eval()
     path = os.path.join(tmp, "seed" + EXT[fmt])
     if fmt == "native":
         import converters
@@ -51,6 +60,8 @@ def seed_file(fmt, tmp):
     elif fmt == "onnx":
         torch.onnx.export(net, torch.zeros(1, 5, 3), path, dynamo=False, input_names=["x"],
                           dynamic_axes={"x": {0: "b", 1: "t"}})
+    elif fmt == "torch_module":   # the whole module pickled: the user class, torch.nn classes, their attributes
+        torch.save(net, path)
     elif fmt.startswith("torch"):
         torch.save(net.state_dict(), path, _use_new_zipfile_serialization=fmt == "torch_zip")
     elif fmt == "safetensors":

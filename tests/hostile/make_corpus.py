@@ -169,6 +169,53 @@ def torch_files():
         _zip_replace(small, {"data.pkl": pkl.replace(b"X\x01\x00\x00\x000q\x05", b"X\x0d\x00\x00\x00../../etc/pwdq\x05")}),
         "UnsafeFileError", "is not a plain name")
     add("torch_not_a_checkpoint.pt", b"hello world, not a model", "FormatError", "not a torch checkpoint")
+    module_files(valid)
+
+
+def _module_zip(obj):
+    """A torch zip checkpoint of ``obj`` (a module) saved by torch, storages named 0, 1, ... as torch names them."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def module_files(valid):
+    """Pickled modules (torch.save(model)) made hostile: calls of torch.nn and user classes, a hook function,
+    crafted attributes, a module inside itself, a pickle whose shared lists make 2**80 paths."""
+    import torch.nn as nn
+
+    add("torch_module_reduce_torch_nn.pt",
+        _zip_replace(valid, {"data.pkl": b"\x80\x02ctorch.nn.modules.linear\nLinear\nK\x03K\x04\x86R."}),
+        "UnsafeFileError", "builds `torch.nn.modules.linear.Linear` from arguments")
+    add("torch_module_user_class_called.pt",
+        _zip_replace(valid, {"data.pkl": b"\x80\x02cevilpkg.models\nNet\n)R."}),
+        "UnsafeFileError", "the file calls `evilpkg.models.Net`")
+    # a Linear whose _forward_hooks hold a function (what register_forward_hook(print) pickles; written by hand:
+    # torch's own pickle of it varies from run to run in which strings it memoizes)
+    hook = (b"\x80\x02ctorch.nn.modules.linear\nLinear\n)\x81}X\x0e\x00\x00\x00_forward_hooks"
+            b"ccollections\nOrderedDict\n)RK\x00c__builtin__\nprint\nssb.")
+    add("torch_module_forward_hook.pt", _zip_replace(valid, {"data.pkl": hook}), "UnsafeFileError",
+        "this file pickles `__builtin__.print`")
+    conv = nn.Conv1d(4, 4, 3)
+    conv.kernel_size = (10 ** 12,)
+    # (no recurrent modules in these: torch pickles their weight names differently from run to run)
+    add("torch_module_huge_kernel_size.pt", _module_zip(nn.Sequential(nn.Linear(4, 4), conv)), "FormatError",
+        "kernel_size = (1000000000000,) is not a tuple of integers")
+    conv = nn.Conv1d(4, 4, 3)
+    conv.dilation = (-5,)
+    add("torch_module_negative_dilation.pt", _module_zip(nn.Sequential(nn.Linear(4, 4), conv)), "FormatError",
+        "dilation must be")
+    loop = nn.Sequential(nn.Linear(4, 3))
+    loop._modules["me"] = loop
+    add("torch_module_contains_itself.pt", _module_zip(loop), "FormatError", "contains itself")
+    shared = []
+    for _ in range(80):
+        shared = [shared, shared]
+    add("torch_pickle_shared_lists_2e80_paths.pt",
+        _zip_replace(valid, {"data.pkl": pickle.dumps({"w": shared}, protocol=2)}), "FormatError",
+        "say which holds the model's state_dict")
 
 
 # ------------------------------------------------------------------------------------------- native .npz
