@@ -637,6 +637,25 @@ def real(quick=False):
         add("uzmorph-bigru", "one word (30 characters)",
             {"rnnjit run": functools.partial(model.run, word), "the package's torch module": functools.partial(
                 net, torch.from_numpy(word))})
+    # BeatNet: beat/downbeat activations of music, one 20 ms spectrogram frame per call as the package streams it
+    # (its BDA module keeps the LSTM state between calls), and a 6 s excerpt offline
+    from tests.test_real_models import BEATNET_STEPS, _beatnet_features
+
+    bda = _package_module("beatnet", "BeatNet/model.py").BDA(272, 150, 2, "cpu")
+    bda.load_state_dict(torch.load(model_file("beatnet"), map_location="cpu"))
+    bda.eval()
+    model = engine.load(model_file("beatnet", "BeatNet/models/model-1.pt"), layers=BEATNET_STEPS)
+    feats = _beatnet_features()
+    frame, out = torch.from_numpy(feats[:1])[None], np.empty(3, np.float32)
+    s = model.stream()
+    with torch.inference_mode():
+        _agree("beatnet", model.run(feats), bda.final_pred(bda(torch.from_numpy(feats)[None])[0]).numpy().T)
+        add("BeatNet model 1 (pickled module)", "one 20 ms frame",
+            {"rnnjit step(out=)": functools.partial(s.step, feats[0], out),
+             "the package's torch module": lambda: bda.final_pred(bda(frame)[0])})
+        add("BeatNet model 1 (pickled module)", "a 6 s excerpt, 300 frames",
+            {"rnnjit run": functools.partial(model.run, feats),
+             "the package's torch module": lambda: bda.final_pred(bda(torch.from_numpy(feats)[None])[0])})
     _real_onnx(add, rng)
     text = harness.table(rows, ["model", "call", "contender", "p50 us", "p99 us", "x rnnjit"],
                          "real: models shipped in PyPI packages, each against its own framework, one thread "

@@ -29,8 +29,9 @@ class CliError(Exception):
 # ---------------------------------------------------------------------------------------------- loading
 def _add_load_options(p):
     g = p.add_argument_group("model loading (what a file cannot say by itself)")
-    g.add_argument("--layers", help="comma-separated parameter-name prefixes forming the model, in order "
-                                    "(PyTorch state_dicts / safetensors)")
+    g.add_argument("--layers", help="the model's steps, comma-separated, in order: parameter groups or module "
+                                    "paths and functional steps, e.g. 'reshape(1, 272), conv1, relu, lstm, fc' "
+                                    "(PyTorch state_dicts, pickled modules, safetensors)")
     g.add_argument("--activation", action="append", default=[], metavar="LAYER=ACT",
                    help="activation after a layer group, e.g. fc1=relu (repeatable)")
     g.add_argument("--head-activation", help="activation after the last layer (e.g. sigmoid, softmax)")
@@ -41,10 +42,23 @@ def _add_load_options(p):
     g.add_argument("--dtype", choices=["float32", "float64"], help="compute dtype (default: the model's)")
 
 
+def _split_steps(text):
+    """'reshape(1, 272), conv1, relu' -> ['reshape(1, 272)', 'conv1', 'relu']: commas inside parentheses stay."""
+    steps, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            steps.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [s.strip() for s in steps + [cur] if s.strip()]
+
+
 def _load_options(args):
     opts = {}
     if args.layers:
-        opts["layers"] = [s.strip() for s in args.layers.split(",") if s.strip()]
+        opts["layers"] = _split_steps(args.layers)
     if args.activation:
         acts = {}
         for item in args.activation:

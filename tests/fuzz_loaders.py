@@ -19,7 +19,6 @@ import sys
 import tempfile
 import zipfile
 
-import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 

@@ -275,3 +275,17 @@ def test_a_pickle_sharing_one_list_two_ways_per_level_loads_in_linear_time(tmp_p
     with pytest.raises(engine.FormatError, match=r"say which holds the model's state_dict"):
         engine.load(path)
     assert time.perf_counter() - start < 60   # a hang guard, not a speed claim: walking every path never ends
+
+
+def test_rnnjit_info_takes_functional_steps_and_prints_the_assumptions(tmp_path):
+    from tests.test_cli import CLI
+    import subprocess
+
+    torch.manual_seed(5)
+    path = _saved(tmp_path, _trained(FrameNet()))
+    r = subprocess.run([*CLI, "info", str(path), "--layers", ", ".join(FRAME_STEPS)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "layers.0 = Reshape(shape=[2, 16])" in r.stdout
+    assert "note: torch.assumed = the model's steps are the ones given with layers=[...]" in r.stdout
+    assert "note: torch.notes = the FrameNet was saved in training mode" not in r.stdout   # saved after eval()
