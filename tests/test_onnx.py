@@ -644,9 +644,9 @@ def _front_end_graph(ops, inits, channels=4, out_channels=None, opset=17, frame=
         inits = list(inits) + [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat_shape")]
     else:
         nodes.append(helper.make_node("Transpose", ["f"], ["ft"], perm=[2, 0, 1]))
-    nodes += [
-              helper.make_node("GRU", ["ft", "W", "R"], ["Y"], hidden_size=6, linear_before_reset=1),
-              helper.make_node("Squeeze", ["Y", "one"], ["y"])]
+    squeeze = helper.make_node("Squeeze", ["Y", "one"], ["y"]) if opset >= 13 else \
+        helper.make_node("Squeeze", ["Y"], ["y"], axes=[1])
+    nodes += [helper.make_node("GRU", ["ft", "W", "R"], ["Y"], hidden_size=6, linear_before_reset=1), squeeze]
     inits = list(inits) + [numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, cp)).astype(np.float32), "W"),
                            numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, 6)).astype(np.float32), "R"),
                            numpy_helper.from_array(np.array([1], np.int64), "one")]
@@ -764,3 +764,107 @@ def test_gelu_written_with_erf_or_tanh_converts_to_one_activation(approximate):
     with torch.inference_mode():
         want = model_t(X).numpy()
     assert_parity(engine.Model(spec).run(X.numpy()), want, PARITY_F32, "float32", f"gelu {approximate}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Where on a known mask, Einsum with a constant, Resize on frame axes, ConvTranspose inside a frame
+# ----------------------------------------------------------------------------------------------------
+
+def _features_graph(ops, inits, features=4, out_features=None, opset=17):
+    """x (batch, time, F) -> Transpose to (time, batch, F) as "xt" -> ops (writing "f") -> GRU(6) -> y."""
+    rng = np.random.default_rng(9)
+    fp = out_features or features
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]), *ops,
+             helper.make_node("GRU", ["f", "W", "R"], ["Y"], hidden_size=6, linear_before_reset=1),
+             helper.make_node("Squeeze", ["Y", "one"], ["y"])]
+    inits = list(inits) + [numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, fp)).astype(np.float32), "W"),
+                           numpy_helper.from_array(rng.uniform(-0.5, 0.5, (1, 18, 6)).astype(np.float32), "R"),
+                           numpy_helper.from_array(np.array([1], np.int64), "one")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         ["batch", "time", features])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def _bool(name, a):
+    return numpy_helper.from_array(np.asarray(a, bool), name)
+
+
+MASK = [True, False, True, False]
+LINEAR_OPS = {
+    "Where, masked to 0": (
+        lambda: _features_graph([helper.make_node("Where", ["m", "xt", "zero"], ["f"])],
+                                [_bool("m", MASK), _f32("zero", 0.0)]), 4),
+    "Where, masked to constants": (
+        lambda: _features_graph([helper.make_node("Where", ["m", "c", "xt"], ["f"])],
+                                [_bool("m", MASK), _f32("c", [0.5, -1.0, 2.0, 3.0])]), 4),
+    "Where of two data tensors": (
+        lambda: _features_graph([helper.make_node("Relu", ["xt"], ["r"]),
+                                 helper.make_node("Where", ["m", "xt", "r"], ["f"])], [_bool("m", MASK)]), 4),
+    "Einsum, a linear layer": (
+        lambda: _features_graph([helper.make_node("Einsum", ["xt", "w"], ["f"], equation="tbi,oi->tbo")],
+                                [_f32("w", _RNG.normal(size=(5, 4)))], out_features=5), 4),
+    "Einsum, ellipsis": (
+        lambda: _features_graph([helper.make_node("Einsum", ["w", "xt"], ["f"], equation="io,...i->...o")],
+                                [_f32("w", _RNG.normal(size=(4, 3)))], out_features=3), 4),
+    "Einsum, channels of a frame": (
+        lambda: _front_end_graph([helper.make_node("Einsum", ["x", "w"], ["f"], equation="bcft,gc->bgft")],
+                                 [_f32("w", _RNG.normal(size=(3, 4)))], frame=5, out_channels=15), 5),
+    "Resize nearest on a frame axis": (
+        lambda: _front_end_graph([helper.make_node("Resize", ["x", "", "sc"], ["f"], mode="nearest")],
+                                 [_f32("sc", [1, 1, 2, 1])], frame=5, out_channels=40), 5),
+    "Resize linear on a frame axis": (
+        lambda: _front_end_graph([helper.make_node("Resize", ["x", "", "sc"], ["f"], mode="linear",
+                                                   coordinate_transformation_mode="half_pixel")],
+                                 [_f32("sc", [1, 1, 1.5, 1])], frame=6, out_channels=36), 6),
+    "Upsample (opset 9) on a frame axis": (
+        lambda: _front_end_graph([helper.make_node("Upsample", ["x", "sc"], ["f"], mode="nearest")],
+                                 [_f32("sc", [1, 1, 3, 1])], frame=4, out_channels=48, opset=9), 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINEAR_OPS))
+def test_where_einsum_and_resize_in_a_graph_match_onnxruntime(case):
+    make, frame = LINEAR_OPS[case]
+    model = make()
+    shape = (2, 7, 4) if "Where" in case or "linear layer" in case or "ellipsis" in case else (2, 4, frame, 12)
+    X = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    got = convert(model).run({"x": X})["y"]
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert_parity(got, want, PARITY_F32, "float32", case)
+
+
+def test_where_on_data_resize_of_time_and_a_transposed_convolution_along_time_are_refused():
+    on_data = _features_graph([helper.make_node("Where", ["m", "xt", "zero"], ["f"])], [_f32("zero", 0.0)])
+    on_data.graph.input.append(helper.make_tensor_value_info("m", TensorProto.BOOL, [4]))
+    cases = [
+        (on_data, "Where on a condition computed from the data"),
+        (_front_end_graph([helper.make_node("Resize", ["x", "", "sc"], ["f"], mode="nearest")],
+                          [_f32("sc", [1, 1, 1, 2])], frame=5, out_channels=20), "changes the frame rate"),
+        (_front_end_graph([helper.make_node("ConvTranspose", ["x", "wt"], ["f"], strides=[2])],
+                          [_f32("wt", _RNG.normal(size=(4, 4, 3)))]), "a higher frame rate"),
+        (_features_graph([helper.make_node("Einsum", ["xt", "xt"], ["f"], equation="tbi,tbi->tbi")], []),
+         "one data operand and one constant"),
+    ]
+    for model, reason in cases:
+        with pytest.raises(engine.FormatError, match=reason):
+            convert(model)
+
+
+def test_a_transposed_convolution_inside_a_frame_of_a_per_call_graph_matches_onnxruntime():
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("ConvTranspose", ["x", "wt", "bt"], ["c"], strides=[2], pads=[1, 1],
+                              output_padding=[1]),
+             helper.make_node("Reshape", ["c", "flat"], ["cf"]),
+             helper.make_node("MatMul", ["cf", "w"], ["y"])]
+    L = (16 - 1) * 2 - 2 + 4 + 1
+    inits = [_f32("wt", rng.normal(size=(1, 3, 4))), _f32("bt", rng.normal(size=3)),
+             numpy_helper.from_array(np.array([1, 1, 3 * L], np.int64), "flat"), _f32("w", rng.normal(size=(3 * L, 5)))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    X = rng.normal(size=(1, 1, 16)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    got = convert(model, time_axis=1, batch_axis=0).run({"x": X})["y"]
+    assert_parity(got, want, PARITY_F32, "float32", "ConvTranspose in a frame")

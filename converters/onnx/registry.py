@@ -1,10 +1,10 @@
 """The explicit table: (domain, op_type, since_version) -> converter. The converter used for a model is the
 one with the highest since_version not above the model's opset. No import side effects register anything."""
 
-from .ops import (add, cast, clip, concat, constantofshape, conv, div, dropout, dual, elu, expand, flatten, gather,
-                  gemm, gru, hardsigmoid, identity, if_, layernormalization, leakyrelu, logsoftmax, lstm, matmul, mul,
-                  norms, pad, pool, reduce, relu, reshape, rnn, selu, shape, sigmoid, size, slice, softmax, softplus,
-                  softsign, split, squeeze, sub, tanh, transpose, unary, unsqueeze)
+from .ops import (add, cast, clip, concat, constantofshape, conv, div, dropout, dual, einsum, elu, expand, flatten,
+                  gather, gemm, gru, hardsigmoid, identity, if_, layernormalization, leakyrelu, logsoftmax, lstm,
+                  matmul, mul, norms, pad, pool, reduce, relu, reshape, resize, rnn, selu, shape, sigmoid, size, slice,
+                  softmax, softplus, softsign, split, squeeze, sub, tanh, transpose, unary, unsqueeze, where)
 
 CONVERTERS = {
     ("", "LSTM", 7): lstm.convert_lstm_7, ("", "LSTM", 14): lstm.convert_lstm_14,
@@ -12,6 +12,10 @@ CONVERTERS = {
     ("", "RNN", 7): rnn.convert_rnn_7, ("", "RNN", 14): rnn.convert_rnn_14,
     ("", "Transpose", 1): transpose.convert_transpose_1,
     ("", "Conv", 1): conv.convert_conv_1,
+    ("", "ConvTranspose", 1): conv.convert_convtranspose_1,
+    ("", "Einsum", 12): einsum.convert_einsum_12,
+    ("", "Resize", 10): resize.convert_resize, ("", "Upsample", 7): resize.convert_resize,
+    ("", "Where", 9): where.convert_where_9,
     ("", "If", 1): if_.convert_if_1,
     ("", "BatchNormalization", 7): norms.convert_batchnormalization_7,
     ("", "InstanceNormalization", 6): norms.convert_instancenormalization_6,

@@ -14,7 +14,7 @@ the converter pairs the two into a state loop (graph.StateLoop) the stream owns.
 
 import numpy as np
 
-from engine import Dense, FrameConv, TemporalConv1d, TemporalConv2d
+from engine import Dense, FrameConv, FrameConvTranspose, TemporalConv1d, TemporalConv2d
 from engine.errors import SpecError
 from engine.spec import Reshape
 
@@ -134,3 +134,45 @@ def _unit_channels(ctx, x):
     """The data with its unit axis 1 made the frame's channel axis: (F,) frames -> (1, F), a Reshape node."""
     x = ctx.emit(x, Reshape([1, x.sizes["F"]]))
     return Dyn([r if i != 1 else "C" for i, r in enumerate(x.roles)], dict(x.sizes, C=1), x.edge, x.reversed_time)
+
+
+def convert_convtranspose_1(ctx, node):
+    """ConvTranspose inside a frame (FrameConvTranspose); along time it would give more frames than it reads (a
+    higher frame rate), which a stream of one frame per step cannot, and is refused."""
+    reject_attributes(node, {"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "pads", "strides"})
+    a = attrs(node)
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET":
+        raise Unsupported(f"auto_pad={auto_pad} (give explicit pads)")
+    x = ctx.value(node.input[0])
+    if not isinstance(x, Dyn):
+        raise Unsupported(f"ConvTranspose of a {type(x).__name__}: the data must be its input")
+    W = np.asarray(ctx.const(node, 1, "W"), np.float64)
+    bias = ctx.const(node, 2, "B")
+    n = W.ndim - 2
+    roles = [ctx.resolve(r) for r in x.roles]
+    if n != 1 or len(roles) != 3:
+        raise Unsupported(f"a {n}-D transposed convolution over data of rank {len(roles)}; rnnjit converts 1-D ones "
+                          f"inside a frame")
+    if roles[2] == "T" and not ctx.per_call():
+        raise Unsupported("a transposed convolution along time gives more frames than it reads (a higher frame "
+                          "rate); rnnjit streams one frame per step")
+    if roles[1] == "T":       # one frame per call: the unit axis read as time is the channel axis
+        x = x.with_roles([r if i != 1 else "1" for i, r in enumerate(x.roles)])
+        roles[1] = "1"
+    if roles[1] == "1" and roles[2] == "F":
+        x = _unit_channels(ctx, x)
+        roles = [ctx.resolve(r) for r in x.roles]
+    if roles[1:] != ["C", "F"]:
+        raise Unsupported(f"a transposed convolution over axes {roles}; rnnjit converts (batch, channels, length) "
+                          f"frames")
+    strides, dilations = list(a.get("strides", [1])), list(a.get("dilations", [1]))
+    pads, out_pad = list(a.get("pads", [0, 0])), list(a.get("output_padding", [0]))
+    try:
+        layer = FrameConvTranspose(W, bias, stride=strides, padding=[[int(pads[0]), int(pads[1])]],
+                                   output_padding=out_pad, dilation=dilations, groups=int(a.get("group", 1)))
+        out = ctx.emit(x, layer)
+    except SpecError as exc:
+        raise Unsupported(str(exc)) from None
+    length = (x.sizes["F"] - 1) * strides[0] - pads[0] - pads[1] + dilations[0] * (W.shape[2] - 1) + out_pad[0] + 1
+    set_out(ctx, node, Dyn(x.roles, dict(x.sizes, C=layer.out_channels, F=int(length)), out.edge, x.reversed_time))
