@@ -152,11 +152,11 @@ read_npz_arrays = _torch_reader(_npz_arrays, "module")
 
 
 def read_onnx(path, *, dtype=None, time_axis=None, batch_axis=None, fixed_inputs=None, frame_shape=None,
-              frame_context=None):
+              frame_context=None, state_pairs=None):
     from .onnx import from_onnx
 
     return from_onnx(path, dtype=dtype, time_axis=time_axis, batch_axis=batch_axis, fixed_inputs=fixed_inputs,
-                     frame_shape=frame_shape, frame_context=frame_context)
+                     frame_shape=frame_shape, frame_context=frame_context, state_pairs=state_pairs)
 
 
 def read_keras(path, *, dtype=None, custom_layers=None):

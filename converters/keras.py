@@ -8,8 +8,10 @@ name), of InputLayer; Embedding (first: the model then takes token ids; ``mask_z
 Bidirectional (merge_mode concat, sum, mul or ave); Conv1D, SeparableConv1D, MaxPooling1D / AveragePooling1D
 along time (channels_last; "same" padding with stride 1 only, as TensorFlow's amount otherwise depends on the
 length); GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s last frame);
-BatchNormalization, UnitNormalization; Dense, TimeDistributed(Dense); Activation and the ReLU / LeakyReLU /
-ELU / PReLU layers; Dropout-type layers (no-ops at inference); Masking (see below).
+BatchNormalization, LayerNormalization, UnitNormalization; Dense; TimeDistributed of any of these per-timestep
+layers; Activation and the ReLU / LeakyReLU / ELU / PReLU layers; Dropout-type layers (no-ops at inference);
+ZeroPadding1D (folded into a 'valid' convolution right after it, else a one-tap depthwise convolution that shifts
+time) and Cropping1D (the same, with the cropped frames dropped); Masking (see below).
 Anything else is refused, all such layers named at once.
 
 Layouts (Keras -> engine canonical, PyTorch's; written once, here):
@@ -46,7 +48,8 @@ import zipfile
 import numpy as np
 
 from engine import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Embedding, Input,
-                    L2Norm, Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d, TemporalPool)
+                    L2Norm, LayerNorm, Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d,
+                    TemporalPool)
 from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
@@ -369,10 +372,69 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         if cfg.get("mask_zero"):
             meta["keras.mask_zero"] = "true"
         return [_convert_embedding(layer, weights, where)]
-    if cls_name == "ZeroPadding1D":
-        raise FormatError(f"{where}: zero padding along time that no 'valid' Conv1D right after it takes in pads "
-                          f"the sequence itself (its length changes); rnnjit folds it only into such a convolution")
+    if cls_name in ("ZeroPadding1D", "Cropping1D"):
+        return [_time_shift(cls_name, cfg, size, where)]
+    if cls_name == "LayerNormalization":
+        return [_convert_layernorm(layer, weights, size, where)]
+    if cls_name == "TimeDistributed":
+        inner = cfg.get("layer") or {}
+        if inner.get("class_name") not in _PER_TIMESTEP:
+            raise FormatError(f"{where}: TimeDistributed({inner.get('class_name')}) needs frames of more than one "
+                              f"axis; rnnjit applies {', '.join(sorted(_PER_TIMESTEP))} per timestep")
+        return _translate(inner, _Inner(weights, layer), keras_major, size, meta,
+                          f"{where} (inside TimeDistributed)", first=False)
     raise _Unsupported()
+
+
+# what TimeDistributed may wrap: layers that already act on each timestep's features alone
+_PER_TIMESTEP = {"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "BatchNormalization",
+                 "LayerNormalization", "UnitNormalization"} | NO_OPS
+
+
+class _Inner:
+    """The weights of the layer a TimeDistributed wraps: under the wrapper's own, at ``layer``."""
+
+    def __init__(self, weights, outer):
+        self.weights, self.outer = weights, outer
+
+    def arrays(self, layer, sub, count):
+        return self.weights.arrays(self.outer, "layer" + (f"/{sub}" if sub else ""), count)
+
+
+def _time_shift(cls_name, cfg, size, where):
+    """ZeroPadding1D((l, r)) and Cropping1D((a, b)) along time, as a depthwise TemporalConv1d that picks one tap:
+    padding is taps [1, 0 x l] over l frames of left padding and l + r of right (output t is input t - l: l zeros
+    first; the last l + r frames come from the padded end, so run gives them and a stream l frames late); cropping
+    is taps [0 x a, 1, 0 x b] with no padding (output t is input t + a, the sequence a + b shorter: a stream gives
+    each frame once the b frames after it are in)."""
+    value = cfg.get("padding" if cls_name == "ZeroPadding1D" else "cropping", 1)
+    pair = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1 << 16
+                                 for v in pair):
+        raise FormatError(f"{where}: {value!r} is not an int or a (start, end) pair of them")
+    if not size:
+        raise FormatError(f"{where}: the width of its input is not known")
+    a, b = pair
+    taps = np.zeros((size, 1, a + b + 1) if cls_name == "Cropping1D" else (size, 1, a + 1))
+    taps[:, 0, a if cls_name == "Cropping1D" else 0] = 1.0
+    padding = (0, 0) if cls_name == "Cropping1D" else (a, a + b)
+    return TemporalConv1d(taps, None, groups=size, padding=padding, name=cfg.get("name"))
+
+
+def _convert_layernorm(layer, weights, size, where):
+    """LayerNormalization over the features: gamma (if scale), beta (if center), epsilon."""
+    cfg = layer["config"]
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, 2, [-1], [2]) or cfg.get("rms_scaling"):
+        raise FormatError(f"{where}: axis={axis!r}, rms_scaling={cfg.get('rms_scaling')!r}; only the feature axis "
+                          f"(-1) without rms_scaling is supported")
+    scale, center = cfg.get("scale", True), cfg.get("center", True)
+    arrays = weights.arrays(layer, "", int(scale) + int(center))
+    if len(arrays) != int(scale) + int(center) or any(a.shape != (size,) for a in arrays):
+        raise FormatError(f"{where}: expected gamma and beta of {size}, got {[a.shape for a in arrays]}")
+    gamma = arrays.pop(0) if scale else None
+    beta = arrays.pop(0) if center else None
+    return LayerNorm((size,), gamma, beta, float(cfg.get("epsilon", 1e-3)), name=cfg.get("name"))
 
 
 def _fold_zero_padding(layers):
@@ -399,6 +461,31 @@ def _fold_zero_padding(layers):
         out.append(layer)
         i += 1
     return out
+
+
+def _fold_graph_zero_padding(cfg):
+    """_fold_zero_padding in a functional graph: a ZeroPadding1D read only by a 'valid' convolution (and not an
+    output) becomes that convolution's padding. Returns (the padding layers' names -> the edge they read, the
+    convolutions' names -> their configs with the padding)."""
+    layers = cfg["layers"]
+    consumers = {}
+    for layer in layers:
+        for edge in _inbound_names(layer.get("inbound_nodes", [])):
+            consumers.setdefault(edge, []).append(layer)
+    outputs = set(_inbound_names(cfg.get("output_layers", [])))
+    alias, folded = {}, {}
+    for layer in layers:
+        name = layer.get("config", {}).get("name")
+        ins = _inbound_names(layer.get("inbound_nodes", []))
+        if layer.get("class_name") != "ZeroPadding1D" or name in outputs or len(consumers.get(name, [])) != 1 \
+                or len(ins) != 1:
+            continue
+        conv = consumers[name][0]
+        pair = _fold_zero_padding([layer, conv])
+        if len(pair) == 1 and len(_inbound_names(conv.get("inbound_nodes", []))) == 1:
+            alias[name] = ins[0]
+            folded[conv["config"]["name"]] = pair[0]
+    return alias, folded
 
 
 def _width(spec_layers, size):
@@ -469,15 +556,19 @@ def _convert_graph(config, keras_major, weights, source):
     weights.assign_paths(layers)
     meta, refused, nodes, inputs = {"keras.output": "sequence"}, [], [], []
     width, mask_of, last = {}, {}, set()          # per edge: frame width, its mask edge, "one frame at the end"
+    alias, folded = _fold_graph_zero_padding(cfg)
     for layer in layers:
         cls_name, lcfg = layer.get("class_name"), layer.get("config", {})
         name = lcfg.get("name")
+        if name in alias:
+            continue
+        layer = folded.get(name, layer)
         where = f"{source}: {cls_name} {name!r}"
         if len(layer.get("inbound_nodes", [])) > 1:
             refused.append(f"{name} ({cls_name} shared by {len(layer['inbound_nodes'])} calls: a layer used more than "
                            f"once is not supported)")
             continue
-        ins = _inbound_names(layer.get("inbound_nodes", []))
+        ins = [alias.get(e, e) for e in _inbound_names(layer.get("inbound_nodes", []))]
         if cls_name == "InputLayer":
             shape = lcfg.get("batch_shape") or lcfg.get("batch_input_shape")
             ints = str(lcfg.get("dtype", "float32")).startswith("int")

@@ -142,7 +142,7 @@ def test_each_format_lists_the_options_its_reader_really_takes():
     torch_options = {"key", "layers", "activations", "head_activation", "rnn_nonlinearity", "ignore", "dtype"}
     for fmt in FORMATS:
         expected = {"native": set(), "onnx": {"dtype", "time_axis", "batch_axis", "fixed_inputs", "frame_shape",
-                                              "frame_context"}, "keras": {"dtype", "custom_layers"},
+                                              "frame_context", "state_pairs"}, "keras": {"dtype", "custom_layers"},
                     "keras-h5": {"dtype", "custom_layers"}}.get(
             fmt.name, torch_options)
         assert set(fmt.options) == expected, fmt.name

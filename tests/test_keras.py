@@ -376,7 +376,7 @@ def test_a_custom_layer_is_named_and_can_be_said(tmp_path):
 def test_zero_padding_before_a_valid_conv1d_is_the_convolutions_own_padding(pad, tmp_path):
     """ZeroPadding1D((2, 0)) + Conv1D(k=3, 'valid') is the usual way to write a causal convolution in Keras: one
     TemporalConv1d, streamable, matching Keras over the sequence and when streamed. (1, 1) pads the future too: a
-    look-ahead the stream gives a frame late. A ZeroPadding1D alone is refused with the reason."""
+    look-ahead the stream gives a frame late."""
     rng = np.random.default_rng(21)
     model = keras.Sequential([keras.Input((None, 3)), keras.layers.ZeroPadding1D(pad),
                               keras.layers.Conv1D(4, 3, padding="valid"), keras.layers.GRU(5, return_sequences=True)])
@@ -387,7 +387,64 @@ def test_zero_padding_before_a_valid_conv1d_is_the_convolutions_own_padding(pad,
     if pad == (2, 0):
         s = m.stream()
         assert_parity(np.array([s.step(x) for x in X[0]]), want[0], PARITY_F32, "float32", "streamed")
-    alone = keras.Sequential([keras.Input((None, 3)), keras.layers.ZeroPadding1D((2, 0)), keras.layers.GRU(5)])
-    alone.save(str(tmp_path / "alone.keras"))
-    with pytest.raises(engine.FormatError, match="ZeroPadding1D.*pads the sequence itself"):
-        engine.load(tmp_path / "alone.keras")
+
+
+def _streamed(model, X):
+    """The frames a stream gives for X (one sequence), in order."""
+    s = model.stream()
+    return np.array([y for y in (s.step(x) for x in X) if y is not None])
+
+
+@pytest.mark.parametrize("layer, length", [(lambda: keras.layers.ZeroPadding1D((2, 1)), 14),
+                                           (lambda: keras.layers.Cropping1D((1, 2)), 8),
+                                           (lambda: keras.layers.Cropping1D(0), 11)])
+def test_zero_padding_and_cropping_alone_shift_time_as_keras_does(layer, length, tmp_path):
+    """A ZeroPadding1D or Cropping1D with no convolution to fold into: Keras's longer or shorter sequence from run,
+    and from a stream the frames it can give (a padded start at once, a cropped frame once the frames cropped
+    after it are in), each the same as Keras's frame."""
+    rng = np.random.default_rng(22)
+    model = keras.Sequential([keras.Input((None, 3)), layer(), keras.layers.GRU(5, return_sequences=True)])
+    X = rng.normal(size=(2, 11, 3)).astype(np.float32)
+    want, m = _saved_and_loaded(model, rng, tmp_path / "shift.keras", X)
+    assert want.shape[1] == length
+    assert_parity(m.run(X), want, PARITY_F32, "float32", "run")
+    got = _streamed(m, X[0])
+    assert len(got) >= length - 3
+    assert_parity(got, want[0, :len(got)], PARITY_F32, "float32", "streamed")
+
+
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_time_distributed_per_timestep_layers_and_layer_norm_match_keras(ext, tmp_path):
+    rng = np.random.default_rng(23)
+    td = keras.layers.TimeDistributed
+    model = keras.Sequential([keras.Input((None, 4)), td(keras.layers.BatchNormalization()),
+                              td(keras.layers.Dense(6, activation="tanh")), td(keras.layers.Dropout(0.3)),
+                              td(keras.layers.LayerNormalization()), td(keras.layers.Activation("relu")),
+                              keras.layers.LayerNormalization(epsilon=1e-2),
+                              keras.layers.LSTM(5, return_sequences=True)])
+    X = rng.normal(size=(2, 9, 4)).astype(np.float32)
+    want, m = _saved_and_loaded(model, rng, tmp_path / f"td{ext}", X)
+    assert [type(n.layer).__name__ for n in m.spec.nodes] == ["BatchNorm", "Dense", "Activation", "LayerNorm",
+                                                              "Activation", "LayerNorm", "LSTM"]
+    assert_parity(m.run(X), want, PARITY_F32, "float32", "TimeDistributed")
+
+
+def test_time_distributed_over_frames_of_more_than_one_axis_is_refused_by_name(tmp_path):
+    model = keras.Sequential([keras.Input((None, 8, 2)), keras.layers.TimeDistributed(keras.layers.Conv1D(3, 2)),
+                              keras.layers.TimeDistributed(keras.layers.Flatten()), keras.layers.GRU(4)])
+    model.save(str(tmp_path / "tdconv.keras"))
+    with pytest.raises(engine.FormatError, match=r"TimeDistributed\(Conv1D\) needs frames of more than one axis"):
+        engine.load(tmp_path / "tdconv.keras")
+
+
+def test_zero_padding_in_a_functional_graph_matches_keras(tmp_path):
+    rng = np.random.default_rng(24)
+    inp = keras.Input((None, 3))
+    a = keras.layers.Conv1D(4, 3, padding="valid")(keras.layers.ZeroPadding1D((2, 0))(inp))
+    b = keras.layers.Dense(4)(inp)
+    out = keras.layers.GRU(5, return_sequences=True)(keras.layers.Concatenate()([a, b]))
+    model = keras.Model(inp, out)
+    X = rng.normal(size=(2, 10, 3)).astype(np.float32)
+    want, m = _saved_and_loaded(model, rng, tmp_path / "zpg.keras", X)
+    assert_parity(m.run(X), want, PARITY_F32, "float32", "run")
+    assert_parity(_streamed(m, X[0]), want[0], PARITY_F32, "float32", "streamed")

@@ -868,3 +868,38 @@ def test_a_transposed_convolution_inside_a_frame_of_a_per_call_graph_matches_onn
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
     got = convert(model, time_axis=1, batch_axis=0).run({"x": X})["y"]
     assert_parity(got, want, PARITY_F32, "float32", "ConvTranspose in a frame")
+
+
+def test_a_state_two_outputs_give_back_is_asked_and_state_pairs_chooses_checked():
+    """A GRU export whose next state is output twice (hn, and a copy for logging): which is the loop is asked;
+    state_pairs={"h0": "hn"} says, and the stream then owns it; a pair that does not give the state back is
+    refused with the outputs that do."""
+    torch.manual_seed(12)
+    gru, fc = torch.nn.GRU(3, 5), torch.nn.Linear(5, 2)
+
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru, self.fc = gru, fc
+
+        def forward(self, x, h0):
+            y, h = self.gru(x, h0)
+            return self.fc(y), h, h * 1.0
+
+    args = (torch.randn(6, 1, 3), torch.zeros(1, 1, 5))
+    blob = _export(Twice().eval(), args, ["x", "h0"], ["y", "hn", "hn_log"], {"x": {0: "time"}})
+    with pytest.raises(engine.FormatError, match=r"outputs \['hn', 'hn_log'\] each give back what it gave the "
+                                                 r"layers .*state_pairs=\{'h0': \.\.\.\}"):
+        convert(blob)
+    with pytest.raises(engine.FormatError, match=r"state_pairs pairs it with 'y', which does not give back"):
+        convert(blob, state_pairs={"h0": "y"})
+    with pytest.raises(engine.FormatError, match=r"state_pairs names \['h1'\], which are not state inputs"):
+        convert(blob, state_pairs={"h1": "hn"})
+    program = convert(blob, state_pairs={"h0": "hn"})
+    assert "h0 -> hn" in program.spec.metadata["onnx.state_loops"]
+    X = np.random.default_rng(2).normal(size=(6, 3)).astype(np.float32)
+    with torch.inference_mode():
+        want = fc(gru(torch.from_numpy(X)[:, None])[0])[:, 0].numpy()
+    model = engine.Model(program.spec)
+    stream = model.stream()
+    assert_parity(np.stack([stream.step(x) for x in X]), want, PARITY_F32, "float32", "streamed")

@@ -156,21 +156,22 @@ def _arrange(arr, have, want, D):
 
 
 def convert(model, dtype=None, *, time_axis=None, batch_axis=None, fixed_inputs=None, frame_shape=None,
-            frame_context=None):
+            frame_context=None, state_pairs=None):
     """A ``Program`` for an ONNX model (path, bytes or ModelProto); ``dtype`` defaults to the file's own (float64
     when every floating-point initializer is double, converters/dtypes.py). ``time_axis`` / ``batch_axis``: which
     axes of the data input are time and batch, where the graph cannot say (see Converter._bind_inputs);
     ``fixed_inputs``: values for graph inputs that are settings, not data (silero's ``sr``), taken as constants;
     ``frame_shape``: the data's frame where the graph leaves it open; ``frame_context``: the model reads each frame
     after the last that many values of the frame before (a chunk model whose caller keeps that context), which the
-    stream keeps."""
+    stream keeps; ``state_pairs``: {state input: graph output} where more than one output gives a state input's
+    value back (each pair is checked like the ones found)."""
     proto, source = _load(model)
     if dtype is None:
         dtype = file_dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer
                            if t.data_type in _FLOAT_TYPES)
     conv = Converter(proto, source, registry, time_axis, batch_axis, fixed_inputs, frame_shape, frame_context)
     conv.run()
-    conv.pair_state_loops()
+    conv.pair_state_loops(state_pairs)
     spec = make_spec(conv, dtype) if not conv.failures else None
     program = Program(conv, spec) if spec is not None else None
     if conv.failures:

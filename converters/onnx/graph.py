@@ -466,9 +466,10 @@ class Converter:
                 self.values[out] = Dual(data, state) if data is not None and state is not None else \
                     data if data is not None else state
 
-    def pair_state_loops(self):
+    def pair_state_loops(self, state_pairs=None):
         """After the walk: each graph output that is a cache (CacheOut) closes its loop; each recurrent state
-        input is paired with the graph output that gives that layer's final state back."""
+        input is paired with the graph output that gives that layer's final state back (checked on a random probe;
+        ``state_pairs`` {input: output} chooses where several do, and is checked the same way)."""
         for out in self.model.graph.output:
             v = self.values.get(out.name)
             if isinstance(v, CacheOut):
@@ -482,6 +483,16 @@ class Converter:
                   ((o, self.values.get(o.name)) for o in self.model.graph.output)
                   if isinstance(v, State) or (isinstance(v, Dual) and isinstance(v.state, State))]
         rng = np.random.default_rng(0)
+        pairs = dict(state_pairs or {})
+        unknown = sorted(set(pairs) - set(self.state_inputs))
+        if unknown:
+            raise FormatError(f"{self.source}: state_pairs names {unknown}, which are not state inputs of the graph "
+                              f"(those feeding recurrent states: {sorted(self.state_inputs) or 'none'})")
+        outputs = [o.name for o in self.model.graph.output]
+        for name, target in pairs.items():
+            if target not in outputs:
+                raise FormatError(f"{self.source}: state_pairs pairs {name!r} with {target!r}, which is not a graph "
+                                  f"output (outputs: {outputs})")
         for name, uses in self.state_inputs.items():
             # the output that gives back exactly what this input gave the layers: a random input, through the
             # input's views into the layers' initial states, through each output's view out of the final states
@@ -497,8 +508,20 @@ class Converter:
                         continue
                     if back.shape == probe.shape and np.array_equal(back, probe):
                         matches.append(out)
+            key = ", ".join(k for k, _, _ in uses)
+            if name in pairs:
+                if pairs[name] not in matches:
+                    self.failures.append((name, "state input", f"state_pairs pairs it with {pairs[name]!r}, which "
+                                          f"does not give back what it gave the layers ({key}); outputs that do: "
+                                          f"{matches or 'none'}"))
+                    continue
+                matches = [pairs[name]]
             if len(matches) == 1:
-                self.state_loops.append(StateLoop(name, ", ".join(key for key, _, _ in uses), output=matches[0]))
+                self.state_loops.append(StateLoop(name, key, output=matches[0]))
+            elif len(matches) > 1:
+                self.failures.append((name, "state input", f"outputs {matches} each give back what it gave the "
+                                      f"layers ({key}); say which is its next state with state_pairs={{{name!r}: "
+                                      f"...}}"))
 
     def inline(self, node, graph):
         """The outputs of If ``node`` are those of ``graph``, its branch that the known condition takes."""
