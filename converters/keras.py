@@ -11,7 +11,10 @@ length); GlobalAverage/MaxPooling1D (a CumulativePool: Keras's output is run()'s
 BatchNormalization, LayerNormalization, UnitNormalization; Dense; TimeDistributed of any of these per-timestep
 layers; Activation and the ReLU / LeakyReLU / ELU / PReLU layers; Dropout-type layers (no-ops at inference);
 ZeroPadding1D (folded into a 'valid' convolution right after it, else a one-tap depthwise convolution that shifts
-time) and Cropping1D (the same, with the cropped frames dropped); Masking (see below).
+time) and Cropping1D (the same, with the cropped frames dropped); Masking (see below). In Sequential models and
+chains, (batch, time, frequency, channels) inputs too: Conv2D, Max/AveragePooling2D, BatchNormalization over the
+channels and activations on (channels, frequency) frames, then the Reshape (or TimeDistributed(Flatten)) that joins
+each frame into features.
 Anything else is refused, all such layers named at once.
 
 Layouts (Keras -> engine canonical, PyTorch's; written once, here):
@@ -48,8 +51,8 @@ import zipfile
 import numpy as np
 
 from engine import (GRU, LSTM, RNN, Activation, Add, BatchNorm, Concat, CumulativePool, Dense, Embedding, Input,
-                    L2Norm, LayerNorm, Masking, Max, Min, ModelSpec, Mul, Node, PReLU, Slice, Sub, TemporalConv1d,
-                    TemporalPool)
+                    Flatten, L2Norm, LayerNorm, Masking, Max, Min, ModelSpec, Mul, Node, Pool, PReLU, Slice, Sub,
+                    TemporalConv1d, TemporalConv2d, TemporalPool, Transpose)
 from engine.layers import kind_of
 from engine.errors import FormatError, SpecError
 
@@ -327,6 +330,10 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         meta["keras.custom_layers"] = ", ".join(sorted(set(filter(None, meta["keras.custom_layers"].split(", ")))
                                                        | {cls_name}))
         return _custom(custom[cls_name], cfg, where)
+    if isinstance(size, tuple):    # a (channels, frequency) frame: Conv2D stacks before the recurrent part
+        out = _translate_2d(layer, weights, keras_major, size, where)
+        if out is not None:
+            return out
     if cls_name in RECURRENT or cls_name == "Bidirectional":
         return _convert_recurrent(layer, weights, keras_major, size, meta, where)
     if cls_name == "Dense" or (cls_name == "TimeDistributed" and cfg["layer"]["class_name"] == "Dense"):
@@ -384,6 +391,75 @@ def _translate(layer, weights, keras_major, size, meta, where, first):
         return _translate(inner, _Inner(weights, layer), keras_major, size, meta,
                           f"{where} (inside TimeDistributed)", first=False)
     raise _Unsupported()
+
+
+def _translate_2d(layer, weights, keras_major, shape, where):
+    """A layer over (batch, time, frequency, channels) data, whose frames rnnjit holds as (channels, frequency)
+    (torch's layout, the one its convolution kinds take): Conv2D, Max/AveragePooling2D, BatchNormalization over
+    the channels, and the Reshape / TimeDistributed(Flatten) that joins frequency and channels into features (in
+    Keras's order: frequency-major). None for a layer that does not care about the frame's shape."""
+    cls_name, cfg = layer.get("class_name"), layer.get("config", {})
+    C, F = shape
+    if cfg.get("data_format", "channels_last") not in ("channels_last", None):
+        raise FormatError(f"{where}: data_format={cfg.get('data_format')!r}; only channels_last is supported")
+    if cls_name == "Conv2D":
+        kt, kf = _pair(cfg["kernel_size"], "kernel_size", where)
+        st, sf = _pair(cfg.get("strides", 1), "strides", where)
+        dt, df = _pair(cfg.get("dilation_rate", 1), "dilation_rate", where)
+        groups = int(cfg.get("groups", 1))
+        n = 2 if cfg.get("use_bias", True) else 1
+        arrays = weights.arrays(layer, "", n)
+        if not arrays or arrays[0].shape[:3] != (kt, kf, C // groups):
+            raise FormatError(f"{where}: kernel of shape {arrays[0].shape if arrays else None} does not fit "
+                              f"kernel_size ({kt}, {kf}) over {C} channels")
+        pad_t = _time_padding(cfg.get("padding", "valid"), dt * (kt - 1), st, where)
+        pad_f = (0, 0)
+        if cfg.get("padding", "valid") == "same":   # TensorFlow's split; the frequency axis has a known length
+            total = max((-(-F // sf) - 1) * sf + df * (kf - 1) + 1 - F, 0)
+            pad_f = (total // 2, total - total // 2)
+        w = arrays[0].transpose(3, 2, 0, 1)          # (Kt, Kf, C_in / g, C_out) -> (C_out, C_in / g, Kt, Kf)
+        out = [TemporalConv2d(w, arrays[1] if n == 2 else None, stride=(st, sf), padding=(pad_t, pad_f),
+                              dilation=(dt, df), groups=groups, name=cfg.get("name"))]
+        act = _activation(cfg.get("activation"), keras_major, where, in_cell=False)
+        return out + ([act] if act is not None else [])
+    if cls_name in ("MaxPooling2D", "AveragePooling2D"):
+        kt, kf = _pair(cfg.get("pool_size", 2), "pool_size", where)
+        st, sf = _pair(cfg.get("strides") or (kt, kf), "strides", where)
+        if cfg.get("padding", "valid") != "valid":
+            raise FormatError(f"{where}: padding={cfg.get('padding')!r}; only 'valid' pooling over time and "
+                              f"frequency is supported")
+        mode = "max" if cls_name == "MaxPooling2D" else "avg"
+        # a window over (time, frequency) is a window over time of windows over frequency (max of maxes; the mean
+        # of equal-sized means)
+        out = [TemporalPool(mode, kt, st, name=cfg.get("name"))] if (kt, st) != (1, 1) else []
+        if (kf, sf) != (1, 1):
+            out.append(Pool(mode, [kf], [sf], [[0, 0]], name=f"{cfg.get('name')}.frequency"))
+        return out
+    if cls_name == "BatchNormalization":
+        if cfg.get("axis", -1) not in (-1, 3, [-1], [3]):
+            raise FormatError(f"{where}: axis={cfg.get('axis')!r}; only the channels (-1) are supported")
+        return [_convert_batchnorm(dict(layer, config=dict(cfg, axis=-1)), weights, C, where)]
+    flatten = cls_name == "Reshape" or (cls_name == "TimeDistributed" and
+                                        (cfg.get("layer") or {}).get("class_name") == "Flatten")
+    if flatten:
+        target = list(cfg.get("target_shape", [None, F * C])) if cls_name == "Reshape" else [None, F * C]
+        if len(target) != 2 or target[-1] not in (F * C, -1):
+            raise FormatError(f"{where}: target_shape {target} does not join each frame's {F} x {C} values into "
+                              f"one axis of features (the time axis first)")
+        return [Transpose([1, 0], name=f"{cfg.get('name')}.channels_last"), Flatten(0, -1, name=cfg.get("name"))]
+    if cls_name in ("SpatialDropout2D",) or cls_name in NO_OPS or cls_name in ("Activation", "ReLU", "LeakyReLU",
+                                                                               "ELU"):
+        return None
+    raise FormatError(f"{where}: a {cls_name} over frames of (frequency, channels); rnnjit converts Conv2D, "
+                      f"pooling, BatchNormalization, activations and the Reshape that flattens each frame there")
+
+
+def _pair(value, what, where):
+    """Keras's 2-D sizes: an int or a pair of them, as (time, frequency)."""
+    v = [value, value] if isinstance(value, int) and not isinstance(value, bool) else list(value)
+    if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
+        raise FormatError(f"{where}: {what} must be a positive int or a pair of them, got {value!r}")
+    return v[0], v[1]
 
 
 # what TimeDistributed may wrap: layers that already act on each timestep's features alone
@@ -488,6 +564,13 @@ def _fold_graph_zero_padding(cfg):
     return alias, folded
 
 
+def _shape_after(spec_layers, shape, where):
+    """The frame shape after ``spec_layers`` (engine layers) given ``shape`` before them; a 1-D frame as its width."""
+    for layer in spec_layers:
+        shape, _ = kind_of(layer).infer(layer, [("in", tuple(shape), "float")], where)
+    return shape if len(shape) > 1 else shape[0]
+
+
 def _width(spec_layers, size):
     """The width of the frames after ``spec_layers`` given ``size`` before them."""
     for layer in spec_layers:
@@ -510,14 +593,17 @@ def _convert(config, keras_major, weights, source):
         cls_name, cfg = layer.get("class_name"), layer.get("config", {})
         name = cfg.get("name", f"#{i}")
         where = f"{source}: {cls_name} {name!r}"
-        if cls_name == "InputLayer":
+        if cls_name == "InputLayer" or size is None:
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            if shape:
+            if shape and len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
+                # (batch, time, frequency, channels): frames held as (channels, frequency)
+                first_size = (shape[2], shape[3])
+                spec_layers.append(Transpose([1, 0], name="input.channels_first"))
+                size = (shape[3], shape[2])
+            elif shape:
                 size = first_size = shape[-1]
-            continue
-        if size is None:
-            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-            size = first_size = shape[-1] if shape else None
+            if cls_name == "InputLayer":
+                continue
         if meta["keras.output"] != "sequence" and cls_name in RECURRENT | set(CUDNN) | {"Bidirectional"}:
             refused.append(f"{name} ({cls_name} after a layer with return_sequences=False)")
             continue
@@ -530,13 +616,17 @@ def _convert(config, keras_major, weights, source):
             refused.append(f"{name} ({cls_name}: {str(exc).split(': ', 2)[-1]})")
             continue
         spec_layers += new
-        size = _width(new, size)
+        size = _width(new, size) if not isinstance(size, tuple) else _shape_after(new, size, where)
     if refused:
         raise FormatError(f"{source}: layers rnnjit cannot run: {'; '.join(refused)}{HINT}")
     if not spec_layers:
         raise FormatError(f"{source}: no layers rnnjit can run")
     meta["source"] = source
     try:
+        if isinstance(first_size, tuple):
+            nodes = [Node(f"layers.{i}", layer, "input" if i == 0 else f"layers.{i - 1}")
+                     for i, layer in enumerate(spec_layers)]
+            return ModelSpec.graph([Input("input", first_size)], nodes, [nodes[-1].name], metadata=meta)
         if isinstance(spec_layers[0], Embedding) or any(isinstance(layer, (_Mask, _Merge)) for layer in spec_layers):
             return _graph(spec_layers, first_size, meta)
         return ModelSpec(spec_layers, input_size=None, metadata=meta)

@@ -448,3 +448,23 @@ def test_zero_padding_in_a_functional_graph_matches_keras(tmp_path):
     want, m = _saved_and_loaded(model, rng, tmp_path / "zpg.keras", X)
     assert_parity(m.run(X), want, PARITY_F32, "float32", "run")
     assert_parity(_streamed(m, X[0]), want[0], PARITY_F32, "float32", "streamed")
+
+
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_a_conv2d_spectrogram_front_end_matches_keras(ext, tmp_path):
+    """(batch, time, 16 bins, 1 channel) through Conv2D ('same', ReLU), BatchNormalization, MaxPooling2D over
+    frequency, Conv2D ('valid', strided in frequency), MaxPooling2D over time and frequency, the Reshape that joins
+    frequency and channels, a GRU and a Dense: Keras's own output through run, and streamed."""
+    rng = np.random.default_rng(25)
+    L_ = keras.layers
+    model = keras.Sequential([keras.Input((None, 16, 1)), L_.Conv2D(4, (3, 3), padding="same", activation="relu"),
+                              L_.BatchNormalization(), L_.MaxPooling2D((1, 2)),
+                              L_.Conv2D(6, (3, 2), strides=(1, 2), padding="valid"), L_.MaxPooling2D((2, 1)),
+                              L_.Reshape((-1, 24)), L_.GRU(5, return_sequences=True), L_.Dense(2)])
+    X = rng.normal(size=(2, 13, 16, 1)).astype(np.float32)
+    want, m = _saved_and_loaded(model, rng, tmp_path / f"crnn{ext}", X)
+    assert m.inputs == {"input": ((16, 1), "float32")}
+    assert_parity(m.run(X), want, PARITY_F32, "float32", "run")
+    got = _streamed(m, X[0])
+    assert len(got) >= 4
+    assert_parity(got, want[0, :len(got)], PARITY_F32, "float32", "streamed")
