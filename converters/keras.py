@@ -450,8 +450,10 @@ def _translate_2d(layer, weights, keras_major, shape, where):
     if cls_name in ("SpatialDropout2D",) or cls_name in NO_OPS or cls_name in ("Activation", "ReLU", "LeakyReLU",
                                                                                "ELU"):
         return None
-    raise FormatError(f"{where}: a {cls_name} over frames of (frequency, channels); rnnjit converts Conv2D, "
-                      f"pooling, BatchNormalization, activations and the Reshape that flattens each frame there")
+    what = f"TimeDistributed({(cfg.get('layer') or {}).get('class_name')})" if cls_name == "TimeDistributed" \
+        else cls_name
+    raise FormatError(f"{where}: {what} over frames of (frequency, channels); rnnjit converts Conv2D, 2-D pooling, "
+                      f"BatchNormalization, activations and the Reshape that flattens each frame there")
 
 
 def _pair(value, what, where):

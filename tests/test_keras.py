@@ -430,10 +430,15 @@ def test_time_distributed_per_timestep_layers_and_layer_norm_match_keras(ext, tm
 
 
 def test_time_distributed_over_frames_of_more_than_one_axis_is_refused_by_name(tmp_path):
+    flat = keras.Sequential([keras.Input((None, 4)), keras.layers.TimeDistributed(keras.layers.Reshape((2, 2))),
+                             keras.layers.TimeDistributed(keras.layers.Flatten()), keras.layers.GRU(4)])
+    flat.save(str(tmp_path / "tdreshape.keras"))
+    with pytest.raises(engine.FormatError, match=r"TimeDistributed\(Reshape\) needs frames of more than one axis"):
+        engine.load(tmp_path / "tdreshape.keras")
     model = keras.Sequential([keras.Input((None, 8, 2)), keras.layers.TimeDistributed(keras.layers.Conv1D(3, 2)),
                               keras.layers.TimeDistributed(keras.layers.Flatten()), keras.layers.GRU(4)])
     model.save(str(tmp_path / "tdconv.keras"))
-    with pytest.raises(engine.FormatError, match=r"TimeDistributed\(Conv1D\) needs frames of more than one axis"):
+    with pytest.raises(engine.FormatError, match=r"TimeDistributed\(Conv1D\) over frames of \(frequency, channels\)"):
         engine.load(tmp_path / "tdconv.keras")
 
 
