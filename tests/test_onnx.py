@@ -791,6 +791,14 @@ def _bool(name, a):
 
 
 MASK = [True, False, True, False]
+
+
+def _reduced_away():
+    """(batch, 4, 5 bins, time) -> ReduceMean over the bins without keepdims -> (batch, 4, time) -> GRU."""
+    model = _front_end_graph([helper.make_node("ReduceMean", ["x"], ["f"], axes=[2], keepdims=0)], [])
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims.insert(2, onnx.TensorShapeProto.Dimension(dim_value=5))
+    return model
 LINEAR_OPS = {
     "Where, masked to 0": (
         lambda: _features_graph([helper.make_node("Where", ["m", "xt", "zero"], ["f"])],
@@ -817,6 +825,14 @@ LINEAR_OPS = {
         lambda: _front_end_graph([helper.make_node("Resize", ["x", "", "sc"], ["f"], mode="linear",
                                                    coordinate_transformation_mode="half_pixel")],
                                  [_f32("sc", [1, 1, 1.5, 1])], frame=6, out_channels=36), 6),
+    "ReduceMean over frequency, kept": (
+        lambda: _front_end_graph([helper.make_node("ReduceMean", ["x"], ["f"], axes=[2], keepdims=1)], [],
+                                 frame=5, out_channels=4), 5),
+    "ReduceSum over channels, kept (axes as an input)": (
+        lambda: _front_end_graph([helper.make_node("ReduceSum", ["x", "ax"], ["f"], keepdims=1)],
+                                 [numpy_helper.from_array(np.array([1], np.int64), "ax")], frame=5,
+                                 out_channels=5), 5),
+    "ReduceMean over frequency, dropped": (lambda: _reduced_away(), 5),
     "Upsample (opset 9) on a frame axis": (
         lambda: _front_end_graph([helper.make_node("Upsample", ["x", "sc"], ["f"], mode="nearest")],
                                  [_f32("sc", [1, 1, 3, 1])], frame=4, out_channels=48, opset=9), 4),
