@@ -1,6 +1,6 @@
 """python -m benchmarks <suite> [--quick] [--json PATH]
 
-suites: step, sequence, streams, coldstart, memory, threads, ray, layers, real, all.
+suites: step, sequence, streams, coldstart, memory, threads, ray, layers, real, accuracy, all.
 
 Prints a table and writes a JSON report with the machine's details (CPU, versions, thread settings).
 """

@@ -28,6 +28,11 @@ def test_each_benchmark_suite_runs_in_its_quick_form(tmp_path, suite):
         names = {row["contender"] for row in data["results"]}
         assert {"rnnjit step", "onnxruntime io_binding", "torch nn.LSTMCell", "numpy", "C roofline",
                 "empty call (timer floor)"} <= names
+    if suite == "accuracy":
+        names = {(row["cell"], row["steps"], row["contender"]) for row in data["results"]}
+        assert {(c, t, k) for c in ("lstm 32x128", "gru 32x128") for t in (40, 2000)
+                for k in ("rnnjit step", "rnnjit run", "onnxruntime", "torch float32")} <= names
+        assert all(0 < row["max abs error"] < 1e-5 for row in data["results"])
     if suite == "layers":
         names = {(row["kind"], row["contender"]) for row in data["results"]}
         assert {(k, c) for k in ("temporal_conv1d", "frame_conv")

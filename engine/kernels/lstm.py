@@ -7,7 +7,7 @@ The design the three cells share is in recurrence.py.
 from numba import carray
 
 from ..config import jit
-from .activations import apply, sigmoid_, tanh_
+from .activations import apply, sigmoid_nd, tanh_nd
 from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_FLT, D_M, D_PEEP, D_PROJ, F_CLIP, F_FAST,
                      F_INPUT_FORGET, F_PROJ, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH,
                      M_STATE, TILE)
@@ -22,14 +22,16 @@ def _lstm_row(g, c, hfull, P, m, base):
     H = m[M_H]
     flags = m[M_FLAGS]
     if flags & F_FAST:
-        for j in range(H):
-            i = sigmoid_(g[j])
-            f = sigmoid_(g[H + j])
-            z = tanh_(g[2 * H + j])
-            o = sigmoid_(g[3 * H + j])
-            ct = f * c[j] + i * z
+        for j in range(H):   # each activation a fraction (num / den): Ct and Ht take one division each
+            i_n, i_d = sigmoid_nd(g[j])
+            f_n, f_d = sigmoid_nd(g[H + j])
+            z_n, z_d = tanh_nd(g[2 * H + j])
+            o_n, o_d = sigmoid_nd(g[3 * H + j])
+            iz_d = i_d * z_d
+            ct = (f_n * c[j] * iz_d + i_n * z_n * f_d) / (f_d * iz_d)     # Ct = f . Ct-1 + i . z
             c[j] = ct
-            hfull[j] = o * tanh_(ct)
+            t_n, t_d = tanh_nd(ct)
+            hfull[j] = (o_n * t_n) / (o_d * t_d)                          # o . tanh(Ct)
         return
     peep = _mat(P, m[base + D_PEEP], 3, H)  # (3, H): i, f, o
     flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
