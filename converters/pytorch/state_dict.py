@@ -163,6 +163,18 @@ def _group_layers(group, nonlinearity, first=False):
     return _recurrent_layers(group, nonlinearity)
 
 
+def _leftover(groups, used, unused, ignored):
+    """The keys no chosen group takes (those of ``unused`` and of the groups whose id is not in ``used``) and
+    ``ignore`` does not name, as a short list for an error; "" when there are none."""
+    leftover = [k for k in unused if not ignored(k)]
+    for g in groups:
+        if id(g) not in used:
+            names = [g.prefix + (k if isinstance(k, str) else f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}")
+                     for k in g.keys]
+            leftover += [n for n in names if not ignored(n)]
+    return ", ".join(leftover[:12]) + (f" and {len(leftover) - 12} more" if len(leftover) > 12 else "")
+
+
 def _chain_order(groups, built, source):
     """The unique order of groups in which each one's output size is the next one's input size."""
     sizes = {}
@@ -250,15 +262,8 @@ def spec_from_state_dict(state_dict, *, layers=None, activations=None, head_acti
     if head_activation:
         spec_layers.append(Activation.of(head_activation))
 
-    used = {id(g) for g in chosen}
-    leftover = [k for k in unused if not ignored(k)]
-    for g in groups:
-        if id(g) not in used:
-            names = [g.prefix + (k if isinstance(k, str) else f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}")
-                     for k in g.keys]
-            leftover += [n for n in names if not ignored(n)]
-    if leftover:
-        shown = ", ".join(leftover[:12]) + (f" and {len(leftover) - 12} more" if len(leftover) > 12 else "")
+    shown = _leftover(groups, {id(g) for g in chosen}, unused, ignored)
+    if shown:
         raise FormatError(f"{source}: keys that belong to no layer rnnjit can run: {shown}. Pass "
                           f"ignore=[...] to leave them out, or layers=[...] to choose the model's groups")
     try:
@@ -399,14 +404,8 @@ def _steps_spec(layers, by_label, unused, groups, ignored, activations, head_act
     if head_activation:
         act = Activation.of(head_activation)
         steps.append(Step("head activation", lambda shape: [act]))
-    leftover = [k for k in unused if not ignored(k)]
-    for g in groups:
-        if id(g) not in used:
-            names = [g.prefix + (k if isinstance(k, str) else f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}")
-                     for k in g.keys]
-            leftover += [n for n in names if not ignored(n)]
-    if leftover:
-        shown = ", ".join(leftover[:12]) + (f" and {len(leftover) - 12} more" if len(leftover) > 12 else "")
+    shown = _leftover(groups, used, unused, ignored)
+    if shown:
         raise FormatError(f"{source}: keys that belong to no step of the model: {shown}. Pass ignore=[...] to leave "
                           f"them out, or add their groups to layers=[...]")
     metadata = {"source": source}
