@@ -89,8 +89,8 @@ def test_a_pickled_module_in_registration_order_matches_torch_and_says_what_it_a
     got = model.run(ids)
     np.testing.assert_allclose(got, want, atol=PARITY_F32, rtol=0)
     assumed = model.spec.metadata["torch.assumed"]
-    assert assumed == ("Tagger: its forward() is not in the file; its children are taken in the order they were "
-                       "registered: emb, rnn, head")
+    assert assumed == ("Tagger: its forward() is code, which rnnjit does not read; its children are taken in the "
+                       "order they were registered: emb, rnn, head")
 
 
 def test_a_pickled_module_with_functional_steps_matches_torch_run_and_streamed(tmp_path):
@@ -288,4 +288,26 @@ def test_rnnjit_info_takes_functional_steps_and_prints_the_assumptions(tmp_path)
     assert r.returncode == 0, r.stderr
     assert "layers.0 = Reshape(shape=[2, 16])" in r.stdout
     assert "note: torch.assumed = the model's steps are the ones given with layers=[...]" in r.stdout
-    assert "note: torch.notes = the FrameNet was saved in training mode" not in r.stdout   # saved after eval()
+    assert "training mode" not in r.stdout   # saved after eval()
+
+
+def test_a_live_module_converts_by_the_same_rules_functional_steps_included():
+    """The live module (a class defined here, in a function's scope: it could not even be pickled) gives the same
+    model as its saved file, functional steps and all."""
+    torch.manual_seed(6)
+
+    class Local(FrameNet):
+        pass
+
+    net = _trained(Local())
+    X = RNG.standard_normal((2, 7, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(X)).numpy()
+    import converters
+
+    model = engine.Model(converters.from_torch(net, layers=FRAME_STEPS))
+    np.testing.assert_allclose(model.run(X), want, atol=PARITY_F32, rtol=0)
+    with pytest.raises(engine.FormatError, match="layers=\\[...\\]"):
+        converters.from_torch(net)
+    with pytest.raises(TypeError, match="a live module takes layers= and ignore="):
+        converters.from_torch(net, head_activation="sigmoid")

@@ -99,8 +99,8 @@ def from_torch(obj, *, key=None, dtype=None, **options):
                               f".npz of named arrays; engine.load(path) reads it")
         return fmt.read(source, key=key, dtype=dtype, **options)
     if hasattr(obj, "named_children") and hasattr(obj, "state_dict"):
-        if options or key:
-            raise TypeError(f"a live module needs no options (its structure says it all), got "
-                            f"{sorted(options) + (['key'] if key else [])}")
-        return spec_from_module(obj, dtype=dtype or arrays_dtype(p.detach().cpu().numpy() for p in obj.parameters()))
+        extra = sorted(k for k in options if k not in ("layers", "ignore")) + (["key"] if key else [])
+        if extra:
+            raise TypeError(f"a live module takes layers= and ignore= (its structure says the rest), got {extra}")
+        return spec_from_module(obj, dtype=dtype, layers=options.get("layers"), ignore=options.get("ignore") or ())
     return spec_from_arrays(obj, key=key, source="state_dict", dtype=dtype, order="module", **options)

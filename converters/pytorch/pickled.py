@@ -298,8 +298,8 @@ def _leaf_steps(obj, path, notes, problems, assumed):
     own = _Module(obj, path).tensors("_parameters")
     if name in _CONTAINERS or (kids and name is None and not own):
         if name != "Sequential":
-            assumed.append(f"{f'{path} ({obj.qualname})' if path else obj.qualname}: its forward() is not in the file; "
-                           f"its children "
+            assumed.append(f"{f'{path} ({obj.qualname})' if path else obj.qualname}: its forward() is code, which "
+                           f"rnnjit does not read; its children "
                            f"are taken in the order they were registered: {', '.join(k for k, _ in kids)}")
         out = []
         for child_name, child in kids:
@@ -325,7 +325,7 @@ def spec_from_pickled(root, *, layers=None, ignore=(), dtype=None, source="modul
     _walk(root, "", lambda obj, path: modules.setdefault(path, obj), frozenset())
     notes, problems, assumed = [], [], []
     if root.state.get("training") is True:
-        notes.append(f"the {root.qualname} was saved in training mode; rnnjit runs it as model.eval() does "
+        notes.append(f"the {root.qualname} is in training mode (training=True); rnnjit runs it as model.eval() does "
                      f"(dropout off, norms on their running statistics)")
     ignore = [p.rstrip(".") for p in ignore]
 
