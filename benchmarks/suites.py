@@ -203,7 +203,9 @@ _COLD = textwrap.dedent("""
     stream = model.stream()
     stream.step(np.zeros(model.input_size, np.float32))
     t3 = time.perf_counter()
-    print(t1 - t0, t2 - t1, t3 - t2, t3 - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    model.run(np.zeros((50, model.input_size), np.float32))
+    t4 = time.perf_counter()
+    print(t1 - t0, t2 - t1, t3 - t2, t3 - t0, t4 - t3, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 
 
@@ -215,19 +217,40 @@ def _fresh(path, env):
     return [float(v) for v in r.stdout.split()]
 
 
-def coldstart(quick=False):
+def _cold_models(tmp, quick):
+    """Model files of each kind a first use compiles for: the recurrent cells alone, and a front end
+    (a causal convolution, a layer norm) before a GRU."""
     import converters
+    import engine
 
+    out = {"LSTM 32x128": converters.from_torch(torch_module("lstm", 32, 128))}
+    if not quick:
+        rng = np.random.default_rng(0)
+        out["GRU 32x128"] = converters.from_torch(torch_module("gru", 32, 128))
+        out["RNN 32x128"] = converters.from_torch(torch_module("rnn", 32, 128))
+        out["Conv1d k3 + LayerNorm + GRU 64"] = engine.ModelSpec([
+            engine.TemporalConv1d(rng.normal(size=(32, 32, 3)) * 0.1, np.zeros(32)), engine.LayerNorm(32),
+            engine.GRU(32, 64, [{k: rng.normal(size=s) * 0.1 for k, s in (("weight_ih", (192, 32)),
+                                                                          ("weight_hh", (192, 64)))}])])
+    return {name: spec.save(os.path.join(tmp, f"m{i}.npz")) for i, (name, spec) in enumerate(out.items())}
+
+
+def coldstart(quick=False):
+    """A fresh process per model kind with an empty numba cache of its own (all it uses compiles), then fresh
+    processes with that cache warm: import, load, the first stream step, and the first Model.run (T=50)."""
     tmp = tempfile.mkdtemp(prefix="rnnjit-cold-")
-    path = converters.from_torch(torch_module("lstm", 32, 128)).save(os.path.join(tmp, "model.npz"))
     rows = []
-    cold = _fresh(path, {"NUMBA_CACHE_DIR": os.path.join(tmp, "numba-cache")})   # an empty cache: compile
-    warm = [_fresh(path, {"NUMBA_CACHE_DIR": os.path.join(tmp, "numba-cache")}) for _ in range(2 if quick else 5)]
-    for label, runs in (("empty numba cache", [cold]), ("warm numba cache (median)", warm)):
-        med = np.median(np.array(runs), axis=0)
-        rows.append({"start": label, "import s": med[0], "load s": med[1], "first step s": med[2], "total s": med[3]})
-    text = harness.table(rows, ["start", "import s", "load s", "first step s", "total s"],
-                         "coldstart: a fresh process: import engine, load an LSTM 32x128 .npz, first step")
+    for i, (name, path) in enumerate(_cold_models(tmp, quick).items()):
+        cache = {"NUMBA_CACHE_DIR": os.path.join(tmp, f"numba-cache-{i}")}
+        cold = _fresh(path, cache)                       # an empty cache: compile
+        warm = [_fresh(path, cache) for _ in range(2 if quick else 5)]
+        for label, runs in (("empty numba cache", [cold]), ("warm numba cache (median)", warm)):
+            med = np.median(np.array(runs), axis=0)
+            rows.append({"model": name, "start": label, "import s": med[0], "load s": med[1],
+                         "first step s": med[2], "total s": med[3], "first run s": med[4]})
+    text = harness.table(rows, ["model", "start", "import s", "load s", "first step s", "total s", "first run s"],
+                         "coldstart: a fresh process: import engine, load the model (.npz), first step (total: to "
+                         "there), then the first run (T=50)")
     return rows, text
 
 
