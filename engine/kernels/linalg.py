@@ -21,9 +21,9 @@ Design:
 import llvmlite.ir as ir
 from numba import carray, literally, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from ..config import jit
+from ..config import OVERLOAD_OPTIONS, jit
 from .layout import PANEL
 
 BLOCK = 32  # rows of W per partial sum
@@ -95,21 +95,41 @@ def gemm_acc(G, X, Wp, koff, N, PART):
     layout.py); PART (min(n, 6), >= PANEL) is scratch. float32 rows go six at a time (but 8 as 4 + 4), then
     four, the rest one by one; float64 rows two at a time. Either way each element's sum is the same sequence
     of operations, so n rows stepped together equal n rows stepped alone bit for bit."""
-    n = X.shape[0]
-    r = 0
-    if G.itemsize == 8:                  # float64: pairs (a run-time test: float32 code carries the pair path unused)
-        while r + 2 <= n:
-            _panel(G, X, Wp, koff, N, r, PART, 2)
-            r += 2
-    while n - r >= 6 and n - r != 8:     # six rows: 24 of the 32 AVX-512 registers hold accumulators
-        _panel(G, X, Wp, koff, N, r, PART, 6)
-        r += 6
-    while r + 4 <= n:
-        _panel(G, X, Wp, koff, N, r, PART, 4)
-        r += 4
-    while r < n:
-        _panel(G, X, Wp, koff, N, r, PART, 1)
-        r += 1
+    _row_tiles(G, X, Wp, koff, N, PART)
+
+
+def _row_tiles(G, X, Wp, koff, N, PART):
+    """gemm_acc's row tiles for G's dtype (numba only)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_row_tiles, jit_options=OVERLOAD_OPTIONS, inline="always")
+def _row_tiles_overload(G, X, Wp, koff, N, PART):
+    """Chosen when the kernel is typed, so float32 code holds no float64 tile and float64 code no float32 ones
+    (each tile is a compile of its own: about 0.5 s a kernel on a first use)."""
+    if G.dtype.bitwidth == 64:
+        def pairs(G, X, Wp, koff, N, PART):
+            n, r = X.shape[0], 0
+            while r + 2 <= n:                # float64: pairs
+                _panel(G, X, Wp, koff, N, r, PART, 2)
+                r += 2
+            while r < n:
+                _panel(G, X, Wp, koff, N, r, PART, 1)
+                r += 1
+        return pairs
+
+    def tiles(G, X, Wp, koff, N, PART):
+        n, r = X.shape[0], 0
+        while n - r >= 6 and n - r != 8:     # six rows: 24 of the 32 AVX-512 registers hold accumulators
+            _panel(G, X, Wp, koff, N, r, PART, 6)
+            r += 6
+        while r + 4 <= n:
+            _panel(G, X, Wp, koff, N, r, PART, 4)
+            r += 4
+        while r < n:
+            _panel(G, X, Wp, koff, N, r, PART, 1)
+            r += 1
+    return tiles
 
 
 @jit
