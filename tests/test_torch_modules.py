@@ -311,3 +311,19 @@ def test_a_live_module_converts_by_the_same_rules_functional_steps_included():
         converters.from_torch(net)
     with pytest.raises(TypeError, match="a live module takes layers= and ignore="):
         converters.from_torch(net, head_activation="sigmoid")
+
+
+def test_a_step_that_is_neither_a_name_of_the_file_nor_a_function_is_named_with_both_lists(tmp_path):
+    torch.manual_seed(7)
+    net = _trained(FrameNet())
+    pickled, weights = _saved(tmp_path, net), _saved(tmp_path, net.state_dict(), "w.pt")
+    for path, what in ((pickled, "module"), (weights, "parameter group")):
+        with pytest.raises(engine.FormatError, match=rf"'convv' is neither a {what} \(bn, conv, lstm, norm, out, "
+                                                     rf"proj\) nor a functional step"):
+            engine.load(path, layers=["reshape(2, 16)", "convv"])
+        with pytest.raises(engine.FormatError, match=rf"'conv\(3\)': give a {what}'s attributes by name"):
+            engine.load(path, layers=["reshape(2, 16)", "conv(3)"])
+        with pytest.raises(engine.FormatError, match=r"layers=\[...\] holds .*s and functional steps \(strings\)"):
+            engine.load(path, layers=["reshape(2, 16)", 3])
+    with pytest.raises(engine.FormatError, match=r"'conv\(padding=1\)': a module says its own attributes"):
+        engine.load(pickled, layers=["reshape(2, 16)", "conv(padding=1)"])

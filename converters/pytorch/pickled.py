@@ -20,7 +20,7 @@ from engine.errors import FormatError, SpecError
 from ..dtypes import arrays_dtype
 from .reader import PickledObject
 from .state_dict import _CELL, _STACKED, _recurrent_layers
-from .steps import Step, chain_spec, conv_layers, function_step, parse_call, pool_layers
+from .steps import Step, chain_spec, conv_layers, function_step, pool_layers, read_step
 
 TORCH_NN = "torch.nn.modules."
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
@@ -336,32 +336,16 @@ def spec_from_pickled(root, *, layers=None, ignore=(), dtype=None, source="modul
         steps = [s for s in _leaf_steps(root, "", notes, problems, assumed)
                  if not ignored(s.label.split(" ")[0])]
     else:
-        steps, listed = [], set()
+        steps, used = [], set()
         for item in layers:
-            if not isinstance(item, str):
-                raise FormatError(f"{source}: layers=[...] holds module paths and functional steps (strings), got "
-                                  f"{item!r:.60}")
-            text = item.strip()
-            if text in modules and not text.startswith("F."):
-                steps += _leaf_steps(modules[text], text, notes, problems, [])
-                listed.add(text)
+            name, kwargs, step = read_step(item, modules, "module", source)
+            if step is not None:
+                steps.append(step)
                 continue
-            call = parse_call(text)
-            if call is None:
-                raise FormatError(f"{source}: {text!r} is neither a module of the file ({', '.join(sorted(modules))}) "
-                                  f"nor a functional step")
-            is_function, fname, args, kwargs = call
-            if fname in modules and not is_function:
-                raise FormatError(f"{source}: {text!r}: module {fname!r} takes no arguments here")
-            try:
-                steps.append(function_step(text, fname.split(".")[-1], args, dict(kwargs)))
-            except FormatError as exc:
-                if fname not in modules and "no such function" in str(exc):
-                    raise FormatError(f"{source}: {text!r} is neither a module of the file "
-                                      f"({', '.join(sorted(p for p in modules if p))}) nor a functional step "
-                                      f"({exc})") from None
-                raise
-        used = listed
+            if kwargs:
+                raise FormatError(f"{source}: {item!r}: a module says its own attributes; it takes none here")
+            steps += _leaf_steps(modules[name], name, notes, problems, [])
+            used.add(name)
         unused = [p for p, obj in modules.items() if p and _Module(obj, p).tensors("_parameters")
                   and not any(p == u or p.startswith(u + ".") or u.startswith(p + ".") for u in used)
                   and not ignored(p)]

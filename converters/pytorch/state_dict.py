@@ -361,43 +361,26 @@ def _steps_spec(layers, by_label, unused, groups, ignored, activations, head_act
                 source):
     """spec_from_state_dict for a model given as steps: groups (with attributes, ``"conv1(padding=2)"``) and the
     functional steps forward() takes between them (steps.py)."""
-    from .steps import Step, chain_spec, function_step, parse_call
+    from .steps import Step, chain_spec, read_step
 
     steps, assumed, used = [], [], set()
     activations = {k.rstrip("."): v for k, v in dict(activations or {}).items()}
     for item in layers:
-        if not isinstance(item, str):
-            raise FormatError(f"{source}: layers=[...] holds group names and functional steps (strings), got "
-                              f"{item!r:.60}")
-        text = item.strip()
-        call = parse_call(text) if text.rstrip(".") not in by_label else (False, text.rstrip("."), (), {})
-        if call is None:
-            raise FormatError(f"{source}: {text!r} is neither a parameter group ({', '.join(sorted(by_label))}) nor a "
-                              f"functional step")
-        is_function, name, args, kwargs = call
-        if name in by_label and not is_function:
-            if args:
-                raise FormatError(f"{source}: {text!r}: give a group's attributes by name, as in "
-                                  f"{name}(padding=2)")
-            g = by_label[name]
-            try:
-                steps.append(_group_step(g, kwargs, nonlinearity, not steps, assumed))
-            except SpecError as exc:
-                raise FormatError(f"{source}: {name!r}: {exc}") from None
-            except FormatError as exc:
-                raise FormatError(f"{source}: {exc}") from None
-            used.add(id(g))
-            if activations.get(name):
-                act = Activation.of(activations.pop(name))
-                steps.append(Step(f"{name} activation", lambda shape, act=act: [act]))
+        name, kwargs, step = read_step(item, by_label, "parameter group", source)
+        if step is not None:
+            steps.append(step)
             continue
+        g = by_label[name]
         try:
-            steps.append(function_step(text, name.split(".")[-1], args, dict(kwargs)))
+            steps.append(_group_step(g, kwargs, nonlinearity, not steps, assumed))
+        except SpecError as exc:
+            raise FormatError(f"{source}: {name!r}: {exc}") from None
         except FormatError as exc:
-            if name not in by_label and "no such function" in str(exc):
-                raise FormatError(f"{source}: {text!r} is neither a parameter group "
-                                  f"({', '.join(sorted(by_label))}) nor a functional step ({exc})") from None
             raise FormatError(f"{source}: {exc}") from None
+        used.add(id(g))
+        if activations.get(name):
+            act = Activation.of(activations.pop(name))
+            steps.append(Step(f"{name} activation", lambda shape, act=act: [act]))
     if activations:
         raise FormatError(f"{source}: activations given for {sorted(activations)}, which are not among the model's "
                           f"steps")

@@ -70,6 +70,33 @@ def parse_call(text):
     return bool(m["f"]), m["name"], args, kwargs
 
 
+def read_step(item, names, what, source):
+    """One entry of ``layers=[...]``: ``(name, kwargs, None)`` for one of ``names`` (a module path, a parameter
+    group), with the attributes a file cannot say given by keyword (``"conv1(padding=2)"``), or ``(None, None,
+    step)`` for a functional step. ``what`` says what the names are, in errors."""
+    if not isinstance(item, str):
+        raise FormatError(f"{source}: layers=[...] holds {what}s and functional steps (strings), got {item!r:.60}")
+    text = item.strip()
+    known = ", ".join(sorted(n for n in names if n))
+    if text.rstrip(".") in names and not text.startswith("F."):
+        return text.rstrip("."), {}, None
+    call = parse_call(text)
+    if call is None:
+        raise FormatError(f"{source}: {text!r} is neither a {what} ({known}) nor a functional step")
+    is_function, name, args, kwargs = call
+    if name in names and not is_function:
+        if args:
+            raise FormatError(f"{source}: {text!r}: give a {what}'s attributes by name, as in {name}(padding=2)")
+        return name, kwargs, None
+    try:
+        return None, None, function_step(text, name.split(".")[-1], args, dict(kwargs))
+    except FormatError as exc:
+        if "no such function" in str(exc):
+            raise FormatError(f"{source}: {text!r} is neither a {what} ({known}) nor a functional step "
+                              f"({exc})") from None
+        raise FormatError(f"{source}: {exc}") from None
+
+
 def _ints(values, what, label):
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise FormatError(f"step {label!r}: {what} must be integers, got {values!r}")
