@@ -11,7 +11,7 @@ Nothing is pickled, so a class defined inside a function converts too.
 from engine.errors import FormatError
 
 from .pickled import spec_from_pickled
-from .reader import PickledObject
+from .reader import stand_in
 
 _PLAIN = (bool, int, float, str, type(None))
 
@@ -33,12 +33,8 @@ def _record(module, types, seen):
     """The PickledObject standing for ``module`` (children recursively)."""
     if id(module) in seen:
         raise FormatError(f"{type(module).__name__}: the module contains itself")
-    cls = type(module)
-    key = (cls.__module__, cls.__qualname__)
-    if key not in types:
-        types[key] = type(cls.__name__, (PickledObject,), {"module": cls.__module__, "qualname": cls.__qualname__,
-                                                           "source": "live module", "__slots__": ()})
-    obj = types[key].__new__(types[key])   # (calling it is what a pickle may not do: refused)
+    cls = stand_in(type(module).__module__, type(module).__qualname__, "live module", types)
+    obj = cls.__new__(cls)   # (calling it is what a pickle may not do: refused)
     state = {}
     for name, value in vars(module).items():
         if name in ("_parameters", "_buffers"):

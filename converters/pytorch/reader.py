@@ -176,10 +176,16 @@ def _object_type(module, name, source, cache):
     py3 = _compat_pickle.NAME_MAPPING.get((module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module),))[0]
     if {module.split(".")[0], py3.split(".")[0]} & _NEVER and not module.startswith("torch.nn.modules."):
         return None
-    key = (module, name)
+    return stand_in(module, name, source, cache)
+
+
+def stand_in(module, qualname, source, cache):
+    """The PickledObject subclass for class ``module.qualname`` (one per name in ``cache``), no questions asked:
+    ``_object_type`` decides which names a file may have one for."""
+    key = (module, qualname)
     if key not in cache:
-        cache[key] = type(name.split(".")[-1], (PickledObject,), {"module": module, "qualname": name,
-                                                                   "source": source, "__slots__": ()})
+        cache[key] = type(qualname.split(".")[-1], (PickledObject,), {"module": module, "qualname": qualname,
+                                                                      "source": source, "__slots__": ()})
     return cache[key]
 
 
