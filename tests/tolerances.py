@@ -49,7 +49,8 @@ ULPS = 4
 
 
 def assert_parity(actual, desired, atol, dtype, what="output"):
-    """|actual - desired| <= max(atol, ULPS ulps of dtype at |desired|), elementwise, with a clear report."""
+    """|actual - desired| <= max(atol, ULPS ulps of dtype at |desired|), elementwise, with a clear report. An
+    infinity matches only the same infinity (a max pool over nothing but padding gives -inf, as torch does)."""
     import numpy as np
 
     actual = np.asarray(actual, np.float64)
@@ -57,8 +58,9 @@ def assert_parity(actual, desired, atol, dtype, what="output"):
     assert actual.shape == desired.shape, f"{what}: shape {actual.shape} != expected {desired.shape}"
     resolution = ULPS * np.spacing(np.abs(desired).astype(dtype)).astype(np.float64)
     tol = np.maximum(atol, resolution)
-    err = np.abs(actual - desired)
-    bad = ~(err <= tol)  # NaN counts as bad
+    with np.errstate(invalid="ignore"):
+        err = np.abs(actual - desired)
+    bad = ~((err <= tol) | (np.isinf(desired) & (actual == desired)))  # NaN counts as bad
     if bad.any():
         i = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape)
         raise AssertionError(f"{what}: {int(bad.sum())} of {err.size} values off; worst at {i}: got {actual[i]!r}, "

@@ -60,4 +60,4 @@ F_PROJ = 8
 F_CLIP = 32
 
 TILE = 128          # minimum width of a per-row scratch region for cells.gemm_acc (>= PANEL)
-PANEL = 64          # columns per weight panel; cells._panel sizes its register tile as rows x 64
+PANEL = 64          # columns per weight panel; linalg._panel takes it in register tiles sized per target (_TILES)

@@ -5,18 +5,21 @@ Design:
   as 64-column panels (npan, K, PANEL) (layout.py): the loop over K is outside, the 64 units of a panel
   inside, contiguous, so it compiles to vertical FMAs with no horizontal sums (measured: the
   row-dot layout was 1.2-1.4x slower).
-* The accumulator tile lives in registers: ``_registers`` gives a stack array that LLVM promotes once
-  the loops over it are unrolled. ``gemm_acc`` takes the rows six, four or one at a time (float64: two;
-  ``_panel``) and loads each weight vector once for all of them, so the weights are read once per
-  timestep whatever the number of streams or sequences (one gemv per row read them n times: 2.3x slower
-  than onnxruntime at 64 streams). benchmarks/kernel_variants.py times the alternatives.
+* The accumulator tile lives in registers, as LLVM vectors (``_tile``): ``gemm_acc`` takes the rows six,
+  four or one at a time and each tile's columns in blocks sized for the registers of the code's target
+  (``_TILES``: AVX-512 6 x 64 floats in 24 of 32 registers, AVX2 and SSE 6 x 2 vectors in 12 of 16), and
+  loads each weight vector once for all the rows, so the weights are read once per timestep whatever the
+  number of streams or sequences (one gemv per row read them n times: 2.3x slower than onnxruntime at 64
+  streams). benchmarks/kernel_variants.py times the alternatives.
 * Blocked accumulation: each BLOCK of K is summed into the zeroed tile, then added to the output, which
   halves float32 rounding error at fan-in 512 (g2p-en's GRUs: 1.7e-5 -> 1e-5 on logits of ~20;
   accumulating in float64 bought nothing more and cost 1.5x). Every element is summed in the same order
-  whichever of the three paths computes it: n rows stepped together equal n rows stepped alone, bit for bit.
+  whichever tile computes it: n rows stepped together equal n rows stepped alone, bit for bit.
 * Views of the packed parameters and of scratch are ``carray``s over a pointer (``_mat``, ``_panels``,
   ``_rows``): nothing here allocates.
 """
+
+import functools
 
 import llvmlite.ir as ir
 from numba import carray, literally, types
@@ -30,104 +33,197 @@ BLOCK = 32  # rows of W per partial sum
 
 
 @intrinsic
-def _registers(typingctx, rows, cols, like):
-    """A pointer to rows * cols elements of ``like``'s dtype on the stack (an LLVM alloca); rows and cols
-    are compile-time constants. Unlike an array from np.empty, nothing else can point into it, so once the
-    loops over it are fully unrolled LLVM keeps its elements in vector registers: ``_panel``'s tile."""
-    if not (isinstance(rows, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
+def _at(typingctx, arr, i, j):
+    """A pointer to ``arr[i, j]`` of a 2-D array, through its strides, unchecked."""
+    return _element_pointer(arr, 2, (arr, i, j))
+
+
+@intrinsic
+def _at3(typingctx, arr, i, j, k):
+    """A pointer to ``arr[i, j, k]`` of a 3-D array, through its strides, unchecked."""
+    return _element_pointer(arr, 3, (arr, i, j, k))
+
+
+def _element_pointer(arr, ndim, argtypes):
+    if not isinstance(arr, types.Array) or arr.ndim != ndim:
         return None
-    count, dtype = rows.literal_value * cols.literal_value, like.dtype
 
     def codegen(context, builder, signature, args):
-        elem = context.get_value_type(dtype)
-        ptr = cgutils.alloca_once(builder, ir.ArrayType(elem, count))
-        return builder.bitcast(ptr, elem.as_pointer())
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
+        return cgutils.get_item_pointer(context, builder, aryty, ary, inds)
 
-    return types.CPointer(dtype)(rows, cols, like), codegen
+    return types.CPointer(arr.dtype)(*argtypes), codegen
+
+
+@intrinsic
+def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
+    """out[i, j] += sum over k < kn of x[i * ldx + k] * w[k * ldw + j], for i < rows, j < cols (pointers and
+    row strides in elements). Each element starts from 0 and takes one multiply-add per k, in order of k, then is
+    added to ``out``: the same operations whatever ``rows`` and ``cols`` are.
+
+    Written as LLVM vector code, not as loops for LLVM to vectorize: the rows x cols accumulators are
+    ``lanes``-wide vectors (rows * cols / lanes of them, sized by _TILES to fit the register file), each
+    weight vector is loaded once for all rows and each x broadcast once for all columns. The loop form
+    vectorized well or not depending on the tile's shape and the target's tuning (on CPUs that LLVM tunes
+    for 256-bit vectors it spilled the 6 x 64 tile: 3x slower than OpenBLAS at 64 rows), and with
+    fast-math it could reassociate the sum over k, so rows computed together would not have equalled rows
+    computed alone. ``llvm.fmuladd`` is one rounding where the target has FMA and two where it has not:
+    the same choice for every element of a build."""
+    if not all(isinstance(a, types.IntegerLiteral) for a in (rows, cols, lanes)):
+        return None
+    R, C, V = rows.literal_value, cols.literal_value, lanes.literal_value
+    dtype = out.dtype
+    align = dtype.bitwidth // 8
+
+    def codegen(context, builder, signature, args):
+        o, ldo_, wp, ldw_, xp, ldx_, kn_ = args[:7]
+        elem = context.get_value_type(dtype)
+        vec = ir.VectorType(elem, V)
+        i64 = ldo_.type
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+            "llvm.fmuladd.v%d%s" % (V, "f32" if dtype.bitwidth == 32 else "f64"))
+        acc = [[cgutils.alloca_once(builder, vec) for _ in range(C // V)] for _ in range(R)]
+        for row in acc:
+            for a in row:
+                builder.store(ir.Constant(vec, [0.0] * V), a)
+        undef = ir.Constant(vec, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V)
+
+        def vptr(base, offset):
+            return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
+
+        with cgutils.for_range(builder, kn_) as loop:
+            k = loop.index
+            wk = builder.gep(wp, [builder.mul(k, ldw_)])
+            wv = [builder.load(vptr(wk, ir.Constant(i64, v * V)), align=align) for v in range(C // V)]
+            for i in range(R):
+                xi = builder.load(builder.gep(xp, [builder.add(builder.mul(ir.Constant(i64, i), ldx_), k)]))
+                xb = builder.shuffle_vector(builder.insert_element(undef, xi, ir.Constant(ir.IntType(32), 0)),
+                                            undef, splat)
+                for v in range(C // V):
+                    builder.store(builder.call(fmuladd, [xb, wv[v], builder.load(acc[i][v])]), acc[i][v])
+        for i in range(R):
+            for v in range(C // V):
+                p = vptr(o, builder.add(builder.mul(ir.Constant(i64, i), ldo_), ir.Constant(i64, v * V)))
+                builder.store(builder.fadd(builder.load(p, align=align), builder.load(acc[i][v])), p, align=align)
+        return context.get_dummy_value()
+
+    return types.void(out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes), codegen
 
 
 @jit
-def _panel(G, X, Wp, koff, N, r, PART, R):
-    """Rows r..r+R-1 of G[:, :N] += X @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL).
-
-    R is a compile-time constant (one specialization per row count): the R x PANEL accumulator tile and
-    the R inputs of the current k stay in registers, and each weight vector is loaded once for all R rows.
-    Every element is summed in the same order whatever R is, so results are bit-identical across R.
-    PART (>= R, >= PANEL) receives the tile of the last, zero-padded panel."""
+def _panel(G, X, Wp, koff, N, r, PART, R, CW, V):
+    """Rows r..r+R-1 of G[:, :N] += X @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL), CW
+    columns of a panel at a time (one ``_tile`` per BLOCK of K). R, CW and V are compile-time constants (one
+    specialization per tile shape); every element is summed in the same order whatever they are, so results
+    are bit-identical across tile shapes. PART (>= R rows, >= CW columns) receives the tile of the columns past
+    N in the last, zero-padded panel."""
     literally(R)
+    literally(CW)
+    literally(V)
     K = X.shape[1]
-    acc = carray(_registers(R, PANEL, G), (R, PANEL))
-    xk = carray(_registers(R, 1, G), (R,))
+    ldg = G.strides[0] // G.itemsize
+    ldx = X.strides[0] // X.itemsize
+    ldp = PART.strides[0] // PART.itemsize
     for p in range(Wp.shape[0]):
-        w = Wp[p]
-        j0 = p * PANEL
-        full = j0 + PANEL <= N
-        for k0 in range(0, K, BLOCK):
-            k1 = min(k0 + BLOCK, K)
-            for i in range(R):
-                for j in range(PANEL):
-                    acc[i, j] = 0
-            for k in range(k0, k1):
-                wk = w[koff + k]
-                for i in range(R):
-                    xk[i] = X[r + i, k]
-                for j in range(PANEL):
-                    u = wk[j]
+        for c0 in range(0, PANEL, CW):
+            jc = p * PANEL + c0
+            if jc >= N:
+                break
+            for k0 in range(0, K, BLOCK):
+                kn = min(BLOCK, K - k0)
+                w = _at3(Wp, p, koff + k0, c0)
+                x = _at(X, r, k0)
+                if jc + CW <= N:
+                    _tile(_at(G, r, jc), ldg, w, PANEL, x, ldx, kn, R, CW, V)
+                else:                    # the last panel's zero padding: only N - jc columns are real
                     for i in range(R):
-                        acc[i, j] += xk[i] * u
-            if full:
-                for i in range(R):
-                    o = G[r + i, j0:j0 + PANEL]
-                    for j in range(PANEL):
-                        o[j] += acc[i, j]
-            else:                        # the last, zero-padded panel: only N - j0 columns are real
-                for i in range(R):
-                    for j in range(PANEL):
-                        PART[i, j] = acc[i, j]
-                for i in range(R):
-                    for j in range(N - j0):
-                        G[r + i, j0 + j] += PART[i, j]
+                        for j in range(CW):
+                            PART[i, j] = 0
+                    _tile(_at(PART, 0, 0), ldp, w, PANEL, x, ldx, kn, R, CW, V)
+                    for i in range(R):
+                        for j in range(N - jc):
+                            G[r + i, jc + j] += PART[i, j]
 
 
 @jit
 def gemm_acc(G, X, Wp, koff, N, PART):
     """G[:, :N] += X (n, K) @ W[koff:koff + K] for W (Ktot, N) stored as panels Wp (npan, Ktot, PANEL) (see
-    layout.py); PART (min(n, 6), >= PANEL) is scratch. float32 rows go six at a time (but 8 as 4 + 4), then
-    four, the rest one by one; float64 rows two at a time. Either way each element's sum is the same sequence
-    of operations, so n rows stepped together equal n rows stepped alone bit for bit."""
+    layout.py); PART (min(n, 6), >= PANEL) is scratch. The rows go in register tiles of six, then four
+    (8 as 4 + 4), the rest one by one, each tile's columns in blocks sized for the target's registers
+    (_TILES). Each element's sum is the same sequence of operations whichever tile computes it, so n rows
+    stepped together equal n rows stepped alone bit for bit, on every target. The last axis of every array
+    must be contiguous."""
+    if (G.strides[1] != G.itemsize or X.strides[1] != X.itemsize or Wp.strides[2] != Wp.itemsize
+            or PART.strides[1] != PART.itemsize):
+        raise ValueError("gemm_acc: each row of G, X, Wp and PART must be contiguous")
     _row_tiles(G, X, Wp, koff, N, PART)
 
 
 def _row_tiles(G, X, Wp, koff, N, PART):
-    """gemm_acc's row tiles for G's dtype (numba only)."""
+    """gemm_acc's row tiles for G's dtype and the target's registers (numba only)."""
     raise NotImplementedError("only callable from numba-compiled code")
+
+
+@functools.lru_cache(maxsize=None)
+def vector_target():
+    """(vector bits, vector registers) of the code numba generates here: what ``NUMBA_CPU_NAME`` and
+    ``NUMBA_CPU_FEATURES`` select, else the host. Found by compiling a 16-float add with numba's own target
+    machine and reading which registers it uses (zmm: AVX-512, ymm: AVX, else 128-bit SSE or NEON), so it
+    agrees with the code the kernels get whatever the CPU's name or LLVM's tuning for it."""
+    import llvmlite.binding as llvm
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    module = ir.Module()
+    vec = ir.VectorType(ir.FloatType(), 16)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [vec.as_pointer()]), "probe")
+    builder = ir.IRBuilder(fn.append_basic_block())
+    v = builder.load(fn.args[0])
+    builder.store(builder.fadd(v, v), fn.args[0])
+    builder.ret_void()
+    parsed = llvm.parse_assembly(str(module))
+    asm = codegen._tm.emit_assembly(parsed)
+    triple = llvm.get_process_triple()
+    if "zmm" in asm:
+        return 512, 32
+    if "ymm" in asm:
+        return 256, 16
+    return 128, (32 if triple.startswith(("aarch64", "arm64")) else 16)
+
+
+@functools.lru_cache(maxsize=None)
+def _TILES(bits):
+    """The register tiles for elements of ``bits``: (lanes, (rows, columns) of the multi-row tiles, columns of a
+    lone row). Six rows by four vectors fill 24 of 32 registers (AVX-512, NEON); with 16 registers (AVX2, SSE)
+    six rows by two vectors fill 12, leaving room for the weight vectors and a broadcast. A lone row takes up
+    to eight vectors across (64 floats with AVX2: one weight load per multiply-add, the accumulators in 8 of
+    16 registers). benchmarks/kernel_variants.py times the alternatives."""
+    vbits, regs = vector_target()
+    lanes = vbits // bits
+    width = (4 if regs >= 32 else 2) * lanes
+    return lanes, (6, width), min(PANEL, 8 * lanes)
 
 
 @overload(_row_tiles, jit_options=OVERLOAD_OPTIONS, inline="always")
 def _row_tiles_overload(G, X, Wp, koff, N, PART):
-    """Chosen when the kernel is typed, so float32 code holds no float64 tile and float64 code no float32 ones
-    (each tile is a compile of its own: about 0.5 s a kernel on a first use)."""
-    if G.dtype.bitwidth == 64:
-        def pairs(G, X, Wp, koff, N, PART):
-            n, r = X.shape[0], 0
-            while r + 2 <= n:                # float64: pairs
-                _panel(G, X, Wp, koff, N, r, PART, 2)
-                r += 2
-            while r < n:
-                _panel(G, X, Wp, koff, N, r, PART, 1)
-                r += 1
-        return pairs
+    """Chosen when the kernel is typed: the tiles for its dtype and target (each tile shape is a compile of its
+    own, so float32 code holds no float64 tile)."""
+    V, (_, CW), C1 = _TILES(G.dtype.bitwidth)
 
     def tiles(G, X, Wp, koff, N, PART):
         n, r = X.shape[0], 0
-        while n - r >= 6 and n - r != 8:     # six rows: 24 of the 32 AVX-512 registers hold accumulators
-            _panel(G, X, Wp, koff, N, r, PART, 6)
+        while n - r >= 6 and n - r != 8:
+            _panel(G, X, Wp, koff, N, r, PART, 6, CW, V)
             r += 6
         while r + 4 <= n:
-            _panel(G, X, Wp, koff, N, r, PART, 4)
+            _panel(G, X, Wp, koff, N, r, PART, 4, CW, V)
             r += 4
         while r < n:
-            _panel(G, X, Wp, koff, N, r, PART, 1)
+            _panel(G, X, Wp, koff, N, r, PART, 1, C1, V)
             r += 1
     return tiles
 
