@@ -140,9 +140,13 @@ class Model:
         """A new stream with its own state, at the initial state."""
         return Stream(self)
 
-    def streams(self, n):
-        """n independent streams stepped together with X (n, input_size)."""
-        return Streams(self, n)
+    def streams(self, n, *, threads=1):
+        """n independent streams stepped together with X (n, input_size).
+
+        ``threads=2`` steps the first half of the streams on the calling thread and the second on a worker
+        thread of the group's own, in every call (each stream's numbers stay bit for bit those of one thread);
+        it pays from a few hundred microseconds of work per call (see benchmarks/README.md, threads)."""
+        return Streams(self, n, threads)
 
     # ---- whole sequences ----
     def run(self, X, lengths=None, *, batch_first=True, initial_state=None, return_state=False):

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import struct
 
 import numpy as np
@@ -410,8 +411,11 @@ class _SingleStream(_StreamBase):
 
 
 class _StreamGroup(_StreamBase):
-    def __init__(self, model, n):
+    def __init__(self, model, n, threads=1):
+        if isinstance(threads, bool) or threads not in (1, 2):
+            raise ValueError(f"threads must be 1 or 2 (this machine has {os.cpu_count()} cores), got {threads!r}")
         super().__init__(model, n, False)
+        self.set_threads(threads)
 
     @property
     def n(self):

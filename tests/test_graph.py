@@ -128,13 +128,15 @@ def test_step_and_step_n_match_torch(net, dtype):
     assert sorted(s.get_state()) == ["gru.h"]
 
 
-def test_streams_are_bit_equal_to_lone_streams(net):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streams_are_bit_equal_to_lone_streams(net, threads):
     rng = np.random.default_rng(4)
     n, T = 5, 25
     X, M = _data(rng, n, T)
     model = engine.Model(_graph(net))
     lone = [model.stream().step_n((X[i].astype(np.float32), M[i].astype(np.float32))) for i in range(n)]
-    group = model.streams(n)
+    group = model.streams(n, threads=threads)
+    assert group.threads == threads
     for t in range(T):
         masked, head = group.step((X[:, t], M[:, t]))
         for i in range(n):

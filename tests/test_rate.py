@@ -298,3 +298,22 @@ def test_a_phase_out_of_its_range_is_refused_so_no_stream_can_stall():
                                                     r"in \[0, 3\)"):
             s.set_state(state)
     assert {k: v.tolist() for k, v in s.get_state().items()} == {k: v.tolist() for k, v in good.items()}
+
+
+def test_a_strided_group_on_two_threads_gives_one_threads_frames_bit_for_bit():
+    """The rows of a clocked graph (a strided convolution, then a pool) split across two threads: each half
+    decides from its own first row's phase, which is every row's."""
+    rng = np.random.default_rng(12)
+    spec = ModelSpec([TemporalConv1d(rng.normal(size=(3, 2, 3)), stride=2), TemporalPool("max", 2)], input_size=2)
+    model = engine.Model(spec)
+    one, two = model.streams(7), model.streams(7, threads=2)
+    X = rng.normal(size=(20, 7, 2)).astype(np.float32)
+    got = 0
+    for x in X:
+        a, b = one.step(x), two.step(x)
+        assert (a is None) == (b is None)
+        if a is not None:
+            got += 1
+            assert np.array_equal(a, b)
+    assert got == len(model.run(X[:, 0])) > 0      # the frames a whole sequence of 20 ticks gives
+

@@ -44,6 +44,49 @@ def test_step_over_a_sequence_equals_run(rng, dtype, tol):
     assert ys.dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("n", [2, 3, 8, 65])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streams_on_two_threads_equal_one_thread_bit_for_bit(rng, n, dtype):
+    model = _model(rng, dtype)
+    one, two = model.streams(n), model.streams(n, threads=2)
+    assert (one.threads, two.threads) == (1, 2)
+    X = rng.uniform(-2, 2, (30, n, model.input_size)).astype(dtype)
+    out = np.empty((n, model.output_size), dtype)
+    for x in X:
+        assert np.array_equal(one.step(x), two.step(x, out))
+    assert all(np.array_equal(a, b) for a, b in zip(one.get_state().values(), two.get_state().values()))
+    two.reset(n - 1)                                  # state by row still reaches the second thread's half
+    one.reset(n - 1)
+    assert np.array_equal(one.step(X[0]), two.step(X[0]))
+
+
+def test_threads_are_one_or_two_and_a_lone_stream_needs_none(model):
+    for bad in (0, 3, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads must be 1 or 2"):
+            model.streams(4, threads=bad)
+    assert model.streams(1, threads=2).threads == 1   # one row: nothing to split
+
+
+def test_a_forked_child_steps_on_two_threads_with_a_worker_of_its_own(model, rng):
+    """The parent's worker thread does not exist in a fork's child: the child's first threaded call starts one."""
+    import multiprocessing as mp
+
+    group = model.streams(6, threads=2)
+    X = rng.uniform(-2, 2, (6, model.input_size)).astype(np.float32)
+    group.step(X)                                     # the parent's worker is running
+    ref = model.streams(6)
+    ref.step(X)
+    want = ref.step(X)                                # the child's call is the group's second step
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=lambda: queue.put(group.step(X)))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0
+    assert np.array_equal(got, want)
+
+
 def test_step_n_equals_step_exactly(model, rng):
     X = rng.uniform(-2, 2, (50, model.input_size)).astype(np.float32)
     a, b = model.stream(), model.stream()

@@ -25,6 +25,118 @@ from libc.stdlib cimport calloc, free
 
 cnp.import_array()
 
+# A second thread for ``streams(n, threads=2)``: one worker per StepCore, started on first use, that steps the
+# second half of the rows while the caller's thread steps the first. Each call hands it a new generation number;
+# it spins for about 50 us waiting for the next (a service stepping every few microseconds never sleeps), then
+# sleeps on a condition variable. The caller spins until the worker reports the generation done. A process that
+# forks starts a new worker in the child on its first threaded call (the parent's thread does not exist there).
+cdef extern from *:
+    """
+    #include <pthread.h>
+    #include <unistd.h>
+    #include <time.h>
+    #if defined(__x86_64__) || defined(__i386__)
+    #define RJ_RELAX() __builtin_ia32_pause()
+    #elif defined(__aarch64__)
+    #define RJ_RELAX() __asm__ __volatile__("yield")
+    #else
+    #define RJ_RELAX() ((void)0)
+    #endif
+    typedef void (*rj_task)(void *ctx, int part);
+    typedef struct {
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        pid_t pid;                   /* the process whose thread this is; 0: none started */
+        long gen, done;              /* atomics: the last generation handed out / finished */
+        int quit;
+        rj_task fn;
+        void *ctx;
+    } rj_pool;
+
+    static double rj_now(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return t.tv_sec + 1e-9 * t.tv_nsec;
+    }
+
+    static void *rj_worker(void *arg) {
+        rj_pool *p = (rj_pool *)arg;
+        long seen = 0;               /* rj_dispatch starts it at generation 0, and may hand out 1 before it runs */
+        for (;;) {
+            long g;
+            double until = rj_now() + 50e-6;
+            unsigned spins = 0;
+            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) {
+                RJ_RELAX();
+                if ((++spins & 63) == 0 && rj_now() > until) {
+                    pthread_mutex_lock(&p->mu);
+                    while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen)
+                        pthread_cond_wait(&p->cv, &p->mu);
+                    pthread_mutex_unlock(&p->mu);
+                    break;
+                }
+            }
+            seen = g;
+            if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
+                return NULL;
+            p->fn(p->ctx, 1);
+            __atomic_store_n(&p->done, g, __ATOMIC_RELEASE);
+        }
+    }
+
+    /* Run fn(ctx, 0) here and fn(ctx, 1) on the worker, both done on return. 0: done; -1: no worker could be
+       started (then nothing ran). */
+    static int rj_dispatch(rj_pool *p, rj_task fn, void *ctx) {
+        long g;
+        if (p->pid != getpid()) {
+            pthread_mutex_init(&p->mu, NULL);
+            pthread_cond_init(&p->cv, NULL);
+            p->gen = p->done = 0;
+            p->quit = 0;
+            if (pthread_create(&p->thread, NULL, rj_worker, p) != 0) {
+                p->pid = 0;
+                return -1;
+            }
+            p->pid = getpid();
+        }
+        p->fn = fn;
+        p->ctx = ctx;
+        g = p->gen + 1;
+        __atomic_store_n(&p->gen, g, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, 0);
+        while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) != g)
+            RJ_RELAX();
+        return 0;
+    }
+
+    static void rj_stop(rj_pool *p) {
+        if (p->pid != getpid())
+            return;                  /* never started, or started by the parent of this fork */
+        __atomic_store_n(&p->quit, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&p->gen, p->gen + 1, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        p->pid = 0;
+    }
+    """
+    ctypedef void (*rj_task)(void *ctx, int part) noexcept nogil
+    ctypedef struct rj_pool:
+        pass
+    int rj_dispatch(rj_pool *p, rj_task fn, void *ctx) nogil
+    void rj_stop(rj_pool *p) nogil
+
+
+cdef void _run_part(void *ctx, int part) noexcept nogil:
+    (<StepCore>ctx)._run_rows(part)
+
 # Releasing and retaking the GIL costs ~50 ns, a sixth of a whole LSTM 8x32 step, and lets another thread
 # run Python for only as long as the kernel takes. Like numpy's NPY_BEGIN_THREADS_THRESHOLDED, a call
 # releases it only when it does at least this much work: parameters read per step (about one multiply-add
@@ -78,6 +190,7 @@ cdef class StepCore:
     cdef int64_t **metas
     cdef void *scratch
     cdef object _keep
+    cdef object _edges
     cdef object checker
     cdef tuple in_names
     # nodes that emit only on some ticks (engine/plan.py, Plan.clocking): per node the node whose output tick it
@@ -90,6 +203,16 @@ cdef class StepCore:
     cdef char *fired
     cdef int out_gate[MAX_IO]
     cdef object counter
+    # threads (set_threads): the rows [0, n_a) step on the caller's thread, [n_a, n) on the worker, each with its
+    # own pointers (edge_b, states_b, scratch_b, fired_b for the second part)
+    cdef int nthreads
+    cdef int64_t n_a
+    cdef rj_pool *pool
+    cdef void **edge_b
+    cdef void **states_b
+    cdef void *scratch_b
+    cdef char *fired_b
+    cdef int64_t *edge_row      # bytes of one row of each edge
 
     def __init__(self, kernels, wiring, n, dtype, params, metas, states, scratch, arena, edges, inputs, outputs,
                  single, checker, id_bounds=None, clocking=None, counter=None):
@@ -115,6 +238,8 @@ cdef class StepCore:
         self.typenum = dt.num
         self.itemsize = dt.itemsize
         self._keep = (list(params), list(metas), list(states), scratch, arena)
+        self._edges = [(int(off), int(size)) for off, size in edges]
+        self.nthreads = 1
         self.checker = checker
         self.fns = <void **>calloc(self.nops, sizeof(void *))
         self.params = <void **>calloc(self.nops, sizeof(void *))
@@ -226,6 +351,14 @@ cdef class StepCore:
         self.ready = True
 
     def __dealloc__(self):
+        if self.pool != NULL:
+            with nogil:
+                rj_stop(self.pool)
+            free(self.pool)
+        free(self.edge_b)
+        free(self.states_b)
+        free(self.fired_b)
+        free(self.edge_row)
         free(self.fns)
         free(self.params)
         free(self.states)
@@ -242,41 +375,97 @@ cdef class StepCore:
         free(self.phase_off)
         free(self.fired)
 
-    cdef inline void _node(self, int i) noexcept nogil:
+    cdef inline void _node(self, int i, void **edge, void **states, void *scratch, int64_t n) noexcept nogil:
         cdef int *w = self.win + i * MAX_ARITY
         if self.arity[i] == 1:
-            (<op_t>self.fns[i])(self.edge[w[0]], self.edge[self.wout[i]], self.params[i], self.states[i],
-                                self.scratch, self.metas[i], self.n)
+            (<op_t>self.fns[i])(edge[w[0]], edge[self.wout[i]], self.params[i], states[i], scratch, self.metas[i], n)
         else:
-            (<op2_t>self.fns[i])(self.edge[w[0]], self.edge[w[1]], self.edge[self.wout[i]], self.params[i],
-                                 self.states[i], self.scratch, self.metas[i], self.n)
+            (<op2_t>self.fns[i])(edge[w[0]], edge[w[1]], edge[self.wout[i]], self.params[i], states[i], scratch,
+                                 self.metas[i], n)
 
     cdef inline void _run(self) noexcept nogil:
-        cdef int i
-        if self.clocked:
-            self._run_clocked()
-            return
-        for i in range(self.nops):
-            self._node(i)
+        """One tick of every row: on this thread, or split across two (set_threads)."""
+        cdef int k
+        if self.nthreads > 1:
+            for k in range(self.nedges):
+                self.edge_b[k] = <char *>self.edge[k] + self.n_a * self.edge_row[k]
+            if rj_dispatch(self.pool, _run_part, <void *>self) == 0:
+                return
+        self._run_ptrs(self.edge, self.states, self.scratch, self.n, self.fired)
 
-    cdef void _run_clocked(self) noexcept nogil:
-        """One tick of a model whose timed nodes emit on some ticks only: a node runs when the node it waits
-        for emitted on this tick; a timed node emits when its phase (row 0's: the rows step in lock-step) is 0."""
+    cdef void _run_rows(self, int part) noexcept nogil:
+        """One tick of the first (part 0) or second half of the rows: every row's kernels read and write that
+        row's frames, state and scratch only, so the halves may run at once, and each row's numbers are the same
+        sequence of operations as with every row on one thread."""
+        if part == 0:
+            self._run_ptrs(self.edge, self.states, self.scratch, self.n_a, self.fired)
+        else:
+            self._run_ptrs(self.edge_b, self.states_b, self.scratch_b, self.n - self.n_a, self.fired_b)
+
+    cdef void _run_ptrs(self, void **edge, void **states, void *scratch, int64_t n, char *fired) noexcept nogil:
+        """One tick of n rows whose frames, states and scratch start at these pointers. In a model whose timed
+        nodes emit on some ticks only, a node runs when the node it waits for emitted on this tick; a timed node
+        emits when its phase (the first row's: the rows step in lock-step) is 0."""
         cdef int i, g
         cdef int64_t off
+        if not self.clocked:
+            for i in range(self.nops):
+                self._node(i, edge, states, scratch, n)
+            return
         for i in range(self.nops):
             g = self.gate[i]
-            if g >= 0 and not self.fired[g]:
-                self.fired[i] = 0
+            if g >= 0 and not fired[g]:
+                fired[i] = 0
                 continue
             off = self.phase_off[i]
             if off < 0:
-                self.fired[i] = 1
+                fired[i] = 1
             elif self.itemsize == 4:
-                self.fired[i] = (<float *>self.states[i])[off] == 0
+                fired[i] = (<float *>states[i])[off] == 0
             else:
-                self.fired[i] = (<double *>self.states[i])[off] == 0
-            self._node(i)
+                fired[i] = (<double *>states[i])[off] == 0
+            self._node(i, edge, states, scratch, n)
+
+    def set_threads(self, int threads):
+        """Step the rows on ``threads`` threads (1 or 2): with 2, the caller's thread steps the first half of the
+        rows and a worker thread of this object's own the second, in every call, without the GIL. Each row's
+        result is bit for bit what one thread gives."""
+        cdef int64_t i, k, rows_b
+        cdef cnp.ndarray a
+        if threads not in (1, 2):
+            raise ValueError(f"threads must be 1 or 2, got {threads}")
+        if self.busy:
+            raise RuntimeError("this stream is in use by another thread")
+        if threads == 1 or self.n < 2:
+            self.nthreads = 1
+            return
+        if self.pool == NULL:
+            self.pool = <rj_pool *>calloc(1, sizeof(rj_pool))
+            self.edge_b = <void **>calloc(self.nedges, sizeof(void *))
+            self.states_b = <void **>calloc(self.nops, sizeof(void *))
+            self.fired_b = <char *>calloc(self.nops, sizeof(char))
+            self.edge_row = <int64_t *>calloc(self.nedges, sizeof(int64_t))
+            if self.pool == NULL or self.edge_b == NULL or self.states_b == NULL or self.fired_b == NULL \
+                    or self.edge_row == NULL:
+                raise MemoryError()
+        self.n_a = (self.n + 1) // 2
+        for k, (off, size) in enumerate(self._edges):
+            self.edge_row[k] = size * self.itemsize
+        for k in range(self.nin):
+            self.edge_row[self.in_edge[k]] = self.in_bytes[k]
+        for k in range(self.nout):
+            self.edge_row[self.out_edge[k]] = self.out_bytes[k]
+        for i in range(self.nops):
+            a = self._keep[2][i]
+            self.states_b[i] = <char *>self.states[i] + self.n_a * (cnp.PyArray_SIZE(a) // self.n) * self.itemsize
+        a = self._keep[3]
+        self.scratch_b = <char *>self.scratch + self.n_a * (cnp.PyArray_SIZE(a) // self.n) * self.itemsize
+        self.nthreads = threads
+
+    @property
+    def threads(self):
+        """Threads a call steps the rows on (set_threads)."""
+        return self.nthreads
 
     cdef inline bint _due(self, int k) noexcept nogil:
         """Whether output k was written on the last tick."""
@@ -356,7 +545,7 @@ cdef class StepCore:
 
     cdef inline void _held_steps(self, char **xp, char **yp, int64_t T):
         """_run_steps for a caller holding the stream, without the GIL when the work pays for its release."""
-        if self.work * T >= _GIL_WORK:
+        if self.work * T >= _GIL_WORK or self.nthreads > 1:
             with nogil:
                 self._run_steps(xp, yp, T)
         else:
@@ -526,7 +715,7 @@ cdef class StepCore:
         try:
             self.edge[self.in_edge[0]] = xp
             self.edge[self.out_edge[0]] = yp
-            if self.work >= _GIL_WORK:
+            if self.work >= _GIL_WORK or self.nthreads > 1:
                 with nogil:
                     self._run()
             else:

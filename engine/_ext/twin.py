@@ -53,6 +53,7 @@ class StepCore:
         self._scratch = scratch
         self._checker = checker   # it checks a graph's inputs, ids against their tables included (id_bounds)
         self._busy = threading.Lock()
+        self._threads = 1
         self._ready = True
 
     def _run(self, xs, ys):
@@ -62,18 +63,44 @@ class StepCore:
             edge[e] = x.reshape(n, size)
         for (e, size), y in zip(self._out, ys):
             edge[e] = y.reshape(n, size)
+        if self._threads == 1:
+            self._run_rows(edge, [op[4] for op in self._ops], self._scratch, self._fired)
+            return
+        # the compiled layer's split (set_threads), one half after the other here: the same rows, pointers and
+        # scratch regions, so the twin checks what the threads compute
+        a = (n + 1) // 2
+        per = self._scratch.size // n
+        fired_b = list(self._fired)
+        for lo, hi, fired in ((0, a, self._fired), (a, n, fired_b)):
+            self._run_rows([None if v is None else v[lo:hi] for v in edge], [op[4][lo:hi] for op in self._ops],
+                           self._scratch[lo * per:], fired)
+
+    def _run_rows(self, edge, states, scratch, fired):
         if self._clocking is None:
-            for step, ins, out, params, state, meta in self._ops:
-                step(*[edge[e] for e in ins], edge[out], params, state, self._scratch, meta)
+            for (step, ins, out, params, _, meta), state in zip(self._ops, states):
+                step(*[edge[e] for e in ins], edge[out], params, state, scratch, meta)
             return
         gates, phases, _ = self._clocking
-        fired = self._fired
-        for i, (step, ins, out, params, state, meta) in enumerate(self._ops):
+        for i, ((step, ins, out, params, _, meta), state) in enumerate(zip(self._ops, states)):
             if gates[i] >= 0 and not fired[gates[i]]:
                 fired[i] = False
                 continue
             fired[i] = phases[i] < 0 or state[0, phases[i]] == 0
-            step(*[edge[e] for e in ins], edge[out], params, state, self._scratch, meta)
+            step(*[edge[e] for e in ins], edge[out], params, state, scratch, meta)
+
+    def set_threads(self, threads):
+        """Step the rows on ``threads`` threads (1 or 2). The compiled layer runs the two halves of the rows at
+        once; the twin runs the same halves one after the other."""
+        if threads not in (1, 2) or isinstance(threads, bool):
+            raise ValueError(f"threads must be 1 or 2, got {threads}")
+        if self._busy.locked():
+            raise RuntimeError("this stream is in use by another thread")
+        self._threads = 1 if self._n < 2 else threads
+
+    @property
+    def threads(self):
+        """Threads a call steps the rows on (set_threads)."""
+        return self._threads
 
     def _due(self, k):
         gate = self._clocking[2][k]
