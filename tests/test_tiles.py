@@ -42,7 +42,7 @@ CHECK = textwrap.dedent("""
     rng = np.random.default_rng(7)
     worst = {}
     for dtype in (np.float32, np.float64):
-        for K, N, koff in ((37, 70, 0), (100, 200, 9), (64, 64, 3)):
+        for K, N, koff in ((37, 70, 0), (100, 200, 9), (64, 64, 3), (50, 96, 0), (33, 48, 2)):   # full, narrow, padded
             W = rng.uniform(-1, 1, (K + koff, N)).astype(dtype)
             Wp = panels(W)
             X = rng.uniform(-1, 1, (13, K)).astype(dtype)

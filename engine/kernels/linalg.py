@@ -115,14 +115,15 @@ def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
 
 
 @jit
-def _panel(G, X, Wp, koff, N, r, PART, R, CW, V):
+def _panel(G, X, Wp, koff, N, r, PART, R, CW, CH, V):
     """Rows r..r+R-1 of G[:, :N] += X @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL), CW
-    columns of a panel at a time (one ``_tile`` per BLOCK of K). R, CW and V are compile-time constants (one
-    specialization per tile shape); every element is summed in the same order whatever they are, so results
+    columns of a panel at a time (one ``_tile`` per BLOCK of K; a last block of exactly CH columns takes a tile
+    that wide). R, CW, CH and V are compile-time constants (one specialization per tile shape); every element is summed in the same order whatever they are, so results
     are bit-identical across tile shapes. PART (>= R rows, >= CW columns) receives the tile of the columns past
     N in the last, zero-padded panel."""
     literally(R)
     literally(CW)
+    literally(CH)
     literally(V)
     K = X.shape[1]
     ldg = G.strides[0] // G.itemsize
@@ -139,6 +140,8 @@ def _panel(G, X, Wp, koff, N, r, PART, R, CW, V):
                 x = _at(X, r, k0)
                 if jc + CW <= N:
                     _tile(_at(G, r, jc), ldg, w, PANEL, x, ldx, kn, R, CW, V)
+                elif jc + CH == N:       # a narrow last block (a GRU's 32 candidate units): CH columns exactly
+                    _tile(_at(G, r, jc), ldg, w, PANEL, x, ldx, kn, R, CH, V)
                 else:                    # the last panel's zero padding: only N - jc columns are real
                     for i in range(R):
                         for j in range(CW):
@@ -213,17 +216,18 @@ def _row_tiles_overload(G, X, Wp, koff, N, PART):
     """Chosen when the kernel is typed: the tiles for its dtype and target (each tile shape is a compile of its
     own, so float32 code holds no float64 tile)."""
     V, (_, CW), C1 = _TILES(G.dtype.bitwidth)
+    CH, C1H = max(V, CW // 2), max(V, C1 // 2)    # a last block of half the columns takes a tile of its own
 
     def tiles(G, X, Wp, koff, N, PART):
         n, r = X.shape[0], 0
         while n - r >= 6 and n - r != 8:
-            _panel(G, X, Wp, koff, N, r, PART, 6, CW, V)
+            _panel(G, X, Wp, koff, N, r, PART, 6, CW, CH, V)
             r += 6
         while r + 4 <= n:
-            _panel(G, X, Wp, koff, N, r, PART, 4, CW, V)
+            _panel(G, X, Wp, koff, N, r, PART, 4, CW, CH, V)
             r += 4
         while r < n:
-            _panel(G, X, Wp, koff, N, r, PART, 1, C1, V)
+            _panel(G, X, Wp, koff, N, r, PART, 1, C1, C1H, V)
             r += 1
     return tiles
 
