@@ -20,7 +20,7 @@ from ..config import jit
 from .activations import epilogue
 from .linalg import _panels, _rows, gemm_acc
 from .layout import (D_BIAS, D_W, M_CODE, M_D, M_DIR, M_FLAGS, M_H, M_HO, M_IN, M_LEN, M_OUT, M_PLEN, M_SCRATCH,
-                     M_STATE, META_LEN)
+                     M_STATE, META_LEN, TILE)
 
 POOL_MAX, POOL_AVG, POOL_AVG_VALID = 0, 1, 2
 F_DIRECT_1D = 1   # meta[M_FLAGS] of a 1-D, groups-1, stride-1 frame convolution: the direct loop, no index map
@@ -78,7 +78,7 @@ def _frame_conv_gemm(X, Y, P, SC, m):
         base = r * m[M_SCRATCH]
         cols = _rows(SC, base, npos, window)
         acc = _rows(SC, base + npos * window, npos, width)
-        part = _rows(SC, base + npos * window + npos * width, 6, Wp.shape[2])
+        part = _rows(SC, base + npos * window + npos * width, 6, TILE)
         for g in range(G):
             for p in range(npos):
                 b0 = (g * npos + p) * window

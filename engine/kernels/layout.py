@@ -59,5 +59,5 @@ F_LBR = 4           # GRU linear_before_reset
 F_PROJ = 8
 F_CLIP = 32
 
-TILE = 128          # minimum width of a per-row scratch region for cells.gemm_acc (>= PANEL)
+TILE = 128          # minimum width of gemm_acc's PART scratch: its widest register tile (two panels)
 PANEL = 64          # columns per weight panel; linalg._panel takes it in register tiles sized per target (_TILES)

@@ -58,9 +58,10 @@ def _element_pointer(arr, ndim, argtypes):
 
 
 @intrinsic
-def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
-    """out[i, j] += sum over k < kn of x[i * ldx + k] * w[k * ldw + j], for i < rows, j < cols (pointers and
-    row strides in elements). Each element starts from 0 and takes one multiply-add per k, in order of k, then is
+def _tile(typingctx, out, ldo, w, ldw, lds, x, ldx, kn, rows, cols, lanes):
+    """out[i, j] += sum over k < kn of x[i * ldx + k] * W[k, j], for i < rows, j < cols, where column j of W is
+    column j % PANEL of the panel j // PANEL after w: at w[(j // PANEL) * lds + k * ldw + j % PANEL] (pointers
+    and strides in elements; a tile wider than a panel spans the next). Each element starts from 0 and takes one multiply-add per k, in order of k, then is
     added to ``out``: the same operations whatever ``rows`` and ``cols`` are.
 
     Written as LLVM vector code, not as loops for LLVM to vectorize: the rows x cols accumulators are
@@ -78,7 +79,7 @@ def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
     align = dtype.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        o, ldo_, wp, ldw_, xp, ldx_, kn_ = args[:7]
+        o, ldo_, wp, ldw_, lds_, xp, ldx_, kn_ = args[:8]
         elem = context.get_value_type(dtype)
         vec = ir.VectorType(elem, V)
         i64 = ldo_.type
@@ -98,7 +99,9 @@ def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
         with cgutils.for_range(builder, kn_) as loop:
             k = loop.index
             wk = builder.gep(wp, [builder.mul(k, ldw_)])
-            wv = [builder.load(vptr(wk, ir.Constant(i64, v * V)), align=align) for v in range(C // V)]
+            wv = [builder.load(vptr(wk, builder.add(builder.mul(ir.Constant(i64, v * V // PANEL), lds_),
+                                                    ir.Constant(i64, v * V % PANEL))), align=align)
+                  for v in range(C // V)]
             for i in range(R):
                 xi = builder.load(builder.gep(xp, [builder.add(builder.mul(ir.Constant(i64, i), ldx_), k)]))
                 xb = builder.shuffle_vector(builder.insert_element(undef, xi, ir.Constant(ir.IntType(32), 0)),
@@ -111,16 +114,17 @@ def _tile(typingctx, out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes):
                 builder.store(builder.fadd(builder.load(p, align=align), builder.load(acc[i][v])), p, align=align)
         return context.get_dummy_value()
 
-    return types.void(out, ldo, w, ldw, x, ldx, kn, rows, cols, lanes), codegen
+    return types.void(out, ldo, w, ldw, lds, x, ldx, kn, rows, cols, lanes), codegen
 
 
 @jit
 def _panel(G, X, Wp, koff, N, r, PART, R, CW, CH, V):
     """Rows r..r+R-1 of G[:, :N] += X @ rows koff..koff+K of the panelled matrix Wp (npan, Ktot, PANEL), CW
-    columns of a panel at a time (one ``_tile`` per BLOCK of K; a last block of exactly CH columns takes a tile
-    that wide). R, CW, CH and V are compile-time constants (one specialization per tile shape); every element is summed in the same order whatever they are, so results
-    are bit-identical across tile shapes. PART (>= R rows, >= CW columns) receives the tile of the columns past
-    N in the last, zero-padded panel."""
+    columns at a time (one ``_tile`` per BLOCK of K; a tile wider than a panel spans two). The last block, when
+    N is not a multiple of CW, takes a tile of CH = CW / 2 columns if that covers it, and goes through PART
+    (>= R rows, >= CW columns) where the weights' zero padding makes columns past N. R, CW, CH and V are
+    compile-time constants (one specialization per tile shape); every element is summed in the same order
+    whatever they are, so results are bit-identical across tile shapes."""
     literally(R)
     literally(CW)
     literally(CH)
@@ -129,33 +133,34 @@ def _panel(G, X, Wp, koff, N, r, PART, R, CW, CH, V):
     ldg = G.strides[0] // G.itemsize
     ldx = X.strides[0] // X.itemsize
     ldp = PART.strides[0] // PART.itemsize
-    for p in range(Wp.shape[0]):
-        for c0 in range(0, PANEL, CW):
-            jc = p * PANEL + c0
-            if jc >= N:
-                break
-            for k0 in range(0, K, BLOCK):
-                kn = min(BLOCK, K - k0)
-                w = _at3(Wp, p, koff + k0, c0)
-                x = _at(X, r, k0)
-                if jc + CW <= N:
-                    _tile(_at(G, r, jc), ldg, w, PANEL, x, ldx, kn, R, CW, V)
-                elif jc + CH == N:       # a narrow last block (a GRU's 32 candidate units): CH columns exactly
-                    _tile(_at(G, r, jc), ldg, w, PANEL, x, ldx, kn, R, CH, V)
-                else:                    # the last panel's zero padding: only N - jc columns are real
-                    for i in range(R):
-                        for j in range(CW):
-                            PART[i, j] = 0
-                    _tile(_at(PART, 0, 0), ldp, w, PANEL, x, ldx, kn, R, CW, V)
-                    for i in range(R):
-                        for j in range(N - jc):
-                            G[r + i, jc + j] += PART[i, j]
+    lds = Wp.strides[0] // Wp.itemsize
+    for jc in range(0, N, CW):
+        rest = N - jc
+        for k0 in range(0, K, BLOCK):
+            kn = min(BLOCK, K - k0)
+            w = _at3(Wp, jc // PANEL, koff + k0, jc % PANEL)
+            x = _at(X, r, k0)
+            if rest >= CW:
+                _tile(_at(G, r, jc), ldg, w, PANEL, lds, x, ldx, kn, R, CW, V)
+            elif rest == CH:             # e.g. a GRU's 32 candidate units
+                _tile(_at(G, r, jc), ldg, w, PANEL, lds, x, ldx, kn, R, CH, V)
+            else:                        # the zero padding of the last panel: only `rest` columns are real
+                for i in range(R):
+                    for j in range(CW):
+                        PART[i, j] = 0
+                if rest < CH:
+                    _tile(_at(PART, 0, 0), ldp, w, PANEL, lds, x, ldx, kn, R, CH, V)
+                else:
+                    _tile(_at(PART, 0, 0), ldp, w, PANEL, lds, x, ldx, kn, R, CW, V)
+                for i in range(R):
+                    for j in range(rest):
+                        G[r + i, jc + j] += PART[i, j]
 
 
 @jit
 def gemm_acc(G, X, Wp, koff, N, PART):
     """G[:, :N] += X (n, K) @ W[koff:koff + K] for W (Ktot, N) stored as panels Wp (npan, Ktot, PANEL) (see
-    layout.py); PART (min(n, 6), >= PANEL) is scratch. The rows go in register tiles of six, then four
+    layout.py); PART (min(n, 6), >= TILE) is scratch. The rows go in register tiles of six, then four
     (8 as 4 + 4), the rest one by one, each tile's columns in blocks sized for the target's registers
     (_TILES). Each element's sum is the same sequence of operations whichever tile computes it, so n rows
     stepped together equal n rows stepped alone bit for bit, on every target. The last axis of every array
@@ -202,13 +207,13 @@ def vector_target():
 def _TILES(bits):
     """The register tiles for elements of ``bits``: (lanes, (rows, columns) of the multi-row tiles, columns of a
     lone row). Six rows by four vectors fill 24 of 32 registers (AVX-512, NEON); with 16 registers (AVX2, SSE)
-    six rows by two vectors fill 12, leaving room for the weight vectors and a broadcast. A lone row takes up
-    to eight vectors across (64 floats with AVX2: one weight load per multiply-add, the accumulators in 8 of
-    16 registers). benchmarks/kernel_variants.py times the alternatives."""
+    six rows by two vectors fill 12, leaving room for the weight vectors and a broadcast. A lone row takes
+    eight vectors across (AVX2 64 floats, AVX-512 128: two panels), eight independent chains of multiply-adds
+    (four were bound by the multiply-add's latency: LSTM 32x128's step was 7% slower). benchmarks/kernel_variants.py times the alternatives."""
     vbits, regs = vector_target()
     lanes = vbits // bits
     width = (4 if regs >= 32 else 2) * lanes
-    return lanes, (6, width), min(PANEL, 8 * lanes)
+    return lanes, (6, width), min(2 * PANEL, 8 * lanes)
 
 
 @overload(_row_tiles, jit_options=OVERLOAD_OPTIONS, inline="always")

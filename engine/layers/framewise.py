@@ -219,7 +219,7 @@ class FrameConvKind(Kind):
             width = -(-cout_g // L.PANEL) * L.PANEL
             meta[L.M_FLAGS] = F_GEMM
             meta[L.META_LEN:] = idx.ravel()
-            scratch = npos * window + npos * width + 6 * L.PANEL
+            scratch = npos * window + npos * width + 6 * L.TILE
         elif direct:   # the direct loop over a zero-padded copy of the frame (kernels/framewise.py)
             (pl, pr), = layer.padding
             meta[L.M_FLAGS] = F_DIRECT_1D
