@@ -90,7 +90,7 @@ class NumbaDirect(Contender):
 class OnnxRuntime(Contender):
     """One-step ONNX export with explicit state inputs/outputs; ``run`` or IO binding with state copied back."""
 
-    def __init__(self, module, binding=False, batch=1):
+    def __init__(self, module, binding=False, batch=1, threads=1):
         import onnxruntime as ort
         import torch
 
@@ -117,7 +117,7 @@ class OnnxRuntime(Contender):
             torch.onnx.export(OneStep().eval(), args, buf, dynamo=False, input_names=names_in, output_names=names_out,
                               opset_version=17)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         self.sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
         self.names_in, self.names_out, self.binding = names_in, names_out, binding

@@ -60,10 +60,12 @@ def machine_info():
     return info
 
 
-def measure(fns, rounds, calls, warmup=200, collect=False):
+def measure(fns, rounds, calls, warmup=200, collect=False, settle=0.0):
     """{name: samples_ns} for zero-argument callables, interleaved and shuffled per round. ``collect``: free
     reference cycles after each contender's calls, outside the timing (a framework that builds cyclic graphs
-    per call, as Keras does, would otherwise grow by gigabytes with the collector off)."""
+    per call, as Keras does, would otherwise grow by gigabytes with the collector off). ``settle``: seconds to
+    wait, then three untimed calls, before each contender's calls in a round, so that threads another contender
+    left spinning (onnxruntime's pool, rnnjit's worker) have gone to sleep and do not take its cores."""
     names = list(fns)
     samples = {n: [] for n in names}
     for fn in fns.values():
@@ -76,6 +78,10 @@ def measure(fns, rounds, calls, warmup=200, collect=False):
             random.shuffle(names)
             for name in names:
                 fn, out = fns[name], samples[name]
+                if settle:
+                    time.sleep(settle)
+                    for _ in range(3):
+                        fn()
                 for _ in range(calls):
                     t0 = clock()
                     fn()

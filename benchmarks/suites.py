@@ -186,6 +186,31 @@ def streams(quick=False):
                          "x rnnjit": p50 / p50s["rnnjit streams(n)"]})
     text = harness.table(rows, ["streams", "contender", "us per call", "us per stream-step", "x rnnjit"],
                          f"streams: n independent LSTM {I}x{H} streams, one timestep each per call")
+    live, live_text = _live_heartbeats(quick)
+    return rows + live, text + "\n\n" + live_text
+
+
+def _live_heartbeats(quick):
+    """How many live 250 Hz signals one core keeps in real time: the heartbeat demo's model (engine/demo) stepped
+    as ``streams(n)``, one sample per stream per call; real-time capacity = 250 samples/s per stream against
+    the stream-steps per second measured."""
+    import engine.demo
+
+    model = engine.demo.load_model()
+    layers = ", ".join(line.split(") ", 1)[1] for line in str(model.spec).splitlines()[1:])
+    rows = []
+    for n in ((1000,) if quick else (1, 100, 1000, 4000)):
+        X = np.random.default_rng(6).normal(0, 1, (n, model.input_size)).astype(np.float32)
+        group = model.streams(n)
+        out = np.empty((n, model.output_size), np.float32)
+        p50 = harness.percentiles(harness.measure({"step": lambda: group.step(X, out)}, 3 if quick else 5,
+                                                  max(5, 20000 // n), warmup=5)["step"])["p50_us"]
+        per = p50 / n
+        rows.append({"streams": n, "contender": "rnnjit streams(n), heartbeat demo model", "us per call": p50,
+                     "us per stream-step": per, "live 250 Hz streams per core": int(1e6 / per / 250)})
+    text = harness.table(rows, ["streams", "us per call", "us per stream-step", "live 250 Hz streams per core"],
+                         f"streams: the heartbeat demo's model ({layers}), "
+                         f"n live signals stepped together, one core")
     return rows, text
 
 
@@ -345,6 +370,41 @@ def threads(quick=False):
     text = harness.table(rows, ["work", "threads", "stream-steps per s", "us per stream-step", "x one thread"],
                          f"threads: LSTM {I}x{H}, each thread its own stream, {steps} steps each, best of rounds; "
                          f"{os.cpu_count()} cores")
+    split, split_text = _threads_in_one_call(quick)
+    return rows + split, text + "\n\n" + split_text
+
+
+def _threads_in_one_call(quick):
+    """``model.streams(n, threads=2)``: one call's rows split across two threads, against one thread and against
+    onnxruntime's batched step at intra_op_num_threads 1 and 2 (same weights, IO binding)."""
+    import converters
+    import engine
+
+    I, H = 32, 128
+    module = torch_module("lstm", I, H)
+    model = engine.Model(converters.from_torch(module))
+    rows = []
+    for n in ((64,) if quick else (8, 64, 256)):
+        X = np.random.default_rng(7).uniform(-1, 1, (n, I)).astype(np.float32)
+        one, two = model.streams(n), model.streams(n, threads=2)
+        assert np.array_equal(one.step(X), two.step(X)), "threads=2 differs from one thread"
+        outs = {k: np.empty((n, model.output_size), np.float32) for k in (1, 2)}
+        ort = {t: OnnxRuntime(module, binding=True, batch=n, threads=t) for t in (1, 2)}
+        fns = {"rnnjit streams(n)": lambda: one.step(X, outs[1]),
+               "rnnjit streams(n, threads=2)": lambda: two.step(X, outs[2]),
+               "onnxruntime batched, 1 thread": lambda: ort[1].step_batch(X),
+               "onnxruntime batched, 2 threads": lambda: ort[2].step_batch(X)}
+        samples = harness.measure(fns, 3 if quick else 7, max(10, 3000 // n), warmup=20, settle=0.02)
+        p50s = {name: harness.percentiles(s)["p50_us"] for name, s in samples.items()}
+        for name, p50 in p50s.items():
+            rows.append({"streams": n, "contender": name, "us per call": p50, "us per stream-step": p50 / n,
+                         "x rnnjit 1 thread": p50s["rnnjit streams(n)"] / p50,
+                         "x rnnjit 2 threads": p50 / p50s["rnnjit streams(n, threads=2)"]})
+    text = harness.table(rows, ["streams", "contender", "us per call", "us per stream-step", "x rnnjit 1 thread",
+                                "x rnnjit 2 threads"],
+                         f"threads in one call: n LSTM {I}x{H} streams, one timestep each per call (x rnnjit 1 "
+                         f"thread: its speed-up over one rnnjit thread; x rnnjit 2 threads: its time over rnnjit's "
+                         f"two threads)")
     return rows, text
 
 
