@@ -196,8 +196,8 @@ class _StreamBase:
             off = plan.edges[e].offset
             arena[off * n:(off + value.size) * n].reshape(n, value.size)[:] = value
         # per node, the address of its kind's C entry point, or for the twin its step kernel's dispatcher
-        kernels = [compile_entry(dt.name, p.kind.entry_for(len(st.inputs)), len(st.inputs), p.kind.reads_ids).address
-                   if self.TAKES_ADDRESSES else p.kind.step_for(len(st.inputs)) for st, p in zip(plan.steps, packed)]
+        kernels = [compile_entry(dt.name, p.kind.entry_for(len(st.inputs), p), len(st.inputs), p.kind.reads_ids).address
+                   if self.TAKES_ADDRESSES else p.kind.step_for(len(st.inputs), p) for st, p in zip(plan.steps, packed)]
 
         def io(edge):
             e = plan.edges[edge]

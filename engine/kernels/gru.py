@@ -4,7 +4,7 @@ parts of the BLAS path (``gru_blas_gates``, ``gru_blas_finish``).
 The design the three cells share is in recurrence.py.
 """
 
-from numba import carray
+from numba import carray, literally
 
 from ..config import jit
 from .activations import apply, sigmoid_, tanh_
@@ -13,7 +13,19 @@ from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_B, D_BHN, D_BXN, D_FLT, D_M, 
                      M_PLEN, M_SCRATCH, M_STATE, TILE)
 from .linalg import _clamp, _copy, _panels, _rows, gemm_acc
 from .masking import mask_keep, mask_restore
-from .recurrence import CHUNK, _chunk_inputs, _chunk_project, _start
+from .recurrence import (ANY_ACTIVATIONS, CHUNK, DEFAULT_ACTIVATIONS, _chunk_inputs, _chunk_project, _start,
+                         activation_choice)
+
+
+@jit
+def _gru_gates_fast(grz, h, rh, P, m, base):
+    """_gru_gates for the default activations (F_FAST)."""
+    H = m[M_H]
+    for j in range(2 * H):
+        grz[j] = sigmoid_(grz[j])
+    if not m[M_FLAGS] & F_LBR:
+        for j in range(H):
+            rh[j] = grz[j] * h[j]
 
 
 @jit
@@ -22,8 +34,8 @@ def _gru_gates(grz, h, rh, P, m, base):
     H = m[M_H]
     flags = m[M_FLAGS]
     if flags & F_FAST:
-        for j in range(2 * H):
-            grz[j] = sigmoid_(grz[j])
+        _gru_gates_fast(grz, h, rh, P, m, base)
+        return
     else:
         flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
         has_clip = (flags & F_CLIP) != 0
@@ -34,6 +46,17 @@ def _gru_gates(grz, h, rh, P, m, base):
     if not flags & F_LBR:
         for j in range(H):
             rh[j] = grz[j] * h[j]
+
+
+@jit
+def _gru_finish_fast(grz, gxn, ghn, h, P, m, base):
+    """_gru_finish for the default activations (F_FAST)."""
+    H = m[M_H]
+    lbr = (m[M_FLAGS] & F_LBR) != 0
+    for j in range(H):
+        pre = gxn[j] + grz[j] * ghn[j] if lbr else gxn[j] + ghn[j]
+        nt = tanh_(pre)
+        h[j] = nt + grz[H + j] * (h[j] - nt)
 
 
 @jit
@@ -48,10 +71,7 @@ def _gru_finish(grz, gxn, ghn, h, P, m, base):
     flags = m[M_FLAGS]
     lbr = (flags & F_LBR) != 0
     if flags & F_FAST:
-        for j in range(H):
-            pre = gxn[j] + grz[j] * ghn[j] if lbr else gxn[j] + ghn[j]
-            nt = tanh_(pre)
-            h[j] = nt + grz[H + j] * (h[j] - nt)
+        _gru_finish_fast(grz, gxn, ghn, h, P, m, base)
         return
     flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
     has_clip = (flags & F_CLIP) != 0
@@ -77,12 +97,28 @@ def _gru_candidate(GHN, HS, RH, P, m, base, rows_bhn, PART):
         gemm_acc(GHN, RH, Rn, 0, H, PART)
 
 
+_gru_gates_for = activation_choice(_gru_gates_fast, _gru_gates)
+_gru_finish_for = activation_choice(_gru_finish_fast, _gru_finish)
+
+
 @jit
 def gru_step(X, Y, P, S, SC, m):
     """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place.
 
     Scratch regions: XH (n, I + H), GRZ (n, 2H), GXN, GHN, RH (n, H each), PART (n, max(TILE, 2H)).
     """
+    _gru_step(X, Y, P, S, SC, m, ANY_ACTIVATIONS)
+
+
+@jit
+def gru_fast_step(X, Y, P, S, SC, m):
+    """gru_step for a layer with the default activations (F_FAST): its compiled code holds no other."""
+    _gru_step(X, Y, P, S, SC, m, DEFAULT_ACTIVATIONS)
+
+
+@jit
+def _gru_step(X, Y, P, S, SC, m, ACT):
+    literally(ACT)
     I, H = m[M_IN], m[M_H]
     n = X.shape[0]
     K = I + H
@@ -106,10 +142,10 @@ def gru_step(X, Y, P, S, SC, m):
     gemm_acc(GRZ, XH, M, 0, 2 * H, PART)         # [r z] = b + [x h] [W_rz^T; R_rz^T]
     gemm_acc(GXN, X, Wn, 0, H, PART)             # x W_n^T + Wb_n
     for r in range(n):
-        _gru_gates(GRZ[r], S[r], RH[r], P, m, base)
+        _gru_gates_for(ACT, GRZ[r], S[r], RH[r], P, m, base)
     _gru_candidate(GHN, S, RH, P, m, base, bhn, PART)
     for r in range(n):
-        _gru_finish(GRZ[r], GXN[r], GHN[r], S[r], P, m, base)
+        _gru_finish_for(ACT, GRZ[r], GXN[r], GHN[r], S[r], P, m, base)
         _copy(Y[r], S[r])
 
 
@@ -199,6 +235,13 @@ def gru_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+def gru_fast_entry(x, y, p, s, sc, meta, n):
+    """The C entry point of a GRU with the default activations: gru_fast_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    gru_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                  carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
 
 
 @jit

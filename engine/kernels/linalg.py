@@ -59,19 +59,19 @@ def _element_pointer(arr, ndim, argtypes):
 
 @intrinsic
 def _tile(typingctx, out, ldo, w, ldw, lds, x, ldx, kn, rows, cols, lanes):
-    """out[i, j] += sum over k < kn of x[i * ldx + k] * W[k, j], for i < rows, j < cols, where column j of W is
-    column j % PANEL of the panel j // PANEL after w: at w[(j // PANEL) * lds + k * ldw + j % PANEL] (pointers
-    and strides in elements; a tile wider than a panel spans the next). Each element starts from 0 and takes one multiply-add per k, in order of k, then is
-    added to ``out``: the same operations whatever ``rows`` and ``cols`` are.
+    """out[i, j] += sum over k < kn of x[i * ldx + k] * W[k, j], for i < rows, j < cols, where column j of W
+    is column j % PANEL of the panel j // PANEL after w: at w[(j // PANEL) * lds + k * ldw + j % PANEL]
+    (pointers and strides in elements; a tile wider than a panel spans the next). Each element starts from 0
+    and takes one multiply-add per k, in order of k, then is added to ``out``: the same operations whatever
+    ``rows`` and ``cols`` are.
 
-    Written as LLVM vector code, not as loops for LLVM to vectorize: the rows x cols accumulators are
-    ``lanes``-wide vectors (rows * cols / lanes of them, sized by _TILES to fit the register file), each
-    weight vector is loaded once for all rows and each x broadcast once for all columns. The loop form
-    vectorized well or not depending on the tile's shape and the target's tuning (on CPUs that LLVM tunes
-    for 256-bit vectors it spilled the 6 x 64 tile: 3x slower than OpenBLAS at 64 rows), and with
-    fast-math it could reassociate the sum over k, so rows computed together would not have equalled rows
-    computed alone. ``llvm.fmuladd`` is one rounding where the target has FMA and two where it has not:
-    the same choice for every element of a build."""
+    Written as LLVM vector code, not as loops for LLVM to vectorize: the rows x cols accumulators are ``lanes``-wide
+    vectors (rows * cols / lanes of them, sized by _TILES to fit the register file), each weight vector is loaded
+    once for all rows and each x broadcast once for all columns. The loop form vectorized well or not depending on
+    the tile's shape and the target's tuning (on CPUs that LLVM tunes for 256-bit vectors it spilled the 6 x 64
+    tile: 3x slower than OpenBLAS at 64 rows), and with fast-math it could reassociate the sum over k, so rows
+    computed together would not have equalled rows computed alone. ``llvm.fmuladd`` is one rounding where the target
+    has FMA and two where it has not: the same choice for every element of a build."""
     if not all(isinstance(a, types.IntegerLiteral) for a in (rows, cols, lanes)):
         return None
     R, C, V = rows.literal_value, cols.literal_value, lanes.literal_value
@@ -136,22 +136,23 @@ def _panel(G, X, Wp, koff, N, r, PART, R, CW, CH, V):
     lds = Wp.strides[0] // Wp.itemsize
     for jc in range(0, N, CW):
         rest = N - jc
+        wide = rest > CH                 # a CW-wide tile, else a CH-wide one (a last block of at most CH columns)
+        exact = rest >= CW or rest == CH
+        # an exact tile adds into G; the last panel's zero padding (only `rest` columns are real) goes via PART
+        out, ldo = (_at(G, r, jc), ldg) if exact else (_at(PART, 0, 0), ldp)
         for k0 in range(0, K, BLOCK):
             kn = min(BLOCK, K - k0)
             w = _at3(Wp, jc // PANEL, koff + k0, jc % PANEL)
             x = _at(X, r, k0)
-            if rest >= CW:
-                _tile(_at(G, r, jc), ldg, w, PANEL, lds, x, ldx, kn, R, CW, V)
-            elif rest == CH:             # e.g. a GRU's 32 candidate units
-                _tile(_at(G, r, jc), ldg, w, PANEL, lds, x, ldx, kn, R, CH, V)
-            else:                        # the zero padding of the last panel: only `rest` columns are real
+            if not exact:
                 for i in range(R):
                     for j in range(CW):
                         PART[i, j] = 0
-                if rest < CH:
-                    _tile(_at(PART, 0, 0), ldp, w, PANEL, lds, x, ldx, kn, R, CH, V)
-                else:
-                    _tile(_at(PART, 0, 0), ldp, w, PANEL, lds, x, ldx, kn, R, CW, V)
+            if wide:                     # each tile shape expanded once: fewer instructions to compile
+                _tile(out, ldo, w, PANEL, lds, x, ldx, kn, R, CW, V)
+            else:
+                _tile(out, ldo, w, PANEL, lds, x, ldx, kn, R, CH, V)
+            if not exact:
                 for i in range(R):
                     for j in range(rest):
                         G[r + i, jc + j] += PART[i, j]
@@ -207,9 +208,10 @@ def vector_target():
 def _TILES(bits):
     """The register tiles for elements of ``bits``: (lanes, (rows, columns) of the multi-row tiles, columns of a
     lone row). Six rows by four vectors fill 24 of 32 registers (AVX-512, NEON); with 16 registers (AVX2, SSE)
-    six rows by two vectors fill 12, leaving room for the weight vectors and a broadcast. A lone row takes
-    eight vectors across (AVX2 64 floats, AVX-512 128: two panels), eight independent chains of multiply-adds
-    (four were bound by the multiply-add's latency: LSTM 32x128's step was 7% slower). benchmarks/kernel_variants.py times the alternatives."""
+    six rows by two vectors fill 12, leaving room for the weight vectors and a broadcast. A lone row takes eight
+    vectors across (AVX2 64 floats, AVX-512 128: two panels), eight independent chains of multiply-adds (four
+    were bound by the multiply-add's latency: LSTM 32x128's step was 7% slower). benchmarks/kernel_variants.py
+    times the alternatives."""
     vbits, regs = vector_target()
     lanes = vbits // bits
     width = (4 if regs >= 32 else 2) * lanes

@@ -4,7 +4,7 @@ elementwise half of the BLAS path (``lstm_blas_post``).
 The design the three cells share is in recurrence.py.
 """
 
-from numba import carray
+from numba import carray, literally
 
 from ..config import jit
 from .activations import apply, sigmoid_nd, tanh_nd
@@ -13,7 +13,24 @@ from .layout import (DIR_STRIDE, D_ACT0, D_ACT1, D_ACT2, D_B, D_FLT, D_M, D_PEEP
                      M_STATE, TILE)
 from .linalg import _clamp, _copy, _mat, _panels, _rows, gemm_acc
 from .masking import mask_keep, mask_restore
-from .recurrence import CHUNK, _chunk_inputs, _chunk_project, _start
+from .recurrence import (ANY_ACTIVATIONS, CHUNK, DEFAULT_ACTIVATIONS, _chunk_inputs, _chunk_project, _start,
+                         activation_choice)
+
+
+@jit
+def _lstm_row_fast(g, c, hfull, P, m, base):
+    """_lstm_row for the default activations (F_FAST)."""
+    H = m[M_H]
+    for j in range(H):   # each activation a fraction (num / den): Ct and Ht take one division each
+        i_n, i_d = sigmoid_nd(g[j])
+        f_n, f_d = sigmoid_nd(g[H + j])
+        z_n, z_d = tanh_nd(g[2 * H + j])
+        o_n, o_d = sigmoid_nd(g[3 * H + j])
+        iz_d = i_d * z_d
+        ct = (f_n * c[j] * iz_d + i_n * z_n * f_d) / (f_d * iz_d)     # Ct = f . Ct-1 + i . z
+        c[j] = ct
+        t_n, t_d = tanh_nd(ct)
+        hfull[j] = (o_n * t_n) / (o_d * t_d)                          # o . tanh(Ct)
 
 
 @jit
@@ -22,16 +39,7 @@ def _lstm_row(g, c, hfull, P, m, base):
     H = m[M_H]
     flags = m[M_FLAGS]
     if flags & F_FAST:
-        for j in range(H):   # each activation a fraction (num / den): Ct and Ht take one division each
-            i_n, i_d = sigmoid_nd(g[j])
-            f_n, f_d = sigmoid_nd(g[H + j])
-            z_n, z_d = tanh_nd(g[2 * H + j])
-            o_n, o_d = sigmoid_nd(g[3 * H + j])
-            iz_d = i_d * z_d
-            ct = (f_n * c[j] * iz_d + i_n * z_n * f_d) / (f_d * iz_d)     # Ct = f . Ct-1 + i . z
-            c[j] = ct
-            t_n, t_d = tanh_nd(ct)
-            hfull[j] = (o_n * t_n) / (o_d * t_d)                          # o . tanh(Ct)
+        _lstm_row_fast(g, c, hfull, P, m, base)
         return
     peep = _mat(P, m[base + D_PEEP], 3, H)  # (3, H): i, f, o
     flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
@@ -62,12 +70,27 @@ def _lstm_row(g, c, hfull, P, m, base):
         hfull[j] = o * apply(hc, flt[5], flt[6], ct)  # Ht = ot . h(Ct)
 
 
+_lstm_cell = activation_choice(_lstm_row_fast, _lstm_row)
+
+
 @jit
 def lstm_step(X, Y, P, S, SC, m):
     """One timestep for n rows. X (n, I), Y (n, H_out) out; S (n, H_out + H) = [h | c] updated in place.
 
     Scratch regions: XH (n, I + H_out) = [x_t | h_t-1], G (n, 4H), HF (n, H), PART (n, max(TILE, 4H)).
     """
+    _lstm_step(X, Y, P, S, SC, m, ANY_ACTIVATIONS)
+
+
+@jit
+def lstm_fast_step(X, Y, P, S, SC, m):
+    """lstm_step for a layer with the default activations (F_FAST): its compiled code holds no other."""
+    _lstm_step(X, Y, P, S, SC, m, DEFAULT_ACTIVATIONS)
+
+
+@jit
+def _lstm_step(X, Y, P, S, SC, m, ACT):
+    literally(ACT)
     I, H, Ho = m[M_IN], m[M_H], m[M_HO]
     n = X.shape[0]
     K = I + Ho
@@ -84,7 +107,7 @@ def lstm_step(X, Y, P, S, SC, m):
         _copy(G[r], bias)
     gemm_acc(G, XH, M, 0, 4 * H, PART)           # G = b + [x h] [W^T; R^T]
     for r in range(n):
-        _lstm_row(G[r], S[r, Ho:Ho + H], HF[r], P, m, base)
+        _lstm_cell(ACT, G[r], S[r, Ho:Ho + H], HF[r], P, m, base)
     if m[M_FLAGS] & F_PROJ:
         for r in range(n):
             for j in range(Ho):
@@ -177,6 +200,13 @@ def lstm_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+def lstm_fast_entry(x, y, p, s, sc, meta, n):
+    """The C entry point of an LSTM with the default activations: lstm_fast_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    lstm_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                   carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
 
 
 @jit

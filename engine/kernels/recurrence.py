@@ -13,8 +13,37 @@ input, H_t hidden, C_t cell, W/R input/recurrent weights, P peepholes. Nothing h
 from the caller.
 """
 
-from ..config import jit
+from numba import types
+from numba.extending import overload
+
+from ..config import OVERLOAD_OPTIONS, jit
 from .linalg import _copy, gemm_acc
+
+# The step kernels' ACT argument, a compile-time constant: a layer with the default activations (F_FAST) gets an
+# entry point compiled with DEFAULT_ACTIVATIONS, whose code holds the fast cell update alone; any other layer
+# one with ANY_ACTIVATIONS (the generic path, which takes the fast one too where F_FAST is set). The generic
+# path is about 2 s of a cold first step's compile.
+DEFAULT_ACTIVATIONS, ANY_ACTIVATIONS = 0, 1
+
+
+def activation_choice(fast, generic):
+    """A function ``choose(ACT, *args)``: ``fast(*args)`` when ACT is the constant DEFAULT_ACTIVATIONS, else
+    ``generic(*args)``, decided when the kernel is typed (so the other is never compiled into it)."""
+    def choose(ACT, *args):
+        raise NotImplementedError("only callable from numba-compiled code")
+
+    @overload(choose, jit_options=OVERLOAD_OPTIONS, prefer_literal=True)
+    def _choose(ACT, *args):
+        if not isinstance(ACT, types.IntegerLiteral):
+            return None
+        target = fast if ACT.literal_value == DEFAULT_ACTIVATIONS else generic
+
+        def impl(ACT, *args):
+            return target(*args)
+        return impl
+
+    return choose
+
 
 @jit
 def _start(HT, H0, lengths):

@@ -4,7 +4,7 @@ elementwise part of the BLAS path (``rnn_blas_post``).
 The design the three cells share is in recurrence.py.
 """
 
-from numba import carray
+from numba import carray, literally
 
 from ..config import jit
 from .activations import TANH, apply, tanh_
@@ -12,7 +12,21 @@ from .layout import (DIR_STRIDE, D_ACT0, D_B, D_FLT, D_M, F_CLIP, F_FAST, M_DIR,
                      M_PLEN, M_SCRATCH, M_STATE, TILE)
 from .linalg import _clamp, _copy, _panels, _rows, gemm_acc
 from .masking import mask_keep, mask_restore
-from .recurrence import CHUNK, _chunk_inputs, _chunk_project, _start
+from .recurrence import (ANY_ACTIVATIONS, CHUNK, DEFAULT_ACTIVATIONS, _chunk_inputs, _chunk_project, _start,
+                         activation_choice)
+
+
+@jit
+def _rnn_row_fast(g, h, P, m, base):
+    """_rnn_row for tanh or relu (F_FAST)."""
+    H = m[M_H]
+    if m[base + D_ACT0] == TANH:
+        for j in range(H):
+            h[j] = tanh_(g[j])
+    else:  # relu
+        for j in range(H):
+            v = g[j]
+            h[j] = v if v > 0 else v - v
 
 
 @jit
@@ -22,13 +36,7 @@ def _rnn_row(g, h, P, m, base):
     flags = m[M_FLAGS]
     code = m[base + D_ACT0]
     if flags & F_FAST:
-        if code == TANH:
-            for j in range(H):
-                h[j] = tanh_(g[j])
-        else:  # relu
-            for j in range(H):
-                v = g[j]
-                h[j] = v if v > 0 else v - v
+        _rnn_row_fast(g, h, P, m, base)
         return
     flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
     has_clip = (flags & F_CLIP) != 0
@@ -37,12 +45,27 @@ def _rnn_row(g, h, P, m, base):
         h[j] = apply(code, flt[1], flt[2], v)
 
 
+_rnn_cell = activation_choice(_rnn_row_fast, _rnn_row)
+
+
 @jit
 def rnn_step(X, Y, P, S, SC, m):
     """One timestep for n rows. X (n, I), Y (n, H) out; S (n, H) = h, updated in place.
 
     Scratch regions: XH (n, I + H), G (n, H), PART (n, max(TILE, H)).
     """
+    _rnn_step(X, Y, P, S, SC, m, ANY_ACTIVATIONS)
+
+
+@jit
+def rnn_fast_step(X, Y, P, S, SC, m):
+    """rnn_step for a layer with tanh or relu (F_FAST): its compiled code holds no other activation."""
+    _rnn_step(X, Y, P, S, SC, m, DEFAULT_ACTIVATIONS)
+
+
+@jit
+def _rnn_step(X, Y, P, S, SC, m, ACT):
+    literally(ACT)
     I, H = m[M_IN], m[M_H]
     n = X.shape[0]
     K = I + H
@@ -58,7 +81,7 @@ def rnn_step(X, Y, P, S, SC, m):
         _copy(G[r], bias)
     gemm_acc(G, XH, M, 0, H, PART)
     for r in range(n):
-        _rnn_row(G[r], S[r], P, m, base)
+        _rnn_cell(ACT, G[r], S[r], P, m, base)
         _copy(Y[r], S[r])
 
 
@@ -117,6 +140,13 @@ def rnn_entry(x, y, p, s, sc, meta, n):
     m = carray(meta, (meta[M_LEN],))
     rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+
+
+def rnn_fast_entry(x, y, p, s, sc, meta, n):
+    """The C entry point of an RNN with tanh or relu: rnn_fast_step over raw pointers."""
+    m = carray(meta, (meta[M_LEN],))
+    rnn_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+                  carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
 
 
 @jit

@@ -168,13 +168,25 @@ class Kind:
         plan then runs the affine as its own node)."""
         return None
 
-    def step_for(self, arity):
-        """The step kernel for a node reading ``arity`` edges (a masked node reads one more)."""
-        return self.step if arity == self.arity else self.masked_step
+    # a kind whose step has a variant compiled for F_FAST layers alone (the recurrent cells) names it here
+    fast_step = fast_entry = None
 
-    def entry_for(self, arity):
-        """The function compiled as the C entry point of a node reading ``arity`` edges."""
-        return self.entry if arity == self.arity else self.masked_entry
+    def step_for(self, arity, packed=None):
+        """The step kernel for a node reading ``arity`` edges (a masked node reads one more); for a ``packed``
+        layer with the default activations, the kind's variant compiled for those alone, if it has one."""
+        if arity != self.arity:
+            return self.masked_step
+        return self.fast_step if self._fast(packed) and self.fast_step is not None else self.step
+
+    def entry_for(self, arity, packed=None):
+        """The function compiled as the C entry point of a node reading ``arity`` edges (see step_for)."""
+        if arity != self.arity:
+            return self.masked_entry
+        return self.fast_entry if self._fast(packed) and self.fast_entry is not None else self.entry
+
+    @staticmethod
+    def _fast(packed):
+        return packed is not None and bool(packed.meta[L.M_FLAGS] & L.F_FAST)
 
     def id_bound(self, layer):
         """For a kind that reads ids: the ids it takes lie in [0, id_bound) (checked before any kernel runs)."""

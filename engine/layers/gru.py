@@ -9,8 +9,8 @@ biases; the candidate n apart, since r multiplies only its recurrent part: D_WXN
 import numpy as np
 
 from ..kernels import layout as L
-from ..kernels.gru import (gru_blas_finish, gru_blas_gates, gru_entry, gru_masked_entry, gru_masked_step, gru_sequence,
-                           gru_step, gru_work_size)
+from ..kernels.gru import (gru_blas_finish, gru_blas_gates, gru_entry, gru_fast_entry, gru_fast_step, gru_masked_entry,
+                           gru_masked_step, gru_sequence, gru_step, gru_work_size)
 from ..kernels.recurrence import seq_blas_load
 from .recurrent import Recurrent, RecurrentKind
 
@@ -37,6 +37,7 @@ class GRUKind(RecurrentKind):
     name, code, spec_class = "gru", L.OP_GRU, GRU
     step, entry, work_size = staticmethod(gru_step), staticmethod(gru_entry), staticmethod(gru_work_size)
     masked_step, masked_entry = staticmethod(gru_masked_step), staticmethod(gru_masked_entry)
+    fast_step, fast_entry = staticmethod(gru_fast_step), staticmethod(gru_fast_entry)
     convention = "gates r,z,n (PyTorch order; ONNX z,r,h and Keras z,r,h are permuted on load)"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):

@@ -8,8 +8,8 @@ D_PEEP (3, H) i, f, o, D_PROJ weight_hr^T (H, H_out) as panels. A stream's state
 import numpy as np
 
 from ..kernels import layout as L
-from ..kernels.lstm import (lstm_blas_post, lstm_entry, lstm_masked_entry, lstm_masked_step, lstm_sequence, lstm_step,
-                            lstm_work_size)
+from ..kernels.lstm import (lstm_blas_post, lstm_entry, lstm_fast_entry, lstm_fast_step, lstm_masked_entry,
+                            lstm_masked_step, lstm_sequence, lstm_step, lstm_work_size)
 from ..kernels.recurrence import seq_blas_load, seq_blas_store
 from .base import Slot
 from .recurrent import Recurrent, RecurrentKind
@@ -39,6 +39,7 @@ class LSTMKind(RecurrentKind):
     name, code, spec_class = "lstm", L.OP_LSTM, LSTM
     step, entry, work_size = staticmethod(lstm_step), staticmethod(lstm_entry), staticmethod(lstm_work_size)
     masked_step, masked_entry = staticmethod(lstm_masked_step), staticmethod(lstm_masked_entry)
+    fast_step, fast_entry = staticmethod(lstm_fast_step), staticmethod(lstm_fast_entry)
     convention = "gates i,f,g,o (PyTorch order; ONNX i,o,f,c and Keras i,f,c,o are permuted on load)"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):

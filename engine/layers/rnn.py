@@ -8,8 +8,8 @@ import numpy as np
 
 from ..kernels import layout as L
 from ..kernels.recurrence import seq_blas_load
-from ..kernels.rnn import (rnn_blas_post, rnn_entry, rnn_masked_entry, rnn_masked_step, rnn_sequence, rnn_step,
-                           rnn_work_size)
+from ..kernels.rnn import (rnn_blas_post, rnn_entry, rnn_fast_entry, rnn_fast_step, rnn_masked_entry, rnn_masked_step,
+                           rnn_sequence, rnn_step, rnn_work_size)
 from .activation import Activation
 from .recurrent import Recurrent, RecurrentKind
 
@@ -32,6 +32,7 @@ class RNNKind(RecurrentKind):
     name, code, spec_class = "rnn", L.OP_RNN, RNN
     step, entry, work_size = staticmethod(rnn_step), staticmethod(rnn_entry), staticmethod(rnn_work_size)
     masked_step, masked_entry = staticmethod(rnn_masked_step), staticmethod(rnn_masked_entry)
+    fast_step, fast_entry = staticmethod(rnn_fast_step), staticmethod(rnn_fast_entry)
     convention = "one gate"
 
     def pack_weights(self, buf, meta, base, layer, w, b_ih, b_hh):
