@@ -61,7 +61,8 @@ def warmup(*models, dtype=None):
 
 
 def default_specs(dtype="float32"):
-    """Small models of every recurrent cell and the usual heads: what ``rnnjit warmup`` with no file compiles."""
+    """Small models of every recurrent cell (with the default activations and with any) and the usual heads: what
+    ``rnnjit warmup`` with no file compiles."""
     from .spec import GRU, LSTM, RNN, Activation, Dense, ModelSpec
 
     rng = np.random.default_rng(0)
@@ -70,5 +71,8 @@ def default_specs(dtype="float32"):
     def w(G):
         return {"weight_ih": rng.normal(size=(G * H, n_in)), "weight_hh": rng.normal(size=(G * H, H))}
 
-    return [ModelSpec([cell(n_in, H, w(G)), Dense(rng.normal(size=(2, H))), Activation("sigmoid")], dtype=dtype)
-            for cell, G in ((LSTM, 4), (GRU, 3), (RNN, 1))]
+    # each cell twice: with the default activations (their own entry point) and with a clip, which takes the
+    # generic one that every other ONNX activation set uses too
+    return [ModelSpec([cell(n_in, H, w(G), clip=clip), Dense(rng.normal(size=(2, H))), Activation("sigmoid")],
+                      dtype=dtype)
+            for cell, G in ((LSTM, 4), (GRU, 3), (RNN, 1)) for clip in (None, 1e4)]

@@ -37,7 +37,7 @@ def compile_entry(dtype, entry, arity=1, reads_ids=False):
     ids = types.CPointer(types.int64)
     signature = types.void(*([ids if reads_ids else ptr] * arity), ptr, ptr, ptr, ptr, types.CPointer(types.int64),
                            types.int64)
-    name = entry.__name__.replace("_entry", "")
+    name = _name(entry)
     cached = _in_cache(entry, signature)
     if not cached:   # say so before the seconds go: a first run should not look hung
         log.info("compiling the %s kernel for %s (its first use with this numba cache: a few seconds; "
@@ -49,6 +49,15 @@ def compile_entry(dtype, entry, arity=1, reads_ids=False):
         if cached:
             log.info("compiled the %s kernel for %s in %.1f s", name, np.dtype(dtype).name, COMPILED[-1][2])
     return fn
+
+
+def _name(entry):
+    """What messages and warmup's report call an entry point: its kind ("gru"), and for a cell's generic entry
+    (every ONNX activation; its ``_fast`` twin is what layers with the default ones use) ", any activation"."""
+    name = entry.__name__[:-len("_entry")] if entry.__name__.endswith("_entry") else entry.__name__
+    if name.endswith("_fast"):
+        return name[:-len("_fast")]
+    return name + (", any activation" if getattr(entry, "generic", False) else "")
 
 
 def _in_cache(entry, signature):

@@ -244,6 +244,9 @@ def gru_fast_entry(x, y, p, s, sc, meta, n):
                   carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
 
 
+gru_entry.generic = True   # see entry._name
+
+
 @jit
 def gru_masked_step(X, M, Y, P, S, SC, m):
     """gru_step for the rows M keeps (M[r, 0] != 0); the others keep their state and output their previous
