@@ -97,8 +97,8 @@ def _gru_candidate(GHN, HS, RH, P, m, base, rows_bhn, PART):
         gemm_acc(GHN, RH, Rn, 0, H, PART)
 
 
-_gru_gates_for = activation_choice(_gru_gates_fast, _gru_gates)
-_gru_finish_for = activation_choice(_gru_finish_fast, _gru_finish)
+_gru_gates_for = activation_choice(_gru_gates_fast, _gru_gates, 6)
+_gru_finish_for = activation_choice(_gru_finish_fast, _gru_finish, 7)
 
 
 @jit
@@ -231,17 +231,19 @@ def gru_work_size(B, I, H, Ho):
 
 
 def gru_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (engine.kernels.entry.compile_entry): gru_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): gru_step over raw pointers (calling
+    ``_gru_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
-    gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-             carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def gru_fast_entry(x, y, p, s, sc, meta, n):
-    """The C entry point of a GRU with the default activations: gru_fast_step over raw pointers."""
+    """The C entry point of an GRU with the default activations: gru_fast_step over raw pointers
+    (calling ``_gru_step`` itself, as gru_entry does)."""
     m = carray(meta, (meta[M_LEN],))
-    gru_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-                  carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 gru_entry.generic = True   # see entry._name

@@ -70,7 +70,7 @@ def _lstm_row(g, c, hfull, P, m, base):
         hfull[j] = o * apply(hc, flt[5], flt[6], ct)  # Ht = ot . h(Ct)
 
 
-_lstm_cell = activation_choice(_lstm_row_fast, _lstm_row)
+_lstm_cell = activation_choice(_lstm_row_fast, _lstm_row, 6)
 
 
 @jit
@@ -196,17 +196,19 @@ def lstm_work_size(B, I, H, Ho):
 
 
 def lstm_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (engine.kernels.entry.compile_entry): lstm_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): lstm_step over raw pointers (calling
+    ``_lstm_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
-    lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+           carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def lstm_fast_entry(x, y, p, s, sc, meta, n):
-    """The C entry point of an LSTM with the default activations: lstm_fast_step over raw pointers."""
+    """The C entry point of an LSTM with the default activations: lstm_fast_step over raw pointers
+    (calling ``_lstm_step`` itself, as lstm_entry does)."""
     m = carray(meta, (meta[M_LEN],))
-    lstm_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-                   carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+           carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 lstm_entry.generic = True   # see entry._name

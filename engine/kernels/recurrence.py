@@ -26,22 +26,24 @@ from .linalg import _copy, gemm_acc
 DEFAULT_ACTIVATIONS, ANY_ACTIVATIONS = 0, 1
 
 
-def activation_choice(fast, generic):
-    """A function ``choose(ACT, *args)``: ``fast(*args)`` when ACT is the constant DEFAULT_ACTIVATIONS, else
-    ``generic(*args)``, decided when the kernel is typed (so the other is never compiled into it)."""
-    def choose(ACT, *args):
-        raise NotImplementedError("only callable from numba-compiled code")
-
-    @overload(choose, jit_options=OVERLOAD_OPTIONS, prefer_literal=True)
-    def _choose(ACT, *args):
-        if not isinstance(ACT, types.IntegerLiteral):
-            return None
-        target = fast if ACT.literal_value == DEFAULT_ACTIVATIONS else generic
-
-        def impl(ACT, *args):
-            return target(*args)
-        return impl
-
+def activation_choice(fast, generic, nargs):
+    """A function ``choose(ACT, a0, ..., a<nargs-1>)``: ``fast(a0, ...)`` when ACT is the constant
+    DEFAULT_ACTIVATIONS, else ``generic(a0, ...)``, decided when the kernel is typed (so the other is never
+    compiled into it) and inlined there (every level of calls is one more pass of LLVM over all it calls: ~0.7 s
+    of a cold start each)."""
+    names = ", ".join(f"a{i}" for i in range(nargs))
+    scope = {"types": types, "DEFAULT": DEFAULT_ACTIVATIONS, "fast": fast, "generic": generic}
+    exec(f"def choose(ACT, {names}):\n"
+         f"    raise NotImplementedError('only callable from numba-compiled code')\n"
+         f"def typing(ACT, {names}):\n"                  # an overload's typing and implementing signatures match
+         f"    if not isinstance(ACT, types.IntegerLiteral):\n"
+         f"        return None\n"
+         f"    target = fast if ACT.literal_value == DEFAULT else generic\n"
+         f"    def impl(ACT, {names}):\n"
+         f"        return target({names})\n"
+         f"    return impl\n", scope)
+    choose = scope["choose"]
+    overload(choose, jit_options=OVERLOAD_OPTIONS, inline="always", prefer_literal=True)(scope["typing"])
     return choose
 
 

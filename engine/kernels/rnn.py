@@ -45,7 +45,7 @@ def _rnn_row(g, h, P, m, base):
         h[j] = apply(code, flt[1], flt[2], v)
 
 
-_rnn_cell = activation_choice(_rnn_row_fast, _rnn_row)
+_rnn_cell = activation_choice(_rnn_row_fast, _rnn_row, 5)
 
 
 @jit
@@ -136,17 +136,19 @@ def rnn_work_size(B, I, H, Ho):
 
 
 def rnn_entry(x, y, p, s, sc, meta, n):
-    """The C entry point (engine.kernels.entry.compile_entry): rnn_step over raw pointers."""
+    """The C entry point (engine.kernels.entry.compile_entry): rnn_step over raw pointers (calling
+    ``_rnn_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
-    rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-             carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def rnn_fast_entry(x, y, p, s, sc, meta, n):
-    """The C entry point of an RNN with tanh or relu: rnn_fast_step over raw pointers."""
+    """The C entry point of an RNN with the default activations: rnn_fast_step over raw pointers
+    (calling ``_rnn_step`` itself, as rnn_entry does)."""
     m = carray(meta, (meta[M_LEN],))
-    rnn_fast_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-                  carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m)
+    _rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
+          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 rnn_entry.generic = True   # see entry._name
