@@ -8,10 +8,12 @@ use (LSTM 32x128: K = 160 stacked rows for a step, N = 512 gate units). A varian
 engine/kernels/linalg.py only when it wins clearly; the result of each trial is recorded in
 benchmarks/README.md.
 
-The engine's kernel reads the weights as column panels (engine/kernels/layout.py) and keeps a 64-column
-accumulator tile, for one, two (float64), four or six rows, in vector registers. float64 is timed too (the
-engine and ``tiled`` only). To see the code an AVX2 machine gets, run with NUMBA_CPU_NAME=znver3 (and a
-separate NUMBA_CACHE_DIR). The variants below read the plain (K, N) layout:
+The engine's kernel reads the weights as column panels (engine/kernels/layout.py) and keeps the accumulator
+tile of one, four or six rows in vector registers, its width sized for the target (linalg._TILES). float64 is
+timed too (the engine and ``tiled`` only). To see the code an AVX2 machine gets, run with
+``NUMBA_CPU_NAME=znver3 NUMBA_CPU_FEATURES=""`` and a separate NUMBA_CACHE_DIR (the name alone keeps the host's
+features), and ``OPENBLAS_CORETYPE=Haswell`` for OpenBLAS's AVX2 kernels. The variants below read the plain
+(K, N) layout:
 
 ``tiled``: the engine's kernel before the panels (promoted out on 2026-11-22): TILE columns, the K loop
 unrolled by 4, partial sums in a scratch row that is loaded and stored for every 4 rows of W.
