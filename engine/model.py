@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import ShapeError, StateError
 from .layers.recurrent import BLAS_MIN_BATCH  # noqa: F401 - where run() switches to BLAS, re-exported
+from .layers.recurrent import RUN_THREADS
 from .plan import Plan
 from .session import Stream, Streams
 from .spec import ModelSpec
@@ -149,14 +150,26 @@ class Model:
         return Streams(self, n, threads)
 
     # ---- whole sequences ----
-    def run(self, X, lengths=None, *, batch_first=True, initial_state=None, return_state=False):
+    def run(self, X, lengths=None, *, batch_first=True, initial_state=None, return_state=False, threads=1):
         """Outputs for whole sequences (see the module docstring for shapes and ``lengths``).
 
         ``initial_state``: optional dict ``<node>.h`` (D, B, H_out) / ``<node>.c`` (D, B, H) for recurrent
         node ``<node>`` (a chain's nodes are ``layers.<i>``; D directions, forward first); (D, H) broadcasts
         over the batch. Nodes not named start from the spec's initial state (or zeros). With
         ``return_state=True`` the final states come back in the same form, as ``(Y, state)``.
+
+        ``threads=2`` runs the first half of the sequences' recurrences on this thread and the second on a worker
+        thread, at once: each sequence's numbers stay bit for bit what one thread gives.
         """
+        if isinstance(threads, bool) or threads not in (1, 2):
+            raise ValueError(f"threads must be 1 or 2, got {threads!r}")
+        token = RUN_THREADS.set(threads)
+        try:
+            return self._run(X, lengths, batch_first, initial_state, return_state)
+        finally:
+            RUN_THREADS.reset(token)
+
+    def _run(self, X, lengths, batch_first, initial_state, return_state):
         plan = self._plan
         seqs, unbatched = self._sequences(X, batch_first)
         T, B = seqs[0].shape[:2]

@@ -60,6 +60,26 @@ def test_streams_on_two_threads_equal_one_thread_bit_for_bit(rng, n, dtype):
     assert np.array_equal(one.step(X[0]), two.step(X[0]))
 
 
+@pytest.mark.parametrize("B", [2, 5, 17])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_run_on_two_threads_equals_one_thread_bit_for_bit(rng, B, dtype):
+    model = _model(rng, dtype)
+    bi = engine.Model(engine.ModelSpec([engine.GRU(6, 8, [random_weights(rng, "gru", 6, 8) for _ in range(2)],
+                                                   direction="bidirectional"),
+                                        engine.Dense(rng.uniform(-1, 1, (3, 16)), rng.uniform(-1, 1, 3))]),
+                      dtype=dtype)
+    X = rng.uniform(-2, 2, (B, 40, 6))
+    lens = rng.integers(1, 41, B)
+    for m in (model, bi):
+        one, state_one = m.run(X, lens, return_state=True)
+        two, state_two = m.run(X, lens, return_state=True, threads=2)
+        assert np.array_equal(one, two)
+        assert state_one.keys() == state_two.keys()
+        assert all(np.array_equal(state_one[k], state_two[k]) for k in state_one)
+    with pytest.raises(ValueError, match="threads must be 1 or 2"):
+        model.run(X, lens, threads=3)
+
+
 def test_threads_are_one_or_two_and_a_lone_stream_needs_none(model):
     for bad in (0, 3, True, 1.5, "2"):
         with pytest.raises(ValueError, match="threads must be 1 or 2"):

@@ -9,6 +9,10 @@ and the timestep of its BLAS path (``blas_recurrence``). Shapes in ``run``: seq 
 Y (T, B, D * H_out).
 """
 
+import concurrent.futures
+import contextvars
+import os
+
 import numpy as np
 
 from ..kernels import layout as L
@@ -203,6 +207,17 @@ class Recurrent:
 # step), BLAS at 32 and 64 (99.8 vs 116.3, 144.1 vs 197.2).
 BLAS_MIN_BATCH = 24
 
+# Model.run(threads=): 1, or 2 to split the compiled recurrence's sequences across this thread and a worker
+RUN_THREADS = contextvars.ContextVar("rnnjit_run_threads", default=1)
+_WORKER = []
+
+
+def _worker():
+    """The one worker thread of ``run(threads=2)`` (started on first use, a daemon; a forked child starts its own)."""
+    if not _WORKER or _WORKER[0][1] != os.getpid():
+        _WORKER[:] = [(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rnnjit-run"), os.getpid())]
+    return _WORKER[0][0]
+
 
 class RecurrentKind(Kind):
     """A recurrent cell's kind; lstm.py, gru.py and rnn.py fill in the cell."""
@@ -304,10 +319,10 @@ class RecurrentKind(Kind):
             Y = np.zeros((T, B, layer.output_hidden), dt)
             if B >= BLAS_MIN_BATCH:
                 self._recurrence_blas(p, d, seq, h0, hT, c0, cT, Y, lengths, reverse)
+            elif RUN_THREADS.get() == 2 and B >= 2:
+                self._recurrence_split(p, d, seq, h0, hT, c0, cT, Y, lengths, reverse)
             else:   # the compiled recurrence, input projections a few timesteps at a time
-                work = np.zeros(self.work_size(B, layer.input_size, layer.hidden_size, layer.output_hidden), dt)
-                self.sequence_kernel(p, d, seq, h0[d], None if c0 is None else c0[d], Y, lengths, reverse, hT[d],
-                                     None if cT is None else cT[d], work)
+                self._recurrence_rows(p, d, seq, h0, hT, c0, cT, Y, lengths, reverse, 0, B)
             outs.append(Y)
         for name, final in finals.items():
             states_out[f"{prefix}.{name}"] = final
@@ -351,6 +366,31 @@ class RecurrentKind(Kind):
         for name, final in finals.items():
             states_out[f"{prefix}.{name}"] = final
         return outs[0] if D == 1 else np.concatenate(outs, axis=2)
+
+    def _recurrence_rows(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse, lo, hi):
+        """The compiled recurrence of direction d for sequences lo..hi-1 (all of them: the arrays as they are; a
+        part: contiguous copies of its inputs, results written back into its rows)."""
+        layer = p.layer
+        whole = lo == 0 and hi == seq.shape[1]
+        rows = slice(lo, hi)
+        part = seq if whole else np.ascontiguousarray(seq[:, rows])
+        out = Y if whole else np.zeros((Y.shape[0], hi - lo, Y.shape[2]), Y.dtype)
+        work = np.zeros(self.work_size(hi - lo, layer.input_size, layer.hidden_size, layer.output_hidden), seq.dtype)
+        self.sequence_kernel(p, d, part, h0[d][rows], None if c0 is None else c0[d][rows], out,
+                             np.ascontiguousarray(lengths[rows]), reverse, hT[d][rows],
+                             None if cT is None else cT[d][rows], work)
+        if not whole:
+            Y[:, rows] = out
+
+    def _recurrence_split(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse):
+        """``Model.run(threads=2)``: the first half of the sequences on this thread, the second on a worker, at
+        once (the kernels run without the GIL). A sequence's numbers do not depend on the others in its batch:
+        bit for bit what one thread gives."""
+        B = seq.shape[1]
+        a = (B + 1) // 2
+        other = _worker().submit(self._recurrence_rows, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse, a, B)
+        self._recurrence_rows(p, d, seq, h0, hT, c0, cT, Y, lengths, reverse, 0, a)
+        other.result()
 
     def _recurrence_blas(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse):
         """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
