@@ -117,7 +117,7 @@ def test_a_second_process_loads_the_kernels_from_the_cache_instead_of_compiling(
         return [line.split(" from ")[0].split(" to ")[0] for line in run.stdout.splitlines()
                 if line.startswith("[cache]") and kernel in line]
 
-    for kernel in ("lstm.lstm_entry", "lstm.lstm_sequence"):  # the stepping entry point and a sequence kernel
+    for kernel in ("lstm.lstm_fast_entry", "lstm.lstm_sequence"):  # the stepping entry point and a sequence kernel
         assert "[cache] data saved" in events(first, kernel), first.stdout[-2000:]
         assert "[cache] data loaded" in events(second, kernel), second.stdout[-2000:]
         assert "[cache] data saved" not in events(second, kernel), second.stdout[-2000:]
