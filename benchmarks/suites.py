@@ -371,7 +371,39 @@ def threads(quick=False):
                          f"threads: LSTM {I}x{H}, each thread its own stream, {steps} steps each, best of rounds; "
                          f"{os.cpu_count()} cores")
     split, split_text = _threads_in_one_call(quick)
-    return rows + split, text + "\n\n" + split_text
+    seqs, seqs_text = _run_threads(quick)
+    return rows + split + seqs, text + "\n\n" + split_text + "\n\n" + seqs_text
+
+
+def _run_threads(quick):
+    """``Model.run(X, threads=2)`` against one thread: LSTM 32x128 then GRU 128x64, whole sequences of ragged
+    lengths (the compiled recurrence below BLAS_MIN_BATCH sequences)."""
+    import time
+
+    import engine
+    from tests.helpers import random_weights
+
+    rng = np.random.default_rng(9)
+    model = engine.Model(engine.ModelSpec([engine.LSTM(32, 128, [random_weights(rng, "lstm", 32, 128)]),
+                                           engine.GRU(128, 64, random_weights(rng, "gru", 128, 64))]))
+    T = 100 if quick else 500
+    rows = []
+    for B in ((8,) if quick else (2, 8, 32, 48)):
+        X = rng.normal(size=(B, T, 32)).astype(np.float32)
+        lens = rng.integers(T // 2, T + 1, B)
+        assert np.array_equal(model.run(X, lens), model.run(X, lens, threads=2)), "threads=2 differs"
+        best = {}
+        for _ in range(3 if quick else 7):       # interleaved; the fastest of each
+            for threads in (1, 2):
+                t0 = time.perf_counter()
+                model.run(X, lens, threads=threads)
+                best[threads] = min(best.get(threads, 1e9), time.perf_counter() - t0)
+        for threads in (1, 2):
+            rows.append({"batch": B, "T": T, "threads": threads, "ms per run": best[threads] * 1e3,
+                         "x one thread": best[1] / best[threads]})
+    text = harness.table(rows, ["batch", "T", "threads", "ms per run", "x one thread"],
+                         "run(X, threads=2): LSTM 32x128 + GRU 128x64, ragged lengths, fastest of rounds")
+    return rows, text
 
 
 def _threads_in_one_call(quick):

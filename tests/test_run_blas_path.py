@@ -134,8 +134,10 @@ ORT_CASES = {
         activations=[("hard_sigmoid", 0.3, 0.4), "softsign", ("scaled_tanh", 1.2, 0.7)]),
     "gru linear_before_reset=0, reverse, clip": lambda rng: engine.GRU(
         I, H, random_weights(rng, "gru", I, H), linear_before_reset=False, direction="reverse", clip=0.9),
+    # leaky_relu gates are unbounded (z > 1 amplifies h, and its rounding, every step): weights small enough that
+    # the sequences stay bounded, so a float32 bar measures the plumbing, not a chaotic recurrence
     "gru bidirectional, custom activations": lambda rng: engine.GRU(
-        I, H, [random_weights(rng, "gru", I, H) for _ in range(2)], direction="bidirectional",
+        I, H, [random_weights(rng, "gru", I, H, scale=0.3) for _ in range(2)], direction="bidirectional",
         activations=[("leaky_relu", 0.07), "softsign"]),
     "rnn reverse, affine": lambda rng: engine.RNN(I, H, random_weights(rng, "rnn", I, H, scale=0.3),
                                                   direction="reverse", activations=[("affine", 0.8, 0.1)]),

@@ -203,9 +203,10 @@ class Recurrent:
 
 
 # run(): from this many sequences on, the recurrent GEMM of each timestep goes to BLAS. Measured crossover
-# (LSTM 32x128, T=200): the compiled path is faster at 8 and 16 sequences (22.9 vs 24.0, 54.9 vs 61.3 us per
-# step), BLAS at 32 and 64 (99.8 vs 116.3, 144.1 vs 197.2).
-BLAS_MIN_BATCH = 24
+# (LSTM 32x128, T=300, float32, AVX-512, 2026-12-01, with gemm_acc's vector tiles; us per timestep, compiled vs
+# BLAS path): 16: 34.1 vs 49.6, 24: 53.7 vs 62.9, 32: 76.1 vs 87.2, 64: 138.7 vs 134.4, 128: 305 vs 271,
+# 256: 606 vs 492. (Before those tiles it was 24: BLAS won from 32 on.)
+BLAS_MIN_BATCH = 64
 
 # Model.run(threads=): 1, or 2 to split the compiled recurrence's sequences across this thread and a worker
 RUN_THREADS = contextvars.ContextVar("rnnjit_run_threads", default=1)
@@ -394,9 +395,8 @@ class RecurrentKind(Kind):
 
     def _recurrence_blas(self, p, d, seq, h0, hT, c0, cT, Y, lengths, reverse):
         """The recurrence of direction d with each timestep's [x_t, H_t-1] [W^T; R^T] as one BLAS GEMM over the
-        batch (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the GEMM
-        is 1.4-2x faster than the engine's own accumulation (benchmarks/kernel_variants.py), which stays in use
-        below it, where a Python-level loop per timestep would cost more than it saves. The input projection is
+        batch (numpy's np.dot), the cell updates in compiled kernels. For B >= BLAS_MIN_BATCH: there the path is
+        faster than the engine's own recurrence (see BLAS_MIN_BATCH), which stays in use below it, where a Python-level loop per timestep would cost more than it saves. The input projection is
         not done for all T up front here: its (T, B, 4H) result would be written to fresh memory, and at batch
         32 the page faults alone cost as much as the recurrence."""
         layer = p.layer
