@@ -36,13 +36,12 @@ def _gru_gates(grz, h, rh, P, m, base):
     if flags & F_FAST:
         _gru_gates_fast(grz, h, rh, P, m, base)
         return
-    else:
-        flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
-        has_clip = (flags & F_CLIP) != 0
-        fc = m[base + D_ACT0]
-        for j in range(2 * H):
-            v = _clamp(grz[j], flt[0]) if has_clip else grz[j]
-            grz[j] = apply(fc, flt[1], flt[2], v)
+    flt = P[m[base + D_FLT]:m[base + D_FLT] + 7]
+    has_clip = (flags & F_CLIP) != 0
+    fc = m[base + D_ACT0]
+    for j in range(2 * H):
+        v = _clamp(grz[j], flt[0]) if has_clip else grz[j]
+        grz[j] = apply(fc, flt[1], flt[2], v)
     if not flags & F_LBR:
         for j in range(H):
             rh[j] = grz[j] * h[j]
@@ -235,15 +234,15 @@ def gru_entry(x, y, p, s, sc, meta, n):
     ``_gru_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
     _gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def gru_fast_entry(x, y, p, s, sc, meta, n):
-    """The C entry point of an GRU with the default activations: gru_fast_step over raw pointers
+    """The C entry point of a GRU with the default activations: gru_fast_step over raw pointers
     (calling ``_gru_step`` itself, as gru_entry does)."""
     m = carray(meta, (meta[M_LEN],))
     _gru_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 gru_entry.generic = True   # see entry._name

@@ -200,7 +200,7 @@ def lstm_entry(x, y, p, s, sc, meta, n):
     ``_lstm_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
     _lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-           carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
+               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def lstm_fast_entry(x, y, p, s, sc, meta, n):
@@ -208,7 +208,7 @@ def lstm_fast_entry(x, y, p, s, sc, meta, n):
     (calling ``_lstm_step`` itself, as lstm_entry does)."""
     m = carray(meta, (meta[M_LEN],))
     _lstm_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-           carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
+               carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 lstm_entry.generic = True   # see entry._name

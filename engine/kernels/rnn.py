@@ -140,7 +140,7 @@ def rnn_entry(x, y, p, s, sc, meta, n):
     ``_rnn_step`` itself: each level of calls is one more LLVM pass over everything below it)."""
     m = carray(meta, (meta[M_LEN],))
     _rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, ANY_ACTIVATIONS)
 
 
 def rnn_fast_entry(x, y, p, s, sc, meta, n):
@@ -148,7 +148,7 @@ def rnn_fast_entry(x, y, p, s, sc, meta, n):
     (calling ``_rnn_step`` itself, as rnn_entry does)."""
     m = carray(meta, (meta[M_LEN],))
     _rnn_step(carray(x, (n, m[M_IN])), carray(y, (n, m[M_OUT])), carray(p, (m[M_PLEN],)),
-          carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
+              carray(s, (n, m[M_STATE])), carray(sc, (n * m[M_SCRATCH],)), m, DEFAULT_ACTIVATIONS)
 
 
 rnn_entry.generic = True   # see entry._name
